@@ -1,0 +1,219 @@
+"""Matcher benchmark: articles/s at 10, 1,000 and 10,000 rules, against the naive loop.
+
+Run: ``python bench/match.py [--articles 2000] [--rounds 5] [--seed 7]``. Not a test.
+
+Articles are ~3 KB of reshuffled Arabic, English and Russian sentences written
+for this script; rules are half Arabic, a third English, the rest Russian, one to
+three words, a share taken from the corpus vocabulary (so they hit) and the rest
+synthetic. Each round times every variant once on the same input (interleaved, so
+all variants see the same noisy moments); the table shows medians, and ratios are
+medians of per-round ratios. The naive loop (``term in text`` over every rule) is
+timed on a subset of articles when it would take too long, and reported per article.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from monitor import text as tx  # noqa: E402
+from monitor.matcher import compile_rules  # noqa: E402
+from monitor.models import Article, Rule  # noqa: E402
+
+ARABIC = [
+    "أعلنت وزارة الخارجية أن جولة جديدة من المحادثات ستعقد في أستانا الأسبوع المقبل.",
+    "وقال الوزير إن وقف إطلاق النار صامد في معظم المناطق رغم بعض الخروقات.",
+    "وأكد المبعوث الأممي ضرورة تثبيت الهدنة قبل الانتقال إلى المرحلة السياسية.",
+    "وشارك في الاجتماع ممثلون عن الدول الضامنة وعن الحكومة والمعارضة.",
+    "وبحث لافروف مع نظيره التركي سبل تعزيز التعاون في مكافحة الإرهاب.",
+    "وأشار البيان الختامي إلى التزام الأطراف بوحدة الأراضي السورية وسيادتها.",
+    "ونقلت وكالة الأنباء عن مصدر دبلوماسي أن الوفود وصلت إلى العاصمة الكازاخية.",
+    "وتناولت المباحثات ملف المعتقلين وإيصال المساعدات الإنسانية إلى المناطق المحاصرة.",
+    "ودعا المشاركون إلى وقف الأعمال القتالية وتبادل الأسرى في أقرب وقت.",
+    "وأوضح المتحدث أن اللجنة الدستورية ستجتمع في جنيف الشهر المقبل.",
+    "وذكرت مصادر محلية أن القصف توقف على الجبهات الشمالية منذ يومين.",
+    "وأعربت إيران عن استعدادها لاستضافة الجولة التالية من المفاوضات.",
+    "ورحبت الأمم المتحدة بنتائج اللقاء ووصفته بأنه خطوة إلى الأمام.",
+    "وتعمل فرق الإغاثة على إعادة تأهيل المدارس والمستشفيات في الريف.",
+    "وقالت الحكومة إن عودة اللاجئين تتطلب توفير الخدمات الأساسية.",
+]
+ENGLISH = [
+    "The foreign ministry said a new round of talks would open in Astana next week.",
+    "Officials described the ceasefire as holding across most front lines.",
+    "The envoy urged the parties to consolidate the truce before political talks.",
+    "Delegations from the guarantor states met government and opposition negotiators.",
+    "Lavrov discussed counter-terrorism cooperation with his Turkish counterpart.",
+    "The final statement reaffirmed the territorial integrity of the country.",
+    "Aid convoys reached besieged districts for the first time in months.",
+    "Diplomats expect the constitutional committee to meet in Geneva next month.",
+    "Local sources reported that shelling had stopped on the northern fronts.",
+    "Tehran offered to host the next round of negotiations.",
+    "The United Nations welcomed the outcome and called it a step forward.",
+    "Relief teams are repairing schools and hospitals in rural areas.",
+    "The government said refugees would need basic services before returning.",
+    "Analysts warned that the cease-fire remained fragile after recent clashes.",
+    "Observers will monitor the exchange of prisoners agreed at the meeting.",
+]
+RUSSIAN = [
+    "МИД сообщил, что новый раунд переговоров пройдет в Астане на следующей неделе.",
+    "По словам министра, перемирие соблюдается в большинстве районов.",
+    "Спецпосланник призвал стороны закрепить режим прекращения огня.",
+    "В встрече участвовали представители стран-гарантов, правительства и оппозиции.",
+    "Лавров обсудил с турецким коллегой сотрудничество в борьбе с терроризмом.",
+    "В итоговом заявлении подтверждена территориальная целостность страны.",
+    "Гуманитарные колонны впервые за несколько месяцев достигли осажденных районов.",
+    "Конституционный комитет соберется в Женеве в следующем месяце.",
+    "Местные источники сообщили, что обстрелы на северных участках прекратились.",
+    "Иран предложил провести следующий раунд переговоров в Тегеране.",
+    "Организация Объединенных Наций приветствовала итоги встречи.",
+    "Спасатели восстанавливают школы и больницы в сельских районах.",
+    "Правительство заявило, что беженцам нужны базовые услуги для возвращения.",
+    "Эксперты считают, что договоренности остаются хрупкими.",
+    "Наблюдатели будут следить за обменом пленными.",
+]
+SCRIPTS = {
+    "ar": "ابتثجحخدذرزسشصضطظعغفقكلمنهوي",
+    "en": "abcdefghijklmnopqrstuvwxyz",
+    "ru": "абвгдежзиклмнопрстуфхцчшщыэюя",
+}
+
+
+def make_articles(n: int, rng: random.Random) -> list[Article]:
+    """n articles of ~3 KB, a mix of the three languages, each from reshuffled sentences."""
+    articles = []
+    pools = [ARABIC, ENGLISH, RUSSIAN]
+    for i in range(n):
+        main = pools[i % 3]
+        parts: list[str] = []
+        while len(" ".join(parts).encode()) < 3000:
+            pool = main if rng.random() < 0.7 else rng.choice(pools)
+            parts.append(rng.choice(pool))
+        body = " ".join(parts)
+        articles.append(
+            Article(key=str(i), feed_id="bench", title=parts[0][:80], summary="", content=body)
+        )
+    return articles
+
+
+def make_rules(count: int, rng: random.Random) -> list[Rule]:
+    """Rules: 1/2 Arabic, 1/3 English, rest Russian; 1–3 words; ~5% taken from the corpus."""
+    vocab = {
+        lang: [w for s in pool for w in re.findall(r"\w+", s) if len(w) > 3]
+        for lang, pool in (("ar", ARABIC), ("en", ENGLISH), ("ru", RUSSIAN))
+    }
+    rules = []
+    for i in range(count):
+        r = i % 6
+        lang = "ar" if r < 3 else "en" if r < 5 else "ru"
+        words = []
+        for _ in range(rng.choice((1, 1, 1, 2, 2, 3))):
+            if rng.random() < max(0.05, 30 / max(count, 1)):
+                words.append(rng.choice(vocab[lang]))
+            else:
+                words.append("".join(rng.choice(SCRIPTS[lang]) for _ in range(rng.randint(4, 8))))
+        rules.append(Rule(name=f"r{i}", any=(" ".join(words),)))
+    return rules
+
+
+# -- the variants ----------------------------------------------------------------
+
+_TASHKEEL = re.compile("[\u064b-\u0652\u0640]")
+
+
+def floor_normalise_tokenise(article: Article) -> int:
+    """The floor: casefold + Arabic folding (replace chain) + \\w+ tokens, nothing else."""
+    n = 0
+    for value in (article.title, article.summary, article.content):
+        s = value.casefold()
+        for a, b in (("أ", "ا"), ("إ", "ا"), ("آ", "ا"), ("ى", "ي"), ("ة", "ه"), ("ё", "е")):
+            if a in s:
+                s = s.replace(a, b)
+        s = _TASHKEEL.sub("", s)
+        n += len(re.findall(r"\w+", s))
+    return n
+
+
+def naive_loop(terms: list[str]):
+    """The baseline every per-rule loop is: ``term in text`` for each rule."""
+    folded = [t.casefold() for t in terms]
+
+    def run(article: Article) -> int:
+        text = f"{article.title}\n{article.summary}\n{article.content}".casefold()
+        return sum(1 for t in folded if t in text)
+
+    return run
+
+
+def timed(fn, items) -> float:
+    start = time.perf_counter()
+    for item in items:
+        fn(item)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--articles", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--sizes", default="10,1000,10000")
+    args = parser.parse_args(argv)
+    rng = random.Random(args.seed)
+    articles = make_articles(args.articles, rng)
+    size = statistics.median(
+        len(f"{a.title}\n{a.content}".encode()) for a in articles
+    )
+    print(f"{len(articles)} articles, median {size:.0f} bytes; {args.rounds} rounds; one core")
+    tx.russian_lemmas("прогрев")  # load pymorphy3 once, outside every timing
+    print()
+    header = (
+        "| rules | build ms | matcher art/s (cold pass) | matcher art/s | floor art/s "
+        "| ×floor | naive art/s | ×naive | matches/article |"
+    )
+    print(header)
+    print("|---" * 9 + "|")
+    for count in (int(s) for s in args.sizes.split(",")):
+        rules = make_rules(count, random.Random(args.seed + count))
+        builds = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            matcher = compile_rules(rules)
+            builds.append(time.perf_counter() - t0)
+        tx.russian_term_lemmas.cache_clear()
+        tx.normalize_token.cache_clear()
+        t0 = time.perf_counter()
+        matcher = compile_rules(rules)
+        cold_build = time.perf_counter() - t0
+        cold = timed(matcher.match, articles)
+        matches = sum(len(matcher.match(a)) for a in articles[:200]) / min(200, len(articles))
+        naive = naive_loop([r.any[0] for r in rules])
+        naive_items = articles if count <= 1000 else articles[: max(50, len(articles) // 20)]
+        m_rates, f_rates, n_rates, x_floor, x_naive = [], [], [], [], []
+        for _ in range(args.rounds):
+            tm = timed(matcher.match, articles) / len(articles)
+            tf = timed(floor_normalise_tokenise, articles) / len(articles)
+            tn = timed(naive, naive_items) / len(naive_items)
+            m_rates.append(1 / tm)
+            f_rates.append(1 / tf)
+            n_rates.append(1 / tn)
+            x_floor.append(tm / tf)
+            x_naive.append(tn / tm)
+        print(
+            f"| {count:,} | {statistics.median(builds) * 1000:.1f} (cold {cold_build * 1000:.0f}) "
+            f"| {len(articles) / cold:,.0f} | **{statistics.median(m_rates):,.0f}** "
+            f"| {statistics.median(f_rates):,.0f} | {statistics.median(x_floor):.2f} "
+            f"| {statistics.median(n_rates):,.1f} | **{statistics.median(x_naive):,.0f}×** "
+            f"| {matches:.1f} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

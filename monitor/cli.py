@@ -1,0 +1,370 @@
+"""The ``monitor`` command: run | check | match | feeds | channels | send-test | migrate.
+
+Exit codes: 0 ok, 1 user error (bad config, bad input, a refused send), 2 usage
+error. A user's mistake is one clear line (or one line per located problem),
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, TextIO
+
+from monitor import __version__
+from monitor.config import Settings, config_path, load_settings
+from monitor.exceptions import ConfigError, MonitorError
+
+log = logging.getLogger("monitor")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(verbose=getattr(args, "verbose", False), command=args.command)
+    try:
+        return int(args.handler(args) or 0)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except MonitorError as exc:
+        print(f"monitor: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `monitor match --jsonl … | head`
+        sys.stderr.close()
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="monitor",
+        description="Media-monitoring alert bot: news feeds → watch rules → Telegram alerts.",
+    )
+    parser.add_argument("--version", action="version", version=f"monitor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str, handler: Any) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument(
+            "--config",
+            metavar="PATH",
+            help="configuration file (default: $MONITOR_CONFIG, else config/monitor.yaml)",
+        )
+        p.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+        p.set_defaults(handler=handler)
+        return p
+
+    run = command("run", "poll feeds on schedule, match rules, deliver alerts", cmd_run)
+    run.add_argument("--once", action="store_true", help="poll every feed once, deliver, exit")
+
+    command("check", "validate the configuration", cmd_check)
+
+    match = command("match", "dry-run: which rules match an article", cmd_match)
+    match.add_argument("file", nargs="?", default="-", metavar="FILE|-", help="article body")
+    match.add_argument("--title", default="", help="article title")
+    match.add_argument("--language", default=None, metavar="CODE", help="article language")
+    fmt = match.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON")
+    fmt.add_argument("--jsonl", action="store_true", help="input and output are JSON Lines")
+
+    feeds = command("feeds", "feeds and their health", cmd_feeds)
+    feeds.add_argument("--json", action="store_true", help="print JSON")
+
+    channels = command("channels", "channels and their delivery health", cmd_channels)
+    channels.add_argument("--json", action="store_true", help="print JSON")
+
+    send = command("send-test", "send a sample alert to a channel", cmd_send_test)
+    send.add_argument("--channel", metavar="NAME", help="channel name (default: the first)")
+
+    command("migrate", "apply database migrations", cmd_migrate)
+    return parser
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created).astimezone().isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(verbose: bool, command: str | None) -> None:
+    level = logging.DEBUG if verbose else logging.INFO if command == "run" else logging.WARNING
+    level = getattr(logging, os.environ.get("LOG_LEVEL", "").upper(), level)
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("LOG_FORMAT", "").lower() == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    token = os.environ.get("TELEGRAM_BOT_TOKEN")
+    if token:
+        from monitor.notifier import redact_token_in_logs
+
+        redact_token_in_logs(token)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore", "apscheduler", "telegram", "aiohttp", "pymorphy3"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(config_path(args.config))
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    print(settings.summary())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.worker import Worker, run_once
+
+    settings = _settings(args)
+    if args.once:
+        report = asyncio.run(run_once(settings))
+        print(report.summary(), file=sys.stderr)
+        return 0
+    asyncio.run(Worker(settings).run())
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from monitor.storage import Store
+
+    settings = _settings(args)
+    store = Store(settings.database_url)
+    try:
+        version = store.migrate()
+    finally:
+        store.close()
+    print(f"database schema at version {version}")
+    return 0
+
+
+def cmd_match(args: argparse.Namespace) -> int:
+    from monitor.matcher import compile_rules
+
+    settings = _settings(args)
+    matcher = compile_rules(settings.rules)
+    tags = {feed.id: feed.tags for feed in settings.feeds}
+    stream = sys.stdin if args.file == "-" else _open_input(args.file)
+    with stream:
+        if args.jsonl:
+            return _match_jsonl(matcher, tags, stream, sys.stdout)
+        text = stream.read()
+    article = _article("input", args.title, text, args.language, "")
+    matches = matcher.match(article)
+    if args.json:
+        print(json.dumps({"matches": [_match_json(m) for m in matches]}, ensure_ascii=False))
+    else:
+        print(_match_human(article, matches, color=sys.stdout.isatty()))
+    return 0
+
+
+def _open_input(path: str) -> TextIO:
+    try:
+        return open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+    except OSError as exc:
+        raise MonitorError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _article(key: str, title: str, text: str, language: str | None, feed: str) -> Any:
+    from monitor.models import Article
+    from monitor.normalizer import detect_language
+
+    language = language or detect_language(f"{title}\n{text}")
+    return Article(key=key, feed_id=feed, title=title, content=text, language=language)
+
+
+def _match_json(match: Any) -> dict[str, Any]:
+    return {
+        "rule": match.rule,
+        "hits": [
+            {"term": h.term, "text": h.text, "field": h.field, "start": h.start, "end": h.end}
+            for h in match.hits
+        ],
+    }
+
+
+def _match_jsonl(matcher: Any, tags: dict[str, Any], stream: TextIO, out: TextIO) -> int:
+    bad = 0
+    for number, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict):
+                raise ValueError("expected a JSON object")
+            for key in ("title", "text", "language", "feed"):
+                if item.get(key) is not None and not isinstance(item[key], str):
+                    raise ValueError(f"{key!r} must be a string")
+        except ValueError as exc:
+            bad += 1
+            print(f"<stdin>:{number}: {exc}", file=sys.stderr)
+            out.write(json.dumps({"id": None, "line": number, "error": str(exc)}) + "\n")
+            continue
+        feed = item.get("feed") or ""
+        article = _article(
+            str(item.get("id")), item.get("title") or "", item.get("text") or "",
+            item.get("language"), feed,
+        )
+        matches = matcher.match(article, tags.get(feed, ()))
+        record = {"id": item.get("id"), "matches": [_match_json(m) for m in matches]}
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    out.flush()
+    return 1 if bad else 0
+
+
+def _match_human(article: Any, matches: Iterable[Any], color: bool) -> str:
+    matches = list(matches)
+    if not matches:
+        return "no rule matches"
+    on, off = ("\033[1;31m", "\033[0m") if color else ("«", "»")
+    lines = []
+    for match in matches:
+        lines.append(f"✔ {match.rule}")
+        for hit in match.hits:
+            text = article.field_text(hit.field)
+            before = text[max(0, hit.start - 40) : hit.start].replace("\n", " ")
+            after = text[hit.end : hit.end + 40].replace("\n", " ")
+            lines.append(
+                f"    {hit.term!r} in {hit.field} [{hit.start}:{hit.end}]: "
+                f"…{before}{on}{hit.text}{off}{after}…"
+            )
+    return "\n".join(lines)
+
+
+def cmd_feeds(args: argparse.Namespace) -> int:
+    from monitor.storage import Store
+
+    settings = _settings(args)
+    store = Store(settings.database_url)
+    try:
+        store.migrate()
+        states = store.feed_states()
+    finally:
+        store.close()
+    rows = []
+    for feed in settings.feeds:
+        state = states.get(feed.id)
+        rows.append(
+            {
+                "id": feed.id,
+                "url": feed.url,
+                "last_poll": _iso(state.last_poll) if state else None,
+                "http_status": state.http_status if state else None,
+                "entries_seen": state.entries_seen if state else 0,
+                "errors": state.errors if state else 0,
+                "last_error": state.last_error if state else None,
+                "next_poll": _iso(state.next_poll) if state else None,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    columns = ("id", "last_poll", "http_status", "entries_seen", "errors", "next_poll", "last_error")
+    print(_table(rows, columns))
+    return 0
+
+
+def cmd_channels(args: argparse.Namespace) -> int:
+    from monitor.storage import Store
+
+    settings = _settings(args)
+    store = Store(settings.database_url)
+    try:
+        store.migrate()
+        health = store.channel_health()
+    finally:
+        store.close()
+    rows = []
+    for name, channel in settings.channels.items():
+        h = health.get(name, {})
+        rows.append(
+            {
+                "name": name,
+                "chat": channel.chat,
+                "pending": h.get("pending", 0),
+                "sent": h.get("sent", 0),
+                "failed": h.get("failed", 0),
+                "broken_since": _iso(h.get("broken_since")),
+                "last_error": h.get("last_error"),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    print(_table(rows, ("name", "chat", "pending", "sent", "failed", "broken_since", "last_error")))
+    return 0
+
+
+def cmd_send_test(args: argparse.Namespace) -> int:
+    from monitor.summarizer import render_sample_alert
+    from monitor.worker import make_notifier
+
+    settings = _settings(args)
+    if not settings.channels:
+        raise MonitorError("no channels are configured; add one under 'channels:'")
+    name = args.channel or next(iter(settings.channels))
+    channel = settings.channels.get(name)
+    if channel is None:
+        raise MonitorError(
+            f"unknown channel {name!r}; channels: {', '.join(settings.channels)}"
+        )
+    alert = render_sample_alert(channel)
+    notifier = make_notifier(settings)
+
+    async def send() -> Any:
+        await notifier.start()
+        try:
+            return await notifier.send(0, alert.html, alert.text, channel)
+        finally:
+            await notifier.close()
+
+    try:
+        delivery = asyncio.run(send())
+    except Exception as exc:  # e.g. an unreachable API or a rejected token at getMe
+        raise MonitorError(f"could not reach Telegram: {exc}") from exc
+    target = "the console" if not settings.telegram.token else f"Telegram chat {channel.chat}"
+    if delivery.ok:
+        print(f"sent a sample alert to {target} (channel {name!r}, message id {delivery.message_id})")
+        return 0
+    print(f"Telegram refused the sample alert for channel {name!r}: {delivery.error}",
+          file=sys.stderr)
+    return 1
+
+
+# --------------------------------------------------------------------------- output helpers
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value else None
+
+
+def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    def cell(value: Any) -> str:
+        text = "-" if value is None else str(value)
+        return text if len(text) <= 60 else text[:59] + "…"
+
+    widths = {c: max([len(c)] + [len(cell(r[c])) for r in rows]) for c in columns}
+    lines = ["  ".join(c.upper().ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(cell(r[c]).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)

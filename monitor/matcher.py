@@ -1,0 +1,788 @@
+"""Watch rules compiled into one index; an article in, the rules it matches out.
+
+Rule semantics (the contract; SPEC "Rule semantics" is the user-facing summary)
+===============================================================================
+
+A rule matches an article when every clause holds:
+
+``any``       at least one term hits (empty or missing: holds). With ``min_hits: N``
+              the ``any`` terms must hit at least N times in all (distinct places,
+              counted over the rule's fields), e.g. "mentions Astana at least twice".
+``all``       every term hits.
+``none``      no term hits.
+``query``     a Lucene expression (parsed by luqum): ``AND``, ``OR``, ``NOT``/``-x``,
+              ``+x``, parentheses, ``"quoted phrases"``, proximity ``"a b"~N`` (the
+              words within N extra positions, any order), field scoping
+              ``title:x`` / ``summary:x`` / ``content:x`` / ``text:x`` (summary or
+              content), a trailing ``*`` wildcard (``Астан*``), ``word~`` fuzzy and
+              ``/regex/``. Words side by side without an operator are ANDed.
+filters       ``feeds`` (the article's feed id or one of the feed's tags),
+              ``languages`` (``ar`` accepts ``ar-SY``; an article without a language
+              is judged by its script, plus stopwords for Latin text), ``fields``
+              (default title, summary and content; a term hits in any of them).
+
+A term hits when it occurs as a whole word or phrase after normalisation
+(``monitor.text``: NFKC, case folding, accents, Arabic letter variants, tashkeel,
+tatweel, digits, ``ё``) and never as a fragment of a longer word: ``Iran`` does
+not hit ``Ukraine`` or ``Iranian``, ``Astana`` does not hit ``Astanabad``.
+
+* Arabic proclitics: a word carrying ``و ف ب ك ل`` and/or ``ال`` (``وأستانا``,
+  ``بالمفاوضات``, ``للمفاوضات``) hits the bare term; a term written with ``ال``
+  also hits the word without it. Candidates are generated per token, never by
+  blind stripping, so ``لافروف`` matches ``لافروف``.
+* Word forms (single words and each word of a phrase): Russian through pymorphy3
+  lemmas (``Астана`` hits ``Астане``, ``Астаны``; ``Лавров`` hits ``Лаврова``);
+  English/French through forms generated from the term (``ceasefire`` hits
+  ``ceasefires``, ``talks`` hits ``talk``); a capitalised Latin term is a proper
+  noun and gets no forms (``Hama`` does not hit ``Hamas``), only the possessive
+  ``'s``, which every term accepts; Arabic through light suffixes generated from
+  the term (``مفاوضة`` hits ``مفاوضات``, ``مفاوضته``; ``مسلح`` hits ``مسلحين``),
+  never the nisba ``ي`` (``إيران`` does not hit ``إيراني``).
+* ``=word`` turns word forms off (normalisation and Arabic proclitics still apply):
+  ``=Астана`` hits ``Астана`` but not ``Астане``.
+* Phrases hit consecutive tokens separated only by spaces, at most one line break,
+  a hyphen or a possessive ``'s``, never across other punctuation.
+* Compounds: ``ceasefire``, ``cease-fire`` and ``cease fire`` are one term, in
+  whichever way the rule writes it (two adjacent Latin or Cyrillic words of two or
+  more letters each, joined by a space or hyphen, also count as one word).
+* ``re:PATTERN`` is a case-insensitive Python regular expression, searched in the
+  original field text and in its normalised form; it may hit inside words.
+* ``fuzzy: N`` (0–100) lets the rule's ``any``/``all``/``query`` terms of five or
+  more letters also hit article words at least N similar (rapidfuzz ``ratio`` on
+  normalised forms, all fuzzy terms against the article's vocabulary in one batch).
+
+Every match carries its hits: the term as the rule wrote it, the matched original
+text, the field and the offsets into ``Article.field_text(field)``.
+
+How it is fast: all rules compile into one dict from normalised keys to the first
+word of every term variant. An article is tokenised once; each distinct raw token
+is prepared once per ``Matcher`` (normalised, its Arabic candidates or Russian
+lemmas looked up in the index) and cached, so the per-article cost is one dict
+lookup per token plus the work for tokens that do hit, independent of the number
+of rules. Only rules touched by a hit (and the few that need no hit, e.g. a rule
+with only ``none``) are evaluated. Regex, wildcard and fuzzy terms are opt-in scans.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from luqum import tree as lq
+from luqum.exceptions import ParseError as LuqumParseError
+from luqum.thread import parse as luqum_parse
+
+from monitor import text as tx
+from monitor.exceptions import ConfigError, ConfigErrors
+from monitor.models import FIELDS, Article, Hit, Match, Rule
+
+_LEMMA = "\x01"  # namespace of Russian lemma keys in the index
+_CACHE_LIMIT = 400_000  # prepared raw tokens kept per Matcher before the cache is reset
+_FUZZY_MIN_LETTERS = 5
+_QUERY_FIELDS = {
+    "title": ("title",),
+    "summary": ("summary",),
+    "content": ("content",),
+    "text": ("summary", "content"),
+    "body": ("summary", "content"),
+}
+# what may separate two words of a phrase: spaces (one line break at most), a hyphen,
+# a possessive 's, and invisible direction marks
+_SPACE = r"[^\S\n]|[\u200e\u200f\u061c\u2066-\u2069]"
+_GAP_RE = re.compile(rf"(?:['’ʼ][sS])?(?:{_SPACE})*(?:\r?\n(?:{_SPACE})*)?(?:[-‐‑](?:{_SPACE})*)?")
+_COMPOUND_GAP_RE = re.compile(r"[-‐‑]|[^\S\n]{1,2}")
+
+
+@dataclass(frozen=True)
+class RuleProblem:
+    """One thing wrong with a rule, located by key and list index for FILE:LINE:COL."""
+
+    key: str
+    index: int | None
+    message: str
+
+
+# ----------------------------------------------------------------------- terms
+
+
+@dataclass
+class _Term:
+    """A compiled term, shared by every rule that writes it the same way."""
+
+    id: int
+    text: str  # as the rule wrote it, shown in Hit.term
+    variants: list[tuple[frozenset[str], ...]] = field(default_factory=list)
+    regex: re.Pattern[str] | None = None
+    wildcard: re.Pattern[str] | None = None  # over normalised tokens
+    fuzzy: int | None = None
+    fuzzy_word: str | None = None
+
+
+class _TermError(ValueError):
+    """A term that cannot be compiled; the message is for the user."""
+
+
+def _word_keys(word: str, raw: str, exact: bool) -> frozenset[str]:
+    """Index keys of one normalised term word (its forms, bases and lemma)."""
+    sc = tx.script(word)
+    if sc == "arabic":
+        keys = set(tx.arabic_term_bases(word))
+        if not exact:
+            for base in list(keys):
+                keys |= tx.arabic_forms(base)
+        return frozenset(keys)
+    if sc == "cyrillic":
+        keys = {word}
+        if not exact and tx.letter_count(word) >= 2:
+            keys.update(_LEMMA + lemma for lemma in tx.russian_term_lemmas(word))
+        return frozenset(keys)
+    if sc == "latin" and not exact and not raw[:1].isupper():
+        return frozenset(tx.latin_forms(word))
+    return frozenset((word,))
+
+
+def _split_term(body: str) -> list[tuple[str, str]]:
+    """(normalised word, raw word) pairs of a term."""
+    pairs: list[tuple[str, str]] = []
+    for raw in tx.raw_tokens(body):
+        pairs.extend((w, raw) for w in tx._WORD_RE.findall(tx.normalize_token(raw)))
+    return pairs
+
+
+def _variants(body: str, exact: bool) -> list[tuple[frozenset[str], ...]]:
+    """The word sequences a term hits: as written, and with compound halves joined."""
+    pairs = _split_term(body)
+    if not pairs:
+        raise _TermError(f"term {body!r} has no letters or digits")
+    base = tuple(_word_keys(w, r, exact) for w, r in pairs)
+    variants = [base]
+    for j in range(len(pairs) - 1):
+        (w1, r1), (w2, _) = pairs[j], pairs[j + 1]
+        if tx.script(w1) in ("latin", "cyrillic") and tx.script(w2) == tx.script(w1):
+            joined = _word_keys(w1 + w2, r1, exact)
+            variants.append((*base[:j], joined, *base[j + 2 :]))
+    return variants
+
+
+def _compile_regex(pattern: str) -> re.Pattern[str]:
+    if not pattern:
+        raise _TermError("empty regular expression after 're:'")
+    try:
+        return re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise _TermError(f"invalid regular expression 're:{pattern}': {exc}") from None
+
+
+def _compile_wildcard(word: str) -> re.Pattern[str]:
+    parts = re.split(r"([*?])", word)
+    out = []
+    for part in parts:
+        if part == "*":
+            out.append(r"\w*")
+        elif part == "?":
+            out.append(r"\w")
+        elif part:
+            norm = "".join(tx._WORD_RE.findall(tx.normalize_token(part)))
+            out.append(re.escape(norm))
+    if not "".join(p for p in parts if p not in ("*", "?")).strip():
+        raise _TermError(f"wildcard {word!r} needs at least one letter")
+    return re.compile("".join(out) + r"\Z")
+
+
+class _Terms:
+    """Interns terms so the same spelling compiles once for all rules."""
+
+    def __init__(self) -> None:
+        self.terms: list[_Term] = []
+        self._by_key: dict[tuple[str, str, int | None], _Term] = {}
+
+    def get(self, spec: str, kind: str = "term", fuzzy: int | None = None) -> _Term:
+        """Compile (or reuse) a term; ``kind`` is term, regex or wildcard."""
+        if not isinstance(spec, str):
+            raise _TermError(f"a term must be text, not {type(spec).__name__}")
+        spec = spec.strip()
+        if not spec:
+            raise _TermError("empty term")
+        if kind == "term" and spec.startswith("re:"):
+            kind, spec = "regex", spec[3:]
+        key = (kind, spec, fuzzy if kind == "term" else None)
+        found = self._by_key.get(key)
+        if found is not None:
+            return found
+        term = _Term(id=len(self.terms), text=spec if kind != "regex" else "re:" + spec)
+        if kind == "regex":
+            term.regex = _compile_regex(spec)
+        elif kind == "wildcard":
+            term.wildcard = _compile_wildcard(spec)
+        else:
+            exact = spec.startswith("=")
+            body = spec[1:].strip() if exact else spec
+            if not body:
+                raise _TermError("empty term after '='")
+            term.variants = _variants(body, exact)
+            if fuzzy is not None and len(term.variants[0]) == 1:
+                word = _split_term(body)[0][0]
+                if tx.letter_count(word) >= _FUZZY_MIN_LETTERS:
+                    term.fuzzy, term.fuzzy_word = fuzzy, word
+        self.terms.append(term)
+        self._by_key[key] = term
+        return term
+
+
+# ----------------------------------------------------------------------- query
+
+# compiled query nodes: ("t", term_id, scope) | ("and", kids) | ("or", kids)
+# | ("not", kid) | ("near", term_ids, slop, scope); scope is a field tuple or None
+
+
+def _phrase_words(value: str) -> str:
+    return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
+
+
+def _compile_query(node: lq.Item, terms: _Terms, fuzzy: int | None, scope=None):
+    if isinstance(node, (lq.Group, lq.FieldGroup)):
+        return _compile_query(node.expr, terms, fuzzy, scope)
+    if isinstance(node, lq.SearchField):
+        name = node.name.lower()
+        if name not in _QUERY_FIELDS:
+            known = ", ".join(sorted(_QUERY_FIELDS))
+            raise _TermError(f"unknown field {node.name!r} in query (known: {known})")
+        return _compile_query(node.expr, terms, fuzzy, _QUERY_FIELDS[name])
+    if isinstance(node, lq.Boost):
+        return _compile_query(node.expr, terms, fuzzy, scope)
+    if isinstance(node, lq.Plus):
+        return _compile_query(node.a, terms, fuzzy, scope)
+    if isinstance(node, (lq.Not, lq.Prohibit)):
+        return ("not", _compile_query(node.a, terms, fuzzy, scope))
+    if isinstance(node, lq.OrOperation):
+        return ("or", [_compile_query(c, terms, fuzzy, scope) for c in node.children])
+    if isinstance(node, (lq.AndOperation, lq.UnknownOperation)):
+        return ("and", [_compile_query(c, terms, fuzzy, scope) for c in node.children])
+    if isinstance(node, lq.Proximity):
+        words = _phrase_words(node.term.value) if isinstance(node.term, lq.Phrase) else ""
+        parts = tx.raw_tokens(words)
+        if not parts:
+            raise _TermError(f"proximity {node!s} needs a quoted phrase")
+        slop = int(node.degree) if node.degree is not None else 1
+        if len(parts) == 1:
+            return ("t", terms.get(parts[0], fuzzy=fuzzy).id, scope)
+        ids = [terms.get(p, fuzzy=fuzzy).id for p in parts]
+        return ("near", ids, slop, scope)
+    if isinstance(node, lq.Fuzzy):
+        degree = float(node.degree) if node.degree is not None else 1.0
+        threshold = max(50, int(100 - 12.5 * min(degree, 4)))
+        return ("t", terms.get(node.term.value, fuzzy=threshold).id, scope)
+    if isinstance(node, lq.Phrase):
+        return ("t", terms.get(_phrase_words(node.value), fuzzy=fuzzy).id, scope)
+    if isinstance(node, lq.Regex):
+        return ("t", terms.get(node.value.strip("/"), kind="regex").id, scope)
+    if isinstance(node, lq.Word):
+        value = node.value
+        if "*" in value or "?" in value:
+            return ("t", terms.get(value, kind="wildcard").id, scope)
+        return ("t", terms.get(value, fuzzy=fuzzy).id, scope)
+    raise _TermError(f"unsupported query syntax: {node!s}")
+
+
+def _query_term_ids(node, negated: bool = False) -> Iterable[tuple[int, bool, tuple | None]]:
+    kind = node[0]
+    if kind == "t":
+        yield node[1], negated, node[2]
+    elif kind == "near":
+        for tid in node[1]:
+            yield tid, negated, node[3]
+    elif kind == "not":
+        yield from _query_term_ids(node[1], not negated)
+    else:
+        for kid in node[1]:
+            yield from _query_term_ids(kid, negated)
+
+
+# ----------------------------------------------------------------------- rules
+
+
+@dataclass
+class _Rule:
+    index: int
+    name: str
+    any: tuple[int, ...]
+    all: tuple[int, ...]
+    none: tuple[int, ...]
+    query: tuple | None
+    query_hits: tuple[tuple[int, tuple[str, ...] | None], ...]  # positive query terms
+    fields: frozenset[str]
+    feeds: frozenset[str]
+    languages: tuple[str, ...]
+    min_hits: int
+    needs_hit: bool = True
+
+
+def _compile_rule(rule: Rule, index: int, terms: _Terms, problems: list[RuleProblem]) -> _Rule:
+    fuzzy = rule.fuzzy
+    if fuzzy is not None and (
+        isinstance(fuzzy, bool) or not isinstance(fuzzy, int) or not 0 <= fuzzy <= 100
+    ):
+        problems.append(RuleProblem("fuzzy", None, "fuzzy must be a whole number from 0 to 100"))
+        fuzzy = None
+    if isinstance(rule.min_hits, bool) or not isinstance(rule.min_hits, int) or rule.min_hits < 1:
+        problems.append(RuleProblem("min_hits", None, "min_hits must be a whole number ≥ 1"))
+    rule_fields = []
+    for i, name in enumerate(rule.fields):
+        if name not in FIELDS:
+            problems.append(
+                RuleProblem("fields", i, f"unknown field {name!r} (use {', '.join(FIELDS)})")
+            )
+        else:
+            rule_fields.append(name)
+    if not rule.fields:
+        problems.append(RuleProblem("fields", None, "fields must name at least one field"))
+
+    def ids(key: str, specs: Sequence[str], fz: int | None) -> tuple[int, ...]:
+        out = []
+        for i, spec in enumerate(specs):
+            try:
+                out.append(terms.get(spec, fuzzy=fz).id)
+            except _TermError as exc:
+                problems.append(RuleProblem(key, i, str(exc)))
+        return tuple(dict.fromkeys(out))
+
+    any_ids = ids("any", rule.any, fuzzy)
+    all_ids = ids("all", rule.all, fuzzy)
+    none_ids = ids("none", rule.none, None)
+    query = None
+    query_hits: tuple = ()
+    if rule.query is not None:
+        if not str(rule.query).strip():
+            problems.append(RuleProblem("query", None, "empty query"))
+        else:
+            try:
+                query = _compile_query(luqum_parse(str(rule.query)), terms, fuzzy)
+                query_hits = tuple(
+                    dict.fromkeys((t, s) for t, neg, s in _query_term_ids(query) if not neg)
+                )
+            except LuqumParseError as exc:
+                problems.append(RuleProblem("query", None, f"invalid query: {exc}"))
+            except _TermError as exc:
+                problems.append(RuleProblem("query", None, str(exc)))
+    compiled = _Rule(
+        index=index,
+        name=rule.name,
+        any=any_ids,
+        all=all_ids,
+        none=none_ids,
+        query=query,
+        query_hits=query_hits,
+        fields=frozenset(rule_fields),
+        feeds=frozenset(rule.feeds),
+        languages=tuple(rule.languages),
+        min_hits=rule.min_hits if isinstance(rule.min_hits, int) else 1,
+    )
+    compiled.needs_hit = bool(any_ids or all_ids) or (
+        query is not None and not _eval_query(query, {}, compiled.fields)
+    )
+    return compiled
+
+
+def check_rule(rule: Rule) -> list[RuleProblem]:
+    """Every problem in one rule (bad regex, bad query, empty term, bad option)."""
+    problems: list[RuleProblem] = []
+    _compile_rule(rule, 0, _Terms(), problems)
+    return problems
+
+
+def compile_rules(rules: Sequence[Rule]) -> Matcher:
+    """One index for all rules; raises ConfigError naming every invalid rule."""
+    terms = _Terms()
+    compiled: list[_Rule] = []
+    errors: list[ConfigError] = []
+    for i, rule in enumerate(rules):
+        problems: list[RuleProblem] = []
+        compiled.append(_compile_rule(rule, i, terms, problems))
+        for p in problems:
+            where = p.key if p.index is None else f"{p.key}[{p.index}]"
+            errors.append(ConfigError(f"rule {rule.name!r}: {where}: {p.message}"))
+    if errors:
+        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+    return Matcher(compiled, terms.terms)
+
+
+# --------------------------------------------------------------------- matching
+
+# per field, per term: list of (start, end, first_token, end_token); token -1 = regex
+_Hits = dict[int, dict[str, list[tuple[int, int, int, int]]]]
+
+
+def _eval_query(node, hits: _Hits, fields: frozenset[str]) -> bool:
+    kind = node[0]
+    if kind == "t":
+        per_field = hits.get(node[1])
+        if not per_field:
+            return False
+        allowed = fields if node[2] is None else fields.intersection(node[2])
+        return any(f in allowed for f in per_field)
+    if kind == "and":
+        return all(_eval_query(k, hits, fields) for k in node[1])
+    if kind == "or":
+        return any(_eval_query(k, hits, fields) for k in node[1])
+    if kind == "not":
+        return not _eval_query(node[1], hits, fields)
+    _, ids, slop, scope = node
+    allowed = fields if scope is None else fields.intersection(scope)
+    return bool(_near_fields(ids, slop, hits, allowed))
+
+
+def _near_fields(ids, slop: int, hits: _Hits, allowed) -> list[str]:
+    """Fields where every word of ``ids`` hits within a window of len(ids)+slop tokens."""
+    out = []
+    width = len(ids) - 1 + slop
+    for f in allowed:
+        events = []
+        for k, tid in enumerate(ids):
+            for _s, _e, ti, _tj in hits.get(tid, {}).get(f, ()):
+                if ti >= 0:
+                    events.append((ti, k))
+        if len({k for _, k in events}) < len(ids):
+            continue
+        events.sort()
+        counts: dict[int, int] = defaultdict(int)
+        lo = 0
+        for hi in range(len(events)):
+            counts[events[hi][1]] += 1
+            while events[hi][0] - events[lo][0] > width:
+                counts[events[lo][1]] -= 1
+                if not counts[events[lo][1]]:
+                    del counts[events[lo][1]]
+                lo += 1
+            if len(counts) == len(ids):
+                out.append(f)
+                break
+    return out
+
+
+class Matcher:
+    """All rules compiled into one index; ``match`` is pure (it only fills a cache)."""
+
+    def __init__(self, rules: list[_Rule], terms: list[_Term]) -> None:
+        self._rules = rules
+        self._terms = terms
+        index: dict[str, list[int]] = defaultdict(list)
+        self._variants: list[tuple[int, tuple[frozenset[str], ...]]] = []
+        heads: set[str] = set()
+        surface: set[str] = set()
+        lemma_prefixes: set[str] = set()
+        for term in terms:
+            for slots in term.variants:
+                vid = len(self._variants)
+                self._variants.append((term.id, slots))
+                for key in slots[0]:
+                    index[key].append(vid)
+                for keys in slots:
+                    base = min(keys, key=len)
+                    if base[0] == _LEMMA or len(base) < 4:
+                        pass
+                    elif tx.script(base) in ("latin", "cyrillic"):
+                        # a compound may arrive split ("cease fire"): remember its heads
+                        heads.update(base[:k] for k in range(2, len(base) - 1))
+                        surface.update(k for k in keys if k[0] != _LEMMA)
+                    for key in keys:
+                        if key[0] == _LEMMA:
+                            lemma_prefixes.add(key[1:4])
+        self._index = {k: tuple(v) for k, v in index.items()}
+        self._heads = frozenset(heads)
+        self._surface = frozenset(surface)
+        self._lemma_prefixes = frozenset(lemma_prefixes)
+        self._term_rules: dict[int, tuple[int, ...]] = {}
+        term_rules: dict[int, set[int]] = defaultdict(set)
+        for r in rules:
+            for tid in (*r.any, *r.all):
+                term_rules[tid].add(r.index)
+            if r.query is not None:
+                for tid, _neg, _scope in _query_term_ids(r.query):
+                    term_rules[tid].add(r.index)
+        self._term_rules = {tid: tuple(sorted(v)) for tid, v in term_rules.items()}
+        self._always = tuple(r.index for r in rules if not r.needs_hit)
+        self._simple = [
+            not r.all and not r.none and r.query is None and r.min_hits <= 1 for r in rules
+        ]
+        self._regex_terms = [t for t in terms if t.regex is not None]
+        self._wild_terms = [t for t in terms if t.wildcard is not None]
+        self._fuzzy_terms = [t for t in terms if t.fuzzy is not None]
+        self._fuzzy_words = [t.fuzzy_word for t in self._fuzzy_terms]
+        self._cache: dict[str, tuple] = {}
+
+    @property
+    def rule_count(self) -> int:
+        """How many rules the index holds."""
+        return len(self._rules)
+
+    # -- tokens -----------------------------------------------------------------
+
+    def _prepare(self, raw: str) -> tuple:
+        """Everything the scan needs about one raw token, computed once and cached."""
+        prepared = self._prepare_norm("".join(tx._WORD_RE.findall(tx.normalize_token(raw))))
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[raw] = prepared
+        return prepared
+
+    def _prepare_norm(self, norm: str) -> tuple:
+        """(norm, keys, single-word term ids, phrase variant ids, compound head?, script)."""
+        sc = tx.script(norm)
+        if sc == "arabic":
+            keys = frozenset(tx.arabic_candidates(norm))
+        elif sc == "cyrillic" and norm[:3] in self._lemma_prefixes:
+            keys = frozenset((norm, *(_LEMMA + lem for lem in tx.russian_lemmas(norm))))
+        else:
+            keys = frozenset((norm,))
+        singles: set[int] = set()
+        multis: set[int] = set()
+        for key in keys:
+            for vid in self._index.get(key, ()):
+                tid, slots = self._variants[vid]
+                if len(slots) == 1:
+                    singles.add(tid)
+                else:
+                    multis.add(vid)
+        head = norm in self._heads
+        return (norm, keys, tuple(sorted(singles)), tuple(sorted(multis)), head, sc)
+
+    def _joined(self, a: tuple, b: tuple) -> tuple | None:
+        """The prepared compound of two adjacent tokens, when the rules know it."""
+        if a[5] != b[5] or len(b[0]) < 2:
+            return None
+        joined = a[0] + b[0]
+        if joined not in self._surface:
+            return None
+        cached = self._cache.get("\x00" + joined)
+        if cached is None:
+            cached = self._prepare_norm(joined)
+            self._cache["\x00" + joined] = cached
+        return cached
+
+    # -- scanning ---------------------------------------------------------------
+
+    def _scan_field(self, name: str, text: str, hits: _Hits, vocab) -> None:
+        raws = tx.TOKEN_RE.findall(text)
+        if not raws:
+            return
+        cache = self._cache
+        preps = [cache.get(r) or self._prepare(r) for r in raws]
+        if vocab is not None:
+            for i, p in enumerate(preps):
+                if len(p[0]) >= 4:
+                    for key in p[1] if p[5] == "arabic" else (p[0],):
+                        vocab.setdefault(key, []).append((name, i))
+        active = [i for i, p in enumerate(preps) if p[2] or p[3] or p[4]]
+        if not active:
+            return
+        spans = tx.token_spans(text)
+        n = len(preps)
+        variants = self._variants
+        for i in active:
+            p = preps[i]
+            a = spans[i][0]
+            for tid in p[2]:
+                hits.setdefault(tid, {}).setdefault(name, []).append((a, spans[i][1], i, i + 1))
+            starts = [(vid, i + 1) for vid in p[3]]
+            if (
+                p[4]
+                and i + 1 < n
+                and _COMPOUND_GAP_RE.fullmatch(text, spans[i][1], spans[i + 1][0])
+            ):
+                joined = self._joined(p, preps[i + 1])
+                if joined is not None:
+                    for tid in joined[2]:
+                        found = hits.setdefault(tid, {}).setdefault(name, [])
+                        found.append((a, spans[i + 1][1], i, i + 2))
+                    starts.extend((vid, i + 2) for vid in joined[3])
+            for vid, nxt in starts:
+                tid, slots = variants[vid]
+                # cheap test of the second word before the full walk
+                if nxt < n and slots[1].isdisjoint(preps[nxt][1]) and not preps[nxt][4]:
+                    continue
+                end = self._extend(slots, nxt, preps, spans, text)
+                if end >= 0:
+                    found = hits.setdefault(tid, {}).setdefault(name, [])
+                    found.append((a, spans[end - 1][1], i, end))
+
+    def _extend(self, slots, pos: int, preps, spans, text: str) -> int:
+        """Token index after the whole variant, or -1 when the next words do not follow."""
+        n = len(preps)
+        for s in range(1, len(slots)):
+            if pos >= n or not _GAP_RE.fullmatch(text, spans[pos - 1][1], spans[pos][0]):
+                return -1
+            if not slots[s].isdisjoint(preps[pos][1]):
+                pos += 1
+                continue
+            # the next word may be a compound split in the text ("cease fire")
+            if pos + 1 < n and preps[pos][4]:
+                joined = self._joined(preps[pos], preps[pos + 1])
+                if (
+                    joined is not None
+                    and _COMPOUND_GAP_RE.fullmatch(text, spans[pos][1], spans[pos + 1][0])
+                    and not slots[s].isdisjoint(joined[1])
+                ):
+                    pos += 2
+                    continue
+            return -1
+        return pos
+
+    def _scan_regex(self, name: str, text: str, hits: _Hits) -> None:
+        norm_map = None
+        for term in self._regex_terms:
+            assert term.regex is not None
+            found = {(m.start(), m.end()) for m in term.regex.finditer(text) if m.end() > m.start()}
+            if norm_map is None:
+                norm_map = tx.normalize_map(text)
+            norm, starts, ends = norm_map
+            for m in term.regex.finditer(norm):
+                if m.end() > m.start():
+                    found.add((starts[m.start()], ends[m.end() - 1]))
+            if found:
+                per_field = hits.setdefault(term.id, {}).setdefault(name, [])
+                per_field.extend((a, b, -1, -1) for a, b in sorted(found))
+
+    def _scan_vocab(self, vocab, fields_text: dict[str, str], hits: _Hits) -> None:
+        """Wildcard and fuzzy terms against the article's distinct words, in one batch."""
+        if not vocab:
+            return
+        words = list(vocab)
+        spans_cache: dict[str, list[tuple[int, int]]] = {}
+
+        def add(tid: int, word: str) -> None:
+            for fname, i in vocab[word]:
+                spans = spans_cache.get(fname)
+                if spans is None:
+                    spans = spans_cache[fname] = tx.token_spans(fields_text[fname])
+                a, b = spans[i]
+                found = hits.setdefault(tid, {}).setdefault(fname, [])
+                if (a, b, i, i + 1) not in found:
+                    found.append((a, b, i, i + 1))
+
+        for term in self._wild_terms:
+            assert term.wildcard is not None
+            for word in words:
+                if term.wildcard.match(word):
+                    add(term.id, word)
+        if self._fuzzy_terms:
+            for r, c, score in _fuzzy_pairs(self._fuzzy_terms, self._fuzzy_words, words):
+                if score >= (self._fuzzy_terms[r].fuzzy or 0):
+                    add(self._fuzzy_terms[r].id, words[c])
+
+    # -- rules ------------------------------------------------------------------
+
+    def match(self, article: Article, feed_tags: Sequence[str] = ()) -> list[Match]:
+        """The rules this article matches, in config order, each with its hits."""
+        hits: _Hits = {}
+        vocab: dict[str, list[tuple[str, int]]] | None = (
+            {} if self._fuzzy_terms or self._wild_terms else None
+        )
+        texts: dict[str, str] = {}
+        for name in FIELDS:
+            value = article.field_text(name) or ""
+            if not value:
+                continue
+            texts[name] = value
+            self._scan_field(name, value, hits, vocab)
+            if self._regex_terms:
+                self._scan_regex(name, value, hits)
+        if vocab:
+            self._scan_vocab(vocab, texts, hits)
+        candidates = set(self._always)
+        term_rules = self._term_rules
+        for tid in hits:
+            found = term_rules.get(tid)
+            if found:
+                candidates.update(found)
+        if not candidates:
+            return []
+        language = article.language or None
+        language_guessed = False
+        feed_ids = {article.feed_id, *feed_tags}
+        made: dict[tuple[int, str, int, int], Hit] = {}
+        matches: list[Match] = []
+        for ri in sorted(candidates):
+            rule = self._rules[ri]
+            if rule.feeds and rule.feeds.isdisjoint(feed_ids):
+                continue
+            if rule.languages:
+                if language is None and not language_guessed:
+                    language_guessed = True
+                    language = tx.guess_language(" ".join(texts.values()))
+                if not any(tx.language_matches(w, language) for w in rule.languages):
+                    continue
+            found = self._evaluate(rule, hits)
+            if found is not None:
+                matches.append(Match(rule=rule.name, hits=self._hits(found, texts, made)))
+        return matches
+
+    def _evaluate(self, rule: _Rule, hits: _Hits) -> list[tuple[int, str, int, int]] | None:
+        """The (term, field, start, end) places to report, or None if the rule fails."""
+        fields = rule.fields
+        for tid in rule.none:
+            per_field = hits.get(tid)
+            if per_field and not fields.isdisjoint(per_field):
+                return None
+        for tid in rule.all:
+            per_field = hits.get(tid)
+            if not per_field or fields.isdisjoint(per_field):
+                return None
+        if rule.query is not None and not _eval_query(rule.query, hits, fields):
+            return None
+        reported: list[tuple[int, str, int, int]] = []
+        for tid in rule.any:
+            per_field = hits.get(tid)
+            if per_field:
+                for f, found in per_field.items():
+                    if f in fields:
+                        reported.extend((tid, f, h[0], h[1]) for h in found)
+        if rule.any and len({r[1:] for r in reported}) < rule.min_hits:
+            return None
+        for tid in rule.all:
+            for f, found in hits[tid].items():
+                if f in fields:
+                    reported.extend((tid, f, h[0], h[1]) for h in found)
+        for tid, scope in rule.query_hits:
+            for f, found in hits.get(tid, {}).items():
+                if f in fields and (scope is None or f in scope):
+                    reported.extend((tid, f, h[0], h[1]) for h in found)
+        return reported
+
+    def _hits(self, reported, texts: dict[str, str], made: dict) -> tuple[Hit, ...]:
+        """Hit values in field order, then by position; one per (term, place)."""
+        out: dict[tuple[int, str, int, int], Hit] = {}
+        for key in sorted(set(reported), key=lambda h: (_FIELD_ORDER[h[1]], h[2], h[3], h[0])):
+            hit = made.get(key)
+            if hit is None:
+                tid, f, a, b = key
+                hit = made[key] = Hit(self._terms[tid].text, texts[f][a:b], f, a, b)
+            out[key] = hit
+        return tuple(out.values())
+
+
+_FIELD_ORDER = {name: i for i, name in enumerate(FIELDS)}
+
+
+def _fuzzy_pairs(terms: list[_Term], words_a: list, words_b: list) -> list[tuple[int, int, int]]:
+    """(term row, vocabulary column, score) for every pair above the lowest threshold."""
+    from rapidfuzz import fuzz, process
+
+    cutoff = min(t.fuzzy or 0 for t in terms)
+    try:
+        import numpy  # noqa: F401  (cdist returns a numpy matrix)
+    except ImportError:  # pragma: no cover - numpy is a dependency
+        pairs = []
+        for r, w in enumerate(words_a):
+            for _, score, c in process.extract(
+                w, words_b, scorer=fuzz.ratio, score_cutoff=cutoff, limit=None
+            ):
+                pairs.append((r, c, int(score)))
+        return pairs
+    matrix = process.cdist(words_a, words_b, scorer=fuzz.ratio, score_cutoff=cutoff, workers=1)
+    rows, cols = matrix.nonzero()
+    return [(int(r), int(c), int(matrix[r, c])) for r, c in zip(rows, cols, strict=True)]
+
+
+__all__ = ["Matcher", "RuleProblem", "check_rule", "compile_rules"]

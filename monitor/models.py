@@ -1,0 +1,188 @@
+"""Plain values passed between pipeline stages, named by where they are in the flow.
+
+config → FeedSource, Rule, Channel
+fetcher → FetchResult → parser → ParsedFeed/RawEntry → normalizer → Article
+matcher → Match(Hit…) → summarizer → Alert → notifier → Delivery
+
+All datetimes are timezone-aware UTC. Every stage returns a new, complete value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+#: Article fields a rule can look at, in the order alerts show them.
+FIELDS: tuple[str, ...] = ("title", "summary", "content")
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A Telegram destination that rules notify by name."""
+
+    name: str
+    chat: str  # "@username" or a numeric id, as text
+    language: str = "en"  # language of the alert's fixed labels: en, ar, ru
+    timezone: str = "UTC"  # IANA name used for publication times
+    link_preview: bool = False
+    thread_id: int | None = None  # forum topic (message_thread_id)
+    summary_length: int = 600  # characters of summary in an alert
+
+
+@dataclass(frozen=True)
+class FeedSource:
+    """One feed to poll, as configured."""
+
+    id: str
+    url: str  # http(s) URL, file: URL or local path (already resolved)
+    interval: timedelta = timedelta(minutes=5)
+    backfill: timedelta | None = timedelta(0)  # None means "all" on the first poll
+    language: str | None = None
+    name: str | None = None  # display name; defaults to the feed's own title, then id
+    tags: tuple[str, ...] = ()
+    user_agent: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A watch rule; the semantics live in ``matcher``'s module docstring."""
+
+    name: str
+    notify: tuple[str, ...] = ()
+    any: tuple[str, ...] = ()
+    all: tuple[str, ...] = ()
+    none: tuple[str, ...] = ()
+    query: str | None = None
+    fuzzy: int | None = None  # 0–100 similarity for terms of ≥5 letters
+    feeds: tuple[str, ...] = ()  # feed ids or tags; empty = every feed
+    languages: tuple[str, ...] = ()  # empty = every language
+    fields: tuple[str, ...] = FIELDS
+    min_hits: int = 1
+    priority: str = "normal"  # or "high"
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """What storage remembers about a feed between polls."""
+
+    feed_id: str
+    etag: str | None = None
+    last_modified: str | None = None
+    content_hash: str | None = None
+    last_poll: datetime | None = None
+    next_poll: datetime | None = None
+    http_status: int | None = None
+    entries_seen: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    first_success: datetime | None = None  # None until a poll succeeded once
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """The outcome of one successful request; "not modified" is a flag, not an error."""
+
+    feed_id: str
+    url: str  # final URL after redirects
+    status: int | None  # None for local files
+    content: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
+    not_modified: bool = False
+    etag: str | None = None
+    last_modified: str | None = None
+    content_hash: str | None = None
+    max_age: float | None = None  # Cache-Control max-age in seconds, if sent
+    fetched_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RawEntry:
+    """One entry as the feed wrote it (HTML still in it)."""
+
+    guid: str | None = None
+    link: str | None = None
+    title: str = ""
+    summary_html: str = ""
+    content_html: str = ""
+    published: datetime | None = None
+    updated: datetime | None = None
+    author: str | None = None
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    """A feed document reduced to what monitor uses."""
+
+    title: str | None = None
+    link: str | None = None
+    language: str | None = None
+    entries: tuple[RawEntry, ...] = ()
+    warning: str | None = None  # feedparser's bozo reason when entries were still recovered
+
+
+@dataclass(frozen=True)
+class Article:
+    """A normalised entry: plain text, canonical link, stable key, aware UTC date."""
+
+    key: str  # stable per feed: GUID, else canonical link, else hash of title+date
+    feed_id: str
+    title: str
+    summary: str = ""
+    content: str = ""  # empty when it would only repeat the summary
+    link: str | None = None
+    published: datetime | None = None
+    language: str | None = None
+    source: str = ""  # display name of the feed
+    guid: str | None = None
+
+    def field_text(self, name: str) -> str:
+        """The text of one matchable field ("title", "summary" or "content")."""
+        return getattr(self, name)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """Where a term hit: ``text`` is ``field_text(field)[start:end]`` of the original."""
+
+    term: str
+    text: str
+    field: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Match:
+    """A rule that matched an article, with every hit that made it match."""
+
+    rule: str
+    hits: tuple[Hit, ...] = ()
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One message for one article and channel, rendered and ready to send."""
+
+    article_key: str
+    feed_id: str
+    channel: str
+    rules: tuple[str, ...]
+    html: str  # Telegram HTML, at most 4096 characters after parsing
+    text: str  # the same alert as readable plain text (console)
+    link: str | None = None
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What Telegram (or the console) answered for an alert."""
+
+    alert_id: int
+    ok: bool
+    message_id: int | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    permanent: bool = False  # retrying this message will not help
+    channel_broken: bool = False  # nothing will reach this chat until an operator acts

@@ -1,0 +1,301 @@
+"""RawEntry → Article: plain text, canonical link, stable key, aware UTC date; pure.
+
+- Key: the GUID, else the canonical link, else a hash of title + date. It must
+  stay the same across polls, or a restart would alert again.
+- Text: HTML goes through a real HTML parser (selectolax/lexbor): entities
+  decoded, scripts/styles dropped, block elements become line breaks,
+  whitespace folded, and boilerplate tails ("Read more", "The post … appeared
+  first on …", "انظر أيضاً", "Читайте также") cut.
+- Dates: published, else updated; missing → ``now`` (first seen), future →
+  clamped to ``now`` so a wrong clock cannot pin an entry to the top.
+- Language: the feed's configured language, else the feed's own tag, else the
+  dominant script of the entry's text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from datetime import UTC, datetime
+from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
+
+from selectolax.lexbor import LexborHTMLParser
+
+from monitor.models import Article, FeedSource, ParsedFeed, RawEntry
+
+__all__ = ["canonical_url", "detect_language", "html_to_text", "normalize"]
+
+#: Query parameters that only track the click; dropping them makes links comparable.
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "yclid",
+        "msclkid",
+        "mc_cid",
+        "mc_eid",
+        "igshid",
+        "_ga",
+        "_gl",
+        "ocid",
+        "cmpid",
+        "ito",
+        "__twitter_impression",
+    }
+)
+_TRACKING_PREFIXES = ("utm_", "at_", "pk_", "mtm_", "hsa_")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+_DROP_TAGS = ["script", "style", "noscript", "template", "iframe", "object", "svg", "head"]
+_BLOCK_TAGS = frozenset(
+    (
+        "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt",
+        "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6",
+        "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table",
+        "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
+    )
+)  # fmt: skip
+_SPACES = re.compile(r"[ \t\f\v\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\ufeff]")
+
+# Markers that end the article proper: whatever follows them is navigation.
+_ALSO = (
+    r"(?:انظر|اقرأ|إقرأ|اقرا)\s+(?:أيضا|ايضا|أيضاً|ايضاً|أيضًا|ايضًا)"
+    r"|(?:Читайте|Смотрите)\s+также"
+    r"|See also|Related(?: articles| stories)?\s*:|Also read\s*:|Read also\s*:"
+)
+_TAIL_WINDOW = 1500
+_SET_OFF = r"(?:^|\n|(?<=[.!?…؟])[ \t]*|[ \t]*[\[(«|\-–—][ \t]*)"
+_TAILS: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
+    # (cheap lower-case substrings, one of which must be present; the pattern)
+    # "The post Title appeared first on Site." (WordPress)
+    (
+        ("appeared first on",),
+        re.compile(r"\s*The post\b.{0,400}?\bappeared first on\b.{0,200}$", re.DOTALL | re.I),
+    ),
+    # a "see also" block starting a line, and everything after it
+    (
+        ("انظر", "اقرأ", "إقرأ", "اقرا", "читайте", "смотрите", "see also", "related", "read:"),
+        re.compile(rf"(?:^|\n)[ \t]*(?:{_ALSO})(?=[\s:：]|$).*$", re.DOTALL | re.IGNORECASE),
+    ),
+    # a trailing "read more" link: on its own line, after a sentence, or set off by a bracket
+    (
+        ("read more", "read the full", "full story", "читать", "подробнее", "المزيد"),
+        re.compile(
+            rf"{_SET_OFF}(?:Read more|Read the full (?:story|article)|Full story"
+            r"|Читать (?:далее|дальше|полностью)|Подробнее|اقرأ المزيد|إقرأ المزيد)"
+            r"[\s.…›»→\])]*$",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        ("continue reading",),
+        re.compile(rf"{_SET_OFF}Continue reading\b[^\n]{{0,160}}$", re.IGNORECASE),
+    ),
+    (
+        ("…]", "...]", "…)", "...)"),
+        re.compile(r"\s*[\[(](?:…|\.\.\.|more…|more\.\.\.)[\])]\s*$", re.IGNORECASE),
+    ),
+]
+
+
+def canonical_url(url: str) -> str:
+    """A comparable link: lower-case scheme and host, no default port, fragment or trackers."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return url
+    host = parts.hostname.lower().rstrip(".")
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        host = f"{host}:{port}"
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@{host}" if userinfo else host
+    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=~-._")
+    # Filter the raw "name=value" segments so the rest of the query keeps its exact spelling.
+    kept = [seg for seg in parts.query.split("&") if seg and not _is_tracking(seg)]
+    return urlunsplit((scheme, netloc, path, "&".join(kept), ""))
+
+
+def _is_tracking(segment: str) -> bool:
+    name = unquote_plus(segment.partition("=")[0]).strip().lower()
+    return name in TRACKING_PARAMS or name.startswith(_TRACKING_PREFIXES)
+
+
+def html_to_text(html: str) -> str:
+    """Readable plain text from an HTML fragment: one line per block, spaces folded."""
+    if not html:
+        return ""
+    if "<" not in html and "&" not in html:
+        return _fold(html)
+    tree = LexborHTMLParser(html)
+    tree.strip_tags(_DROP_TAGS)
+    root = tree.body or tree.root
+    if root is None:
+        return ""
+    pieces: list[str] = []
+    for node in root.traverse(include_text=True):
+        tag = node.tag
+        if tag == "-text":
+            pieces.append(node.text_content or "")
+        elif tag in _BLOCK_TAGS:
+            pieces.append("\n")
+        elif tag == "img":
+            alt = (node.attributes.get("alt") or "").strip()
+            if alt:
+                pieces.append(f" {alt} ")
+    return _fold("".join(pieces))
+
+
+def _fold(text: str) -> str:
+    text = _CONTROL.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
+    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+    return "\n".join(line for line in lines if line)
+
+
+def strip_boilerplate(text: str) -> str:
+    """Cut link-bait tails a publisher appends to every entry."""
+    # Tails live at the end: only the last lines are searched, so long articles stay cheap.
+    split = max(0, len(text) - _TAIL_WINDOW)
+    if split:
+        newline = text.rfind("\n", 0, split)
+        split = newline + 1 if newline >= 0 else 0
+    head, tail = text[:split], text[split:]
+    for _ in range(3):  # tails can stack: "… Read more\nThe post … appeared first on …"
+        before = tail
+        lowered = tail.lower()
+        for keys, pattern in _TAILS:
+            if not any(k in lowered for k in keys):
+                continue
+            cut = pattern.sub("", tail).rstrip()
+            if cut and cut != tail:
+                tail = cut
+        if tail == before:
+            break
+    return head + tail if tail else text
+
+
+_SCRIPTS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("ar", re.compile(r"[\u0600-\u06ff\u0750-\u077f\ufb50-\ufdff\ufe70-\ufefe]")),
+    ("ru", re.compile(r"[\u0400-\u04ff]")),
+    ("he", re.compile(r"[\u0590-\u05ff]")),
+    ("el", re.compile(r"[\u0370-\u03ff]")),
+    ("hi", re.compile(r"[\u0900-\u097f]")),
+    ("zh", re.compile(r"[\u4e00-\u9fff]")),
+    ("ja", re.compile(r"[\u3040-\u30ff]")),
+    ("ko", re.compile(r"[\uac00-\ud7af]")),
+    ("th", re.compile(r"[\u0e00-\u0e7f]")),
+)
+_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+_URDU = re.compile(r"[ٹڈڑںےۓھہۃ]")
+_PERSIAN = frozenset("پچژگکی")
+_UKRAINIAN = re.compile(r"[іїєґІЇЄҐ]")
+_SAMPLE = 600
+
+
+def detect_language(text: str) -> str | None:
+    """The language a text's dominant script implies (Latin → "en"); None for no letters."""
+    sample = text[:_SAMPLE]
+    best, most = None, 0
+    for lang, pattern in _SCRIPTS:
+        count = len(pattern.findall(sample))
+        if count > most:
+            best, most = lang, count
+    latin = len(_LATIN.findall(sample))
+    if best is None and not latin:
+        return None
+    if best is None or latin > most:
+        return "en"
+    if best == "ar":
+        if _URDU.search(sample):
+            return "ur"
+        if len(set(sample) & _PERSIAN) >= 2:
+            return "fa"
+    if best == "ru" and _UKRAINIAN.search(sample):
+        return "uk"
+    return best
+
+
+def _entry_key(entry: RawEntry, link: str | None, title: str, date: datetime | None) -> str:
+    if entry.guid:
+        return entry.guid
+    if link:
+        return link
+    stamp = date.isoformat() if date else ""
+    digest = hashlib.sha256(f"{title}\n{stamp}".encode()).hexdigest()[:32]
+    return f"sha256:{digest}"
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def normalize(feed: FeedSource, parsed: ParsedFeed, now: datetime) -> list[Article]:
+    """Every entry of a parsed feed as an Article, in feed order, one per key."""
+    now = _utc(now) or datetime.now(UTC)
+    source = feed.name or parsed.title or feed.id
+    articles: list[Article] = []
+    seen: set[str] = set()
+    for entry in parsed.entries:
+        title = _fold(html_to_text(entry.title).replace("\n", " "))
+        summary = strip_boilerplate(html_to_text(entry.summary_html))
+        content = strip_boilerplate(html_to_text(entry.content_html))
+        if _repeats(content, summary):
+            content = ""
+        link = canonical_url(entry.link) if entry.link else None
+        original = _utc(entry.published) or _utc(entry.updated)
+        published = original if original is not None and original <= now else now
+        key = _entry_key(entry, link, title, original)
+        if key in seen:
+            continue
+        seen.add(key)
+        language = (
+            feed.language
+            or parsed.language
+            or detect_language(f"{title} {summary[:_SAMPLE]} {content[:_SAMPLE]}")
+        )
+        articles.append(
+            Article(
+                key=key,
+                feed_id=feed.id,
+                title=title,
+                summary=summary,
+                content=content,
+                link=link,
+                published=published,
+                language=language,
+                source=source,
+                guid=entry.guid,
+            )
+        )
+    return articles
+
+
+def _repeats(content: str, summary: str) -> bool:
+    """True when the content adds nothing to the summary."""
+    if not content:
+        return True
+    a = _squash(content)
+    b = _squash(summary)
+    return a == b or (bool(b) and a in b)
+
+
+def _squash(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", text).split()).casefold()

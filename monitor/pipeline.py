@@ -1,0 +1,182 @@
+"""``poll_feed``: the one place that runs the stages in order for one feed.
+
+fetch → parse → normalise → (storage: which entries are new) → backfill →
+match → render → (storage: entries, alerts and feed state in one transaction).
+
+A feed that fails is recorded and backed off here; nothing a feed does can
+stop the others. Rules and channels come from a ``Ruleset`` that the worker
+swaps whole when the configuration changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from monitor.config import Settings
+from monitor.exceptions import FeedError, FetchError
+from monitor.fetcher import Fetcher
+from monitor.matcher import Matcher, compile_rules
+from monitor.models import Alert, Article, Channel, FeedSource, FeedState, FetchResult, Match, Rule
+from monitor.normalizer import normalize
+from monitor.parser import parse_feed
+from monitor.scheduler import next_poll_at
+from monitor.storage import Store, story_key
+from monitor.summarizer import render_alert
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    """Compiled rules and the channels they notify; replaced whole on reload."""
+
+    rules: Mapping[str, Rule]
+    channels: Mapping[str, Channel]
+    matcher: Matcher
+    feed_tags: Mapping[str, tuple[str, ...]]
+    version: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Ruleset:
+        return cls(
+            rules={rule.name: rule for rule in settings.rules},
+            channels=dict(settings.channels),
+            matcher=compile_rules(settings.rules),
+            feed_tags={feed.id: feed.tags for feed in settings.feeds},
+            version=settings.version,
+        )
+
+    def alerts_for(self, article: Article) -> list[tuple[Alert, str]]:
+        """One rendered alert per channel that any matching rule notifies."""
+        matches = self.matcher.match(article, self.feed_tags.get(article.feed_id, ()))
+        per_channel: dict[str, list[Match]] = {}
+        for match in matches:
+            for channel in self.rules[match.rule].notify:
+                per_channel.setdefault(channel, []).append(match)
+        story = story_key(article)
+        return [
+            (render_alert(article, channel_matches, self.channels[name]), story)
+            for name, channel_matches in per_channel.items()
+            if name in self.channels
+        ]
+
+
+@dataclass(frozen=True)
+class PollOutcome:
+    """What one poll of one feed did, for logs, `--once` and tests."""
+
+    feed_id: str
+    ok: bool
+    next_poll: datetime
+    new_entries: int = 0
+    alerts: int = 0
+    not_modified: bool = False
+    error: str | None = None
+    errors: int = 0
+
+
+def in_backfill(article: Article, backfill: timedelta | None, now: datetime) -> bool:
+    """On a feed's first poll, only entries newer than ``backfill`` may alert."""
+    if backfill is None:
+        return True
+    if backfill <= timedelta(0) or article.published is None:
+        return False
+    return article.published >= now - backfill
+
+
+async def poll_feed(
+    feed: FeedSource,
+    *,
+    store: Store,
+    fetcher: Fetcher,
+    ruleset: Callable[[], Ruleset],
+    now: datetime,
+    rng: random.Random | None = None,
+) -> PollOutcome:
+    """Poll one feed and queue alerts for its new entries; never raises for a feed's fault."""
+    jitter = (rng or random).uniform(0.0, 0.1)
+    state = await asyncio.to_thread(store.feed_state, feed.id)
+    errors = state.errors if state else 0
+    try:
+        result = await fetcher.fetch(feed, state)
+        if result.not_modified:
+            next_poll = next_poll_at(now, feed.interval, 0, None, result.max_age, jitter=jitter)
+            await asyncio.to_thread(
+                store.record_not_modified, feed.id, feed.url, now, result.status, next_poll
+            )
+            _log_recovery(feed, errors)
+            return PollOutcome(feed.id, True, next_poll, not_modified=True)
+        new, queued = await asyncio.to_thread(
+            _process, feed, state, result, store, ruleset(), now, jitter
+        )
+    except FeedError as exc:
+        retry_after = exc.retry_after if isinstance(exc, FetchError) else None
+        status = exc.status if isinstance(exc, FetchError) else None
+        next_poll = next_poll_at(now, feed.interval, errors + 1, retry_after, jitter=jitter)
+        reason = str(exc)
+        await asyncio.to_thread(
+            store.record_failure, feed.id, feed.url, now, reason, status, next_poll
+        )
+        if errors == 0:
+            log.warning("feed %s failing: %s (next try %s)", feed.id, reason, _hhmm(next_poll))
+        else:
+            log.info("feed %s still failing (%d): %s", feed.id, errors + 1, reason)
+        return PollOutcome(feed.id, False, next_poll, error=reason, errors=errors + 1)
+    _log_recovery(feed, errors)
+    next_poll = next_poll_at(now, feed.interval, 0, None, result.max_age, jitter=jitter)
+    return PollOutcome(feed.id, True, next_poll, new_entries=new, alerts=queued)
+
+
+def _process(
+    feed: FeedSource,
+    state: FeedState | None,
+    result: FetchResult,
+    store: Store,
+    ruleset: Ruleset,
+    now: datetime,
+    jitter: float,
+) -> tuple[int, int]:
+    """The CPU-bound middle of a poll (runs in a thread): parse, match, render, commit."""
+    parsed = parse_feed(result)
+    articles = list({a.key: a for a in normalize(feed, parsed, now)}.values())
+    known = store.known_keys(feed.id, (a.key for a in articles))
+    first_poll = state is None or state.first_success is None
+    alerts: list[tuple[Alert, str]] = []
+    for article in articles:
+        if article.key in known:
+            continue
+        if first_poll and not in_backfill(article, feed.backfill, now):
+            continue
+        alerts.extend(ruleset.alerts_for(article))
+    next_poll = next_poll_at(now, feed.interval, 0, None, result.max_age, jitter=jitter)
+    inserted, queued = store.commit_poll(
+        feed_id=feed.id,
+        url=feed.url,
+        now=now,
+        articles=articles,
+        alerts=alerts,
+        status=result.status,
+        etag=result.etag,
+        last_modified=result.last_modified,
+        content_hash=result.content_hash,
+        next_poll=next_poll,
+    )
+    if parsed.warning:
+        log.debug("feed %s parsed with a warning: %s", feed.id, parsed.warning)
+    if inserted:
+        log.info("feed %s: %d new entries, %d alerts queued", feed.id, len(inserted), queued)
+    return len(inserted), queued
+
+
+def _log_recovery(feed: FeedSource, errors: int) -> None:
+    if errors:
+        log.warning("feed %s recovered after %d failed polls", feed.id, errors)
+
+
+def _hhmm(when: datetime) -> str:
+    return when.strftime("%H:%M:%S UTC")

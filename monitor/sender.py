@@ -1,0 +1,214 @@
+"""The outbox sender: drains stored alerts to their channels within Telegram's limits.
+
+An alert row is marked sent only after the notifier reports Telegram accepted
+it. Each chat is drained by its own task, so a flood wait (429) or a broken
+channel holds up that chat only. Pacing is decided by ``Pacer`` from an
+explicit clock: per chat at most one message a second, groups and channels at
+most 20 a minute, and at most 30 a second across all chats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import defaultdict, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from monitor.models import Channel
+from monitor.notifier import Notifier
+from monitor.storage import OutboxAlert, Store
+
+log = logging.getLogger(__name__)
+
+PER_CHAT_SPACING = 1.0  # seconds between two messages to one chat
+GROUP_WINDOW, GROUP_LIMIT = 60.0, 20  # channels and groups: 20 a minute
+GLOBAL_WINDOW, GLOBAL_LIMIT = 1.0, 30  # the whole bot: 30 a second
+RETRY_BASE, RETRY_CAP = 2.0, 3600.0  # transient failures back off 2 s … 1 h
+BROKEN_RECHECK = timedelta(minutes=10)  # how often a broken channel is tried again
+
+
+def is_group_chat(chat: str) -> bool:
+    """Channels (@name, -100…) and groups (negative ids) share the 20-a-minute limit."""
+    return chat.startswith("@") or chat.startswith("-")
+
+
+@dataclass
+class Pacer:
+    """Decides how long a chat must wait before its next message; time is an argument."""
+
+    sent: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+    overall: deque[float] = field(default_factory=deque)
+    blocked_until: dict[str, float] = field(default_factory=dict)
+
+    def delay(self, chat: str, now: float) -> float:
+        """Seconds to wait before ``chat`` may receive a message at ``now`` (0 = go)."""
+        waits = [self.blocked_until.get(chat, 0.0) - now]
+        history = self.sent[chat]
+        if history:
+            waits.append(history[-1] + PER_CHAT_SPACING - now)
+            if is_group_chat(chat):
+                recent = [t for t in history if t > now - GROUP_WINDOW]
+                if len(recent) >= GROUP_LIMIT:
+                    waits.append(recent[-GROUP_LIMIT] + GROUP_WINDOW - now)
+        recent_all = [t for t in self.overall if t > now - GLOBAL_WINDOW]
+        if len(recent_all) >= GLOBAL_LIMIT:
+            waits.append(recent_all[-GLOBAL_LIMIT] + GLOBAL_WINDOW - now)
+        return max(0.0, *waits)
+
+    def record(self, chat: str, now: float) -> None:
+        history = self.sent[chat]
+        history.append(now)
+        while history and history[0] <= now - GROUP_WINDOW:
+            history.popleft()
+        self.overall.append(now)
+        while self.overall and self.overall[0] <= now - GLOBAL_WINDOW:
+            self.overall.popleft()
+
+    def block(self, chat: str, until: float) -> None:
+        """Obey a 429: nothing more to this chat before ``until``."""
+        self.blocked_until[chat] = max(self.blocked_until.get(chat, 0.0), until)
+
+
+def retry_delay(attempts: int, rng: random.Random | None = None) -> float:
+    """Exponential back-off with jitter for a transient failure (attempts ≥ 1)."""
+    base = min(RETRY_CAP, RETRY_BASE * 2 ** max(0, attempts - 1))
+    return base * (0.5 + (rng or random).random() / 2)
+
+
+@dataclass
+class SendStats:
+    """What one drain achieved, for logs and `--once` summaries."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+class Sender:
+    """Drains the outbox through a notifier, one paced task per chat."""
+
+    def __init__(
+        self,
+        store: Store,
+        notifier: Notifier,
+        channels: Mapping[str, Channel],
+        *,
+        grace: timedelta = timedelta(hours=24),
+        paced: bool = True,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.notifier = notifier
+        self.channels = channels
+        self.grace = grace
+        self.paced = paced
+        self.clock = clock
+        self.pacer = Pacer()
+        self.stats = SendStats()
+        self._broken_logged: set[str] = set()
+
+    async def drain(self, until: datetime | None = None) -> SendStats:
+        """Send everything due now; keep going for retries due before ``until``."""
+        while True:
+            now = self.clock()
+            due = self.store.due_alerts(now, limit=500)
+            if due:
+                await self._send_batch(due)
+                continue
+            upcoming = self.store.next_due()
+            if upcoming is None or until is None or upcoming > until:
+                return self.stats
+            await asyncio.sleep(min(max(0.0, (upcoming - now).total_seconds()), 60.0))
+
+    async def run_forever(self, stop: asyncio.Event, wake: asyncio.Event, idle: float = 5.0) -> None:
+        """The worker's sender loop: drain, then wait for new alerts or a timer."""
+        while not stop.is_set():
+            try:
+                await self.drain()
+            except Exception:  # a bug or a database outage must not end the loop
+                log.exception("sender: unexpected error; retrying shortly")
+            wake.clear()
+            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+            await asyncio.wait(waiters, timeout=idle, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _send_batch(self, due: list[OutboxAlert]) -> None:
+        by_chat: dict[str, list[OutboxAlert]] = defaultdict(list)
+        for alert in due:
+            channel = self.channels.get(alert.channel)
+            if channel is None:
+                self._not_configured(alert)
+                continue
+            by_chat[channel.chat].append(alert)
+        await asyncio.gather(*(self._send_chat(chat, alerts) for chat, alerts in by_chat.items()))
+
+    async def _send_chat(self, chat: str, alerts: list[OutboxAlert]) -> None:
+        loop = asyncio.get_running_loop()
+        for index, alert in enumerate(alerts):
+            channel = self.channels[alert.channel]
+            if self.paced:
+                while (wait := self.pacer.delay(chat, loop.time())) > 0:
+                    await asyncio.sleep(wait)
+                self.pacer.record(chat, loop.time())
+            delivery = await self.notifier.send(alert.id, alert.html, alert.text, channel)
+            now = self.clock()
+            if delivery.ok:
+                self.store.mark_sent(alert.id, now, delivery.message_id)
+                self.stats.sent += 1
+                self._broken_logged.discard(channel.name)
+                continue
+            if delivery.retry_after is not None:
+                self.pacer.block(chat, loop.time() + delivery.retry_after)
+                log.warning("channel %s: %s", channel.name, delivery.error)
+                self.store.mark_retry(
+                    alert.id, delivery.error or "", now + timedelta(seconds=delivery.retry_after)
+                )
+                self.stats.retried += 1
+                continue
+            if delivery.channel_broken:
+                self._channel_broken(channel, alerts[index:], delivery.error or "", now)
+                return
+            if delivery.permanent:
+                log.error("alert %s to %s failed: %s", alert.id, channel.name, delivery.error)
+                self.store.mark_failed(alert.id, delivery.error or "permanent failure")
+                self.stats.failed += 1
+                continue
+            delay = retry_delay(alert.attempts + 1)
+            log.warning(
+                "channel %s: %s; retrying in %.0fs", channel.name, delivery.error, delay
+            )
+            self.store.mark_retry(alert.id, delivery.error or "", now + timedelta(seconds=delay))
+            self.stats.retried += 1
+
+    def _channel_broken(
+        self, channel: Channel, waiting: list[OutboxAlert], error: str, now: datetime
+    ) -> None:
+        """Report once; hold its alerts for the operator, fail those older than the grace."""
+        if self.store.mark_channel_broken(channel.name, now, error) or (
+            channel.name not in self._broken_logged
+        ):
+            log.error("channel %s is broken: %s (alerts are held for %s)", channel.name, error,
+                      self.grace)
+        self._broken_logged.add(channel.name)
+        for alert in waiting:
+            if now - alert.created_at > self.grace:
+                self.store.mark_failed(alert.id, f"{error} (held longer than {self.grace})")
+                self.stats.failed += 1
+            else:
+                self.store.mark_retry(alert.id, error, now + BROKEN_RECHECK)
+                self.stats.retried += 1
+
+    def _not_configured(self, alert: OutboxAlert) -> None:
+        now = self.clock()
+        error = f"channel {alert.channel!r} is no longer in the configuration"
+        if now - alert.created_at > self.grace:
+            self.store.mark_failed(alert.id, error)
+        else:
+            self.store.mark_retry(alert.id, error, now + BROKEN_RECHECK)
+        if alert.channel not in self._broken_logged:
+            log.error("%s; its alerts are held for %s", error, self.grace)
+            self._broken_logged.add(alert.channel)

@@ -1,0 +1,555 @@
+"""State store: feed health, seen entries and the alert outbox (SQLAlchemy Core).
+
+One schema serves SQLite (the default) and PostgreSQL. Storage is where
+"new" is decided: an entry is new exactly when its ``(feed_id, key)`` row is
+inserted, and the alerts for it are inserted in the same transaction, so a
+crash can never record an entry as seen while losing its alerts. The outbox
+row's unique ``(channel, story)`` makes "one alert per story and channel" a
+database guarantee rather than a hope.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from monitor.exceptions import StorageError
+from monitor.models import Alert, Article, FeedState
+
+metadata = sa.MetaData()
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to storage")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+feeds_table = sa.Table(
+    "feeds",
+    metadata,
+    sa.Column("feed_id", sa.String(200), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False, server_default=""),
+    sa.Column("etag", sa.Text),
+    sa.Column("last_modified", sa.Text),
+    sa.Column("content_hash", sa.String(64)),
+    sa.Column("last_poll", UTCDateTime),
+    sa.Column("next_poll", UTCDateTime),
+    sa.Column("http_status", sa.Integer),
+    sa.Column("entries_seen", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("errors", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Column("first_success", UTCDateTime),
+)
+
+entries_table = sa.Table(
+    "entries",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("feed_id", sa.String(200), nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False, server_default=""),
+    sa.Column("link", sa.Text),
+    sa.Column("published", UTCDateTime),
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.Column("last_seen", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("feed_id", "key", name="uq_entries_feed_key"),
+)
+
+alerts_table = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("channel", sa.String(200), nullable=False),
+    sa.Column("story", sa.Text, nullable=False),
+    sa.Column("feed_id", sa.String(200), nullable=False),
+    sa.Column("article_key", sa.Text, nullable=False),
+    sa.Column("rules", sa.Text, nullable=False),  # JSON list of rule names
+    sa.Column("title", sa.Text, nullable=False, server_default=""),
+    sa.Column("link", sa.Text),
+    sa.Column("html", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("next_attempt", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("message_id", sa.BigInteger),
+    sa.Column("last_error", sa.Text),
+    sa.UniqueConstraint("channel", "story", name="uq_alerts_channel_story"),
+)
+sa.Index("ix_alerts_due", alerts_table.c.status, alerts_table.c.next_attempt)
+
+channels_table = sa.Table(
+    "channels",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("broken_since", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+)
+
+schema_table = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+)
+
+#: Numbered migration steps; step N brings the schema from N-1 to N.
+MIGRATIONS: dict[int, Any] = {
+    1: lambda conn: metadata.create_all(
+        conn, tables=[feeds_table, entries_table, alerts_table, channels_table]
+    ),
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class OutboxAlert:
+    """An alert row waiting in (or leaving) the outbox."""
+
+    id: int
+    channel: str
+    feed_id: str
+    article_key: str
+    rules: tuple[str, ...]
+    title: str
+    link: str | None
+    html: str
+    text: str
+    status: str
+    attempts: int
+    created_at: datetime
+    next_attempt: datetime
+    sent_at: datetime | None = None
+    message_id: int | None = None
+    last_error: str | None = None
+
+
+def story_key(article: Article) -> str:
+    """Identity of a story across feeds: canonical link, else GUID, else feed+key."""
+    if article.link:
+        return article.link
+    if article.guid:
+        return f"guid:{article.guid}"
+    return f"{article.feed_id}:{article.key}"
+
+
+class Store:
+    """The one gateway to the database; every method is a short transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.engine: Engine = _make_engine(url)
+        except (sa.exc.ArgumentError, ImportError) as exc:
+            raise StorageError(f"bad DATABASE_URL {_redact(url)!r}: {exc}") from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- schema
+    def migrate(self) -> int:
+        """Apply missing migration steps; return the schema version now in place."""
+        try:
+            with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # one worker migrates; the others wait here, then find nothing to do
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(7355608)"))
+                schema_table.create(conn, checkfirst=True)
+                current = conn.execute(sa.select(sa.func.max(schema_table.c.version))).scalar()
+                current = current or 0
+                for step in range(current + 1, SCHEMA_VERSION + 1):
+                    MIGRATIONS[step](conn)
+                    conn.execute(schema_table.insert().values(version=step, applied_at=_now()))
+                return SCHEMA_VERSION
+        except sa.exc.OperationalError as exc:
+            raise StorageError(f"cannot open database {_redact(self.url)}: {exc.orig}") from exc
+
+    # ---- feeds
+    def feed_state(self, feed_id: str) -> FeedState | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(feeds_table).where(feeds_table.c.feed_id == feed_id)
+            ).first()
+        return _feed_state(row) if row else None
+
+    def feed_states(self) -> dict[str, FeedState]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(feeds_table)).all()
+        return {row.feed_id: _feed_state(row) for row in rows}
+
+    def record_failure(
+        self,
+        feed_id: str,
+        url: str,
+        now: datetime,
+        error: str,
+        status: int | None,
+        next_poll: datetime,
+    ) -> FeedState:
+        """Count one more consecutive error; return the new state."""
+        with self.engine.begin() as conn:
+            self._ensure_feed(conn, feed_id, url)
+            conn.execute(
+                feeds_table.update()
+                .where(feeds_table.c.feed_id == feed_id)
+                .values(
+                    url=url,
+                    last_poll=now,
+                    http_status=status,
+                    errors=feeds_table.c.errors + 1,
+                    last_error=error[:500],
+                    next_poll=next_poll,
+                )
+            )
+            row = conn.execute(
+                sa.select(feeds_table).where(feeds_table.c.feed_id == feed_id)
+            ).one()
+        return _feed_state(row)
+
+    def record_not_modified(
+        self, feed_id: str, url: str, now: datetime, status: int | None, next_poll: datetime
+    ) -> None:
+        with self.engine.begin() as conn:
+            self._ensure_feed(conn, feed_id, url)
+            conn.execute(
+                feeds_table.update()
+                .where(feeds_table.c.feed_id == feed_id)
+                .values(
+                    last_poll=now,
+                    http_status=status,
+                    errors=0,
+                    last_error=None,
+                    next_poll=next_poll,
+                )
+            )
+
+    def known_keys(self, feed_id: str, keys: Iterable[str]) -> set[str]:
+        """Which of these entry keys this feed has already seen."""
+        keys = list(keys)
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(keys, 500):
+                found.update(
+                    conn.execute(
+                        sa.select(entries_table.c.key).where(
+                            entries_table.c.feed_id == feed_id, entries_table.c.key.in_(chunk)
+                        )
+                    ).scalars()
+                )
+        return found
+
+    def commit_poll(
+        self,
+        *,
+        feed_id: str,
+        url: str,
+        now: datetime,
+        articles: Sequence[Article],
+        alerts: Sequence[tuple[Alert, str]],
+        status: int | None,
+        etag: str | None,
+        last_modified: str | None,
+        content_hash: str | None,
+        next_poll: datetime,
+    ) -> tuple[set[str], int]:
+        """Record a successful poll atomically: new entries, their alerts, feed state.
+
+        ``alerts`` pairs each rendered alert with its story key. Only alerts of
+        entries that this call actually inserted are queued, so concurrent or
+        repeated polls of the same feed never queue an alert twice. Returns the
+        keys inserted and the number of alerts queued.
+        """
+        with self.engine.begin() as conn:
+            self._ensure_feed(conn, feed_id, url)
+            inserted: set[str] = set()
+            rows = [
+                {
+                    "feed_id": feed_id,
+                    "key": a.key,
+                    "title": a.title[:1000],
+                    "link": a.link,
+                    "published": a.published,
+                    "first_seen": now,
+                    "last_seen": now,
+                }
+                for a in articles
+            ]
+            for chunk in _chunks(rows, 200):
+                stmt = _insert(conn)(entries_table).values(chunk)
+                stmt = stmt.on_conflict_do_nothing(index_elements=["feed_id", "key"])
+                inserted.update(conn.execute(stmt.returning(entries_table.c.key)).scalars())
+            seen_again = [a.key for a in articles if a.key not in inserted]
+            for chunk in _chunks(seen_again, 500):
+                conn.execute(
+                    entries_table.update()
+                    .where(entries_table.c.feed_id == feed_id, entries_table.c.key.in_(chunk))
+                    .values(last_seen=now)
+                )
+            queued = 0
+            for alert, story in alerts:
+                if alert.article_key not in inserted:
+                    continue
+                stmt = (
+                    _insert(conn)(alerts_table)
+                    .values(
+                        channel=alert.channel,
+                        story=story,
+                        feed_id=alert.feed_id,
+                        article_key=alert.article_key,
+                        rules=json.dumps(list(alert.rules), ensure_ascii=False),
+                        title=alert.title[:1000],
+                        link=alert.link,
+                        html=alert.html,
+                        text=alert.text,
+                        status="pending",
+                        created_at=now,
+                        next_attempt=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=["channel", "story"])
+                    .returning(alerts_table.c.id)
+                )
+                queued += len(conn.execute(stmt).all())
+            conn.execute(
+                feeds_table.update()
+                .where(feeds_table.c.feed_id == feed_id)
+                .values(
+                    url=url,
+                    last_poll=now,
+                    http_status=status,
+                    etag=etag,
+                    last_modified=last_modified,
+                    content_hash=content_hash,
+                    errors=0,
+                    last_error=None,
+                    next_poll=next_poll,
+                    entries_seen=feeds_table.c.entries_seen + len(inserted),
+                    first_success=sa.func.coalesce(feeds_table.c.first_success, now),
+                )
+            )
+        return inserted, queued
+
+    def prune_entries(self, now: datetime, keep: timedelta) -> int:
+        """Forget entries that left their feed more than ``keep`` ago."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                entries_table.delete().where(entries_table.c.last_seen < now - keep)
+            )
+        return result.rowcount or 0
+
+    # ---- outbox
+    def due_alerts(self, now: datetime, limit: int = 100) -> list[OutboxAlert]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(alerts_table)
+                .where(alerts_table.c.status == "pending", alerts_table.c.next_attempt <= now)
+                .order_by(alerts_table.c.id)
+                .limit(limit)
+            ).all()
+        return [_outbox(row) for row in rows]
+
+    def pending_count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.count()).where(alerts_table.c.status == "pending")
+            ).scalar_one()
+
+    def next_due(self) -> datetime | None:
+        """When the earliest pending alert may be tried, or None when the outbox is empty."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.min(alerts_table.c.next_attempt)).where(
+                    alerts_table.c.status == "pending"
+                )
+            ).scalar()
+
+    def mark_sent(self, alert_id: int, now: datetime, message_id: int | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                alerts_table.update()
+                .where(alerts_table.c.id == alert_id)
+                .values(
+                    status="sent",
+                    sent_at=now,
+                    message_id=message_id,
+                    attempts=alerts_table.c.attempts + 1,
+                    last_error=None,
+                )
+            )
+            conn.execute(
+                channels_table.update()
+                .where(channels_table.c.name == sa.select(alerts_table.c.channel)
+                       .where(alerts_table.c.id == alert_id).scalar_subquery())
+                .values(broken_since=None)
+            )
+
+    def mark_retry(self, alert_id: int, error: str, next_attempt: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                alerts_table.update()
+                .where(alerts_table.c.id == alert_id)
+                .values(
+                    attempts=alerts_table.c.attempts + 1,
+                    last_error=error[:500],
+                    next_attempt=next_attempt,
+                )
+            )
+
+    def mark_failed(self, alert_id: int, error: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                alerts_table.update()
+                .where(alerts_table.c.id == alert_id)
+                .values(
+                    status="failed",
+                    attempts=alerts_table.c.attempts + 1,
+                    last_error=error[:500],
+                )
+            )
+
+    def mark_channel_broken(self, channel: str, now: datetime, error: str) -> bool:
+        """Record a permanent channel error; True when the channel was healthy until now."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(channels_table).where(channels_table.c.name == channel)
+            ).first()
+            if row is None:
+                conn.execute(
+                    channels_table.insert().values(name=channel, broken_since=now, last_error=error)
+                )
+                return True
+            conn.execute(
+                channels_table.update()
+                .where(channels_table.c.name == channel)
+                .values(broken_since=row.broken_since or now, last_error=error[:500])
+            )
+            return row.broken_since is None
+
+    def channel_health(self) -> dict[str, dict[str, Any]]:
+        """Per channel: pending, sent and failed counts, last error, broken since."""
+        out: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            counts = conn.execute(
+                sa.select(alerts_table.c.channel, alerts_table.c.status, sa.func.count()).group_by(
+                    alerts_table.c.channel, alerts_table.c.status
+                )
+            ).all()
+            for channel, status, count in counts:
+                out.setdefault(channel, _empty_health())[status] = count
+            for row in conn.execute(sa.select(channels_table)).all():
+                health = out.setdefault(row.name, _empty_health())
+                health["last_error"] = row.last_error
+                health["broken_since"] = row.broken_since
+        return out
+
+    def recent_alerts(self, limit: int = 10) -> list[OutboxAlert]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(alerts_table).order_by(alerts_table.c.id.desc()).limit(limit)
+            ).all()
+        return [_outbox(row) for row in rows]
+
+    # ---- helpers
+    def _ensure_feed(self, conn: sa.Connection, feed_id: str, url: str) -> None:
+        stmt = _insert(conn)(feeds_table).values(feed_id=feed_id, url=url)
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=["feed_id"]))
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _insert(conn: sa.Connection) -> Any:
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+def _feed_state(row: Any) -> FeedState:
+    return FeedState(
+        feed_id=row.feed_id,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        content_hash=row.content_hash,
+        last_poll=row.last_poll,
+        next_poll=row.next_poll,
+        http_status=row.http_status,
+        entries_seen=row.entries_seen,
+        errors=row.errors,
+        last_error=row.last_error,
+        first_success=row.first_success,
+    )
+
+
+def _outbox(row: Any) -> OutboxAlert:
+    return OutboxAlert(
+        id=row.id,
+        channel=row.channel,
+        feed_id=row.feed_id,
+        article_key=row.article_key,
+        rules=tuple(json.loads(row.rules)),
+        title=row.title,
+        link=row.link,
+        html=row.html,
+        text=row.text,
+        status=row.status,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        next_attempt=row.next_attempt,
+        sent_at=row.sent_at,
+        message_id=row.message_id,
+        last_error=row.last_error,
+    )
+
+
+def _empty_health() -> dict[str, Any]:
+    return {"pending": 0, "sent": 0, "failed": 0, "last_error": None, "broken_since": None}
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _redact(url: str) -> str:
+    """A database URL with its password hidden, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparseable URL>"

@@ -1,0 +1,615 @@
+"""Article + matches → one Alert: extractive summary, highlights, Telegram HTML, console text.
+
+Pure: no I/O, no clock.  The alert reads, line by line::
+
+    🔔 Matched: astana · ceasefire          (rule names, in config order)
+    <a href="…">Title with <b>hits</b></a>   (the title as a link)
+    📰 Source: SANA · 2026-11-29 06:22 +03  (source, time in the channel's zone)
+
+    Lead sentence. … Sentence with a <b>hit</b>.
+
+    🔗 sana.sy/en/?p=1234                   (the link)
+
+Why it is built this way:
+
+* Feed text is trimmed as *plain text* first and escaped last, so a cut can
+  never fall inside a tag or an entity; only ``& < >`` (and ``"`` in the
+  ``href``) are escaped, which is all Telegram's parser needs.
+* Telegram removes U+2028–U+202E after parsing, so bidi embeddings are useless;
+  isolates (U+2066–U+2069) survive.  Lines that are pure feed text (title,
+  summary) stand alone so the client picks their direction from the text; feed
+  text placed next to a label (source, rule names, date, URL) is wrapped in an
+  isolate so an Arabic source name cannot reorder an English label or the date.
+* The length limit is 4096 code points after parsing (Telegram counts code
+  points, not UTF-16 units).  Every fixed part is capped, the summary gets what
+  is left, and the raw HTML is kept under the 32768-byte pre-parse limit.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from monitor.models import Alert, Article, Channel, Hit, Match
+from monitor.sentences import split_sentences
+
+__all__ = [
+    "LABELS",
+    "MAX_HTML_BYTES",
+    "MAX_MESSAGE_LENGTH",
+    "Segment",
+    "render_alert",
+    "render_sample_alert",
+    "summarize",
+]
+
+#: Telegram's limit on a message, in code points after entity parsing.
+MAX_MESSAGE_LENGTH = 4096
+#: Telegram's limit on the submitted text, in UTF-8 bytes, before parsing.
+MAX_HTML_BYTES = 32768
+
+_TITLE_MAX = 400
+_SOURCE_MAX = 100
+_RULE_NAME_MAX = 60
+_RULES_MAX = 300
+_LINK_TEXT_MAX = 60
+_HREF_MAX = 4000
+_MIN_PIECE = 24  # a trimmed sentence shorter than this is not worth showing
+_ELLIPSIS = "…"
+_GAP = f" {_ELLIPSIS} "
+
+_FSI, _LRI, _PDI = "\u2068", "\u2066", "\u2069"
+
+#: Fixed labels per channel language.
+LABELS: dict[str, dict[str, str]] = {
+    "en": {"matched": "Matched", "source": "Source", "untitled": "(untitled)"},
+    "ar": {"matched": "القواعد", "source": "المصدر", "untitled": "(بلا عنوان)"},
+    "ru": {"matched": "Правила", "source": "Источник", "untitled": "(без заголовка)"},
+}
+
+_WS = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of summary text; ``bold`` marks a hit."""
+
+    text: str
+    bold: bool = False
+
+
+# ---------------------------------------------------------------------------
+# Public API
+
+
+def render_alert(article: Article, matches: Sequence[Match], channel: Channel) -> Alert:
+    """The one message for ``article`` in ``channel``, naming every rule in ``matches``."""
+    rules = tuple(dict.fromkeys(m.rule for m in matches))
+    labels = LABELS.get(_base_language(channel.language), LABELS["en"])
+    href = safe_link(article.link)
+    title_segments = _title_segments(article, matches, labels)
+    head = _head(rules, title_segments, href, article, channel, labels)
+    tail = _tail(href)
+    fixed_len = head.plain_len + tail.plain_len + 4  # two blank lines around the summary
+    budget = max(0, min(channel.summary_length, MAX_MESSAGE_LENGTH - fixed_len))
+
+    segments = summarize(article, matches, budget)
+    for bold in (True, False):
+        html_text, console = _assemble(head, tail, segments, bold)
+        if len(html_text.encode("utf-8")) <= MAX_HTML_BYTES:
+            break
+    else:  # pathological: thousands of escaped characters; halve the summary until it fits
+        while len(html_text.encode("utf-8")) > MAX_HTML_BYTES and budget > 0:
+            budget //= 2
+            segments = summarize(article, matches, budget)
+            html_text, console = _assemble(head, tail, segments, False)
+
+    return Alert(
+        article_key=article.key,
+        feed_id=article.feed_id,
+        channel=channel.name,
+        rules=rules,
+        html=html_text,
+        text=console,
+        link=href,
+        title=article.title,
+    )
+
+
+def summarize(article: Article, matches: Sequence[Match], max_chars: int) -> list[Segment]:
+    """The lead sentence plus the sentences holding hits, in order, within ``max_chars``.
+
+    Sentences come from the summary, then the content; a content sentence that
+    repeats one already taken is skipped.  Non-adjacent sentences are joined by
+    `` … ``; a sentence too long for the room left is cut at a word boundary
+    around its first hit.
+    """
+    if max_chars <= 0:
+        return []
+    spans_by_field = _hit_spans(article, matches)
+    picked = _pick_sentences(article, spans_by_field)
+    if not picked:
+        return []
+    return _fit(picked, max_chars)
+
+
+def render_sample_alert(channel: Channel, now: datetime | None = None) -> Alert:
+    """A realistic alert in the channel's language, for ``monitor send-test``."""
+    lang = _base_language(channel.language)
+    sample = _SAMPLES.get(lang, _SAMPLES["en"])
+    published = now or datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
+    article = Article(
+        key="monitor-send-test",
+        feed_id="send-test",
+        title=sample["title"],
+        summary=sample["summary"],
+        link="https://example.org/monitor/send-test",
+        published=published,
+        language=lang,
+        source=sample["source"],
+    )
+    hits = []
+    for field in ("title", "summary"):
+        text = article.field_text(field)
+        start = text.find(sample["term"])
+        while start >= 0:
+            end = start + len(sample["term"])
+            hits.append(Hit(sample["term"], text[start:end], field, start, end))
+            start = text.find(sample["term"], end)
+    return render_alert(article, [Match(sample["rule"], tuple(hits))], channel)
+
+
+def safe_link(url: str | None) -> str | None:
+    """``url`` if it is an absolute http(s) link, with spaces and controls percent-encoded."""
+    if not url:
+        return None
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    out = []
+    for ch in url:
+        code = ord(ch)
+        if code <= 0x20 or code == 0x7F or ch in '"<>\\^`{|}' or 0x80 <= code <= 0x9F:
+            out.append("".join(f"%{b:02X}" for b in ch.encode("utf-8")))
+        elif 0xD800 <= code <= 0xDFFF or 0x2028 <= code <= 0x202E or 0x2066 <= code <= 0x2069:
+            continue
+        else:
+            out.append(ch)
+    safe = "".join(out)
+    return safe if len(safe) <= _HREF_MAX else None
+
+
+# ---------------------------------------------------------------------------
+# Text cleaning with offset tracking
+
+
+def _clean(text: str, spans: Sequence[tuple[int, int]] = ()) -> tuple[str, list[tuple[int, int]]]:
+    """Collapse whitespace, drop what Telegram would drop or reject, and move ``spans`` along.
+
+    Control characters and line breaks become one space; ``\\r``, bidi
+    embeddings/overrides, isolates, BOMs, unpaired surrogates and the three
+    combining marks Telegram deletes are removed (a feed's own unbalanced
+    isolate could swallow our layout).
+    """
+    out: list[str] = []
+    pos = [0] * (len(text) + 1)
+    last_space = True  # also strips leading whitespace
+    for i, ch in enumerate(text):
+        pos[i] = len(out)
+        code = ord(ch)
+        if ch.isspace() or code < 0x20 or 0x7F <= code <= 0x9F:
+            if not last_space:
+                out.append(" ")
+                last_space = True
+            continue
+        if (
+            0x202A <= code <= 0x202E
+            or 0x2066 <= code <= 0x2069
+            or code in (0xFEFF, 0x0333, 0x033F, 0x030A)  # Telegram drops these three marks
+            or 0xD800 <= code <= 0xDFFF
+        ):
+            continue
+        out.append(ch)
+        last_space = False
+    pos[len(text)] = len(out)
+    if out and out[-1] == " ":
+        out.pop()
+    n = len(out)
+    moved = []
+    for start, end in spans:
+        a, b = min(pos[start], n), min(pos[end], n)
+        # a hit never starts or ends on the collapsed space
+        while a < b and out[a] == " ":
+            a += 1
+        while b > a and out[b - 1] == " ":
+            b -= 1
+        if a < b:
+            moved.append((a, b))
+    return "".join(out), moved
+
+
+def _merge(spans: Sequence[tuple[int, int]], touching: bool = True) -> list[tuple[int, int]]:
+    """Sorted spans with overlaps (and, if ``touching``, adjacent spans) joined."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and (start < merged[-1][1] or (touching and start == merged[-1][1])):
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _hit_spans(article: Article, matches: Sequence[Match]) -> dict[str, list[tuple[int, int]]]:
+    """Valid hit spans per field, merged; spans outside the field's text are ignored."""
+    raw: dict[str, list[tuple[int, int]]] = {}
+    for match in matches:
+        for hit in match.hits:
+            if hit.field not in ("title", "summary", "content"):
+                continue
+            length = len(article.field_text(hit.field))
+            start, end = max(0, hit.start), min(length, hit.end)
+            if start < end:
+                raw.setdefault(hit.field, []).append((start, end))
+    return {field: _merge(spans) for field, spans in raw.items()}
+
+
+def _segments(text: str, spans: Sequence[tuple[int, int]]) -> list[Segment]:
+    out: list[Segment] = []
+    at = 0
+    for start, end in spans:
+        if start > at:
+            out.append(Segment(text[at:start]))
+        out.append(Segment(text[start:end], True))
+        at = end
+    if at < len(text):
+        out.append(Segment(text[at:]))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Sentence selection and trimming
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    text: str  # cleaned
+    spans: tuple[tuple[int, int], ...]  # bold spans into text
+    field: str
+    index: int  # position among the field's sentences
+
+
+def _pick_sentences(
+    article: Article, spans_by_field: dict[str, list[tuple[int, int]]]
+) -> list[_Sentence]:
+    picked: list[_Sentence] = []
+    seen: dict[str, int] = {}
+    for field in ("summary", "content"):
+        text = article.field_text(field)
+        if not text.strip():
+            continue
+        hits = spans_by_field.get(field, [])
+        h = 0
+        for index, (start, end) in enumerate(split_sentences(text, article.language)):
+            while h < len(hits) and hits[h][1] <= start:
+                h += 1
+            inside = []
+            k = h
+            while k < len(hits) and hits[k][0] < end:
+                inside.append((max(hits[k][0], start) - start, min(hits[k][1], end) - start))
+                k += 1
+            if not (inside or not picked):  # keep the lead, then only sentences with hits
+                continue
+            clean, moved = _clean(text[start:end], inside)
+            if not clean:
+                continue
+            key = clean.casefold()
+            if key in seen:  # the content repeats the summary: merge highlights
+                i = seen[key]
+                old = picked[i]
+                picked[i] = _Sentence(
+                    old.text,
+                    tuple(_merge([*old.spans, *moved], touching=False)),
+                    old.field,
+                    old.index,
+                )
+                continue
+            seen[key] = len(picked)
+            picked.append(_Sentence(clean, tuple(moved), field, index))
+    return picked
+
+
+def _fit(picked: list[_Sentence], max_chars: int) -> list[Segment]:
+    out: list[Segment] = []
+    used = 0
+    previous: _Sentence | None = None
+    for n, sentence in enumerate(picked):
+        adjacent = (
+            previous is not None
+            and previous.field == sentence.field
+            and previous.index + 1 == sentence.index
+        )
+        if previous is None:
+            sep = ""
+        elif adjacent or out[-1].text.endswith(_ELLIPSIS):
+            sep = " "
+        else:
+            sep = _GAP
+        room = max_chars - used - len(sep)
+        more_after = n + 1 < len(picked)
+        if previous is None and more_after:
+            room = max(room // 2, min(len(sentence.text), room - _rest_need(picked[1:])))
+        if len(sentence.text) <= room:
+            text, spans = sentence.text, sentence.spans
+        elif room >= _MIN_PIECE:
+            text, spans = _window(sentence.text, sentence.spans, room)
+        else:
+            if out and max_chars - used >= 2 and not out[-1].text.endswith(_ELLIPSIS):
+                out.append(Segment(" " + _ELLIPSIS))
+            break
+        if sep == _GAP and text.startswith(_ELLIPSIS):
+            sep = " "  # the window's own ellipsis already marks the gap
+        if sep:
+            out.append(Segment(sep))
+        out.extend(_segments(text, spans))
+        used += len(sep) + len(text)
+        previous = sentence
+    return out
+
+
+def _rest_need(rest: Sequence[_Sentence]) -> int:
+    return sum(len(s.text) + len(_GAP) for s in rest)
+
+
+def _window(
+    text: str, spans: Sequence[tuple[int, int]], room: int
+) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """At most ``room`` characters of ``text`` cut at word boundaries, around the first hit."""
+    first = spans[0] if spans else (0, 0)
+    if first[1] <= room - 1:  # the head of the sentence shows the hit
+        cut = _cut_before(text, room - 1)
+        start, end, prefix = 0, cut, ""
+    else:
+        width = room - 2
+        lead_in = max(0, (width - (first[1] - first[0])) // 3)
+        start = _cut_after(text, max(0, first[0] - lead_in), first[0])
+        end = _cut_before(text, min(len(text), start + width), start)
+        if end <= start:
+            start, end = first[0], first[0] + width
+        prefix = _ELLIPSIS
+    body = text[start:end].rstrip()
+    shown = prefix + body + (_ELLIPSIS if end < len(text) else "")
+    shift = len(prefix) - start
+    moved = []
+    for a, b in spans:
+        a2, b2 = max(a, start) + shift, min(b, start + len(body)) + shift
+        if a2 < b2:
+            moved.append((a2, b2))
+    return shown, tuple(moved)
+
+
+def _cut_before(text: str, limit: int, floor: int = 0) -> int:
+    """An index in ``floor..limit`` at a word boundary, else one that starts a grapheme."""
+    if limit >= len(text):
+        return len(text)
+    space = text.rfind(" ", floor, limit + 1)
+    if space > floor + (limit - floor) * 0.6:
+        return space
+    cut = limit
+    while cut > floor and _joins_previous(text[cut]):
+        cut -= 1
+    return cut
+
+
+def _cut_after(text: str, at: int, hit_start: int) -> int:
+    """The first word start at or after ``at`` (but not past the hit)."""
+    if at == 0 or text[at - 1] == " ":
+        return at
+    space = text.find(" ", at, hit_start)
+    if space >= 0:
+        return space + 1
+    cut = at
+    while cut < hit_start and _joins_previous(text[cut]):
+        cut += 1
+    return cut
+
+
+def _joins_previous(ch: str) -> bool:
+    code = ord(ch)
+    return (
+        unicodedata.combining(ch) != 0
+        or unicodedata.category(ch) in ("Mn", "Me", "Mc")
+        or code in (0x200C, 0x200D)
+        or 0xFE00 <= code <= 0xFE0F
+        or 0x1F3FB <= code <= 0x1F3FF
+        or 0xE0020 <= code <= 0xE007F
+    )
+
+
+# ---------------------------------------------------------------------------
+# Layout
+
+
+@dataclass(frozen=True)
+class _Block:
+    """Rendered text: Telegram HTML, what Telegram will count, and the console form."""
+
+    html: str
+    console: str
+    plain_len: int
+
+
+def _title_segments(
+    article: Article, matches: Sequence[Match], labels: dict[str, str]
+) -> list[Segment]:
+    spans = _hit_spans(article, matches).get("title", [])
+    title, moved = _clean(article.title, spans)
+    if not title:
+        return [Segment(labels["untitled"])]
+    if len(title) > _TITLE_MAX:
+        title, moved_t = _window(title, moved, _TITLE_MAX)
+        moved = list(moved_t)
+    return _segments(title, moved)
+
+
+def _head(
+    rules: tuple[str, ...],
+    title: list[Segment],
+    href: str | None,
+    article: Article,
+    channel: Channel,
+    labels: dict[str, str],
+) -> _Block:
+    names = _rule_names(rules)
+    matched = f"🔔 {labels['matched']}: "
+    isolated = " · ".join(f"{_FSI}{n}{_PDI}" for n in names)
+    html_parts = [f"🔔 <b>{_esc(labels['matched'])}:</b> ", _esc(isolated)]
+    plain_parts = [matched, isolated]
+    console_parts = [matched, " · ".join(names)]
+
+    title_html = "".join(_esc_segment(s, True) for s in title)
+    if href:
+        title_html = f'<a href="{html.escape(href, quote=True)}">{title_html}</a>'
+    html_parts.append("\n" + title_html)
+    plain_parts.append("\n" + "".join(s.text for s in title))
+    console_parts.append("\n" + "".join(f"*{s.text}*" if s.bold else s.text for s in title))
+
+    source = _truncate(_clean(article.source or article.feed_id)[0], _SOURCE_MAX)
+    when = _format_time(article.published, channel.timezone)
+    label = f"📰 {labels['source']}: "
+    sep = " · " if source and when else ""
+    meta = label + (f"{_FSI}{source}{_PDI}" if source else "") + sep
+    meta += f"{_LRI}{when}{_PDI}" if when else ""
+    html_parts.append("\n" + _esc(meta))
+    plain_parts.append("\n" + meta)
+    console_parts.append("\n" + label + source + sep + when)
+    return _Block("".join(html_parts), "".join(console_parts), len("".join(plain_parts)))
+
+
+def _tail(href: str | None) -> _Block:
+    if not href:
+        return _Block("", "", 0)
+    shown = _truncate(_link_text(href), _LINK_TEXT_MAX)
+    text = f"🔗 {_LRI}{shown}{_PDI}"
+    html_text = f'🔗 {_LRI}<a href="{html.escape(href, quote=True)}">{_esc(shown)}</a>{_PDI}'
+    return _Block(html_text, f"🔗 {href}", len(text))
+
+
+def _assemble(head: _Block, tail: _Block, segments: list[Segment], bold: bool) -> tuple[str, str]:
+    html_parts = [head.html]
+    console_parts = [head.console]
+    if segments:
+        html_parts.append("\n\n" + "".join(_esc_segment(s, bold) for s in segments))
+        console_parts.append(
+            "\n\n" + "".join(f"*{s.text}*" if s.bold else s.text for s in segments)
+        )
+    if tail.html:
+        html_parts.append("\n\n" + tail.html)
+        console_parts.append("\n\n" + tail.console)
+    return "".join(html_parts), "".join(console_parts)
+
+
+def _rule_names(rules: tuple[str, ...]) -> list[str]:
+    names: list[str] = []
+    total = 0
+    for i, rule in enumerate(rules):
+        name = _truncate(_clean(rule)[0], _RULE_NAME_MAX) or "?"
+        if total + len(name) > _RULES_MAX:
+            names.append(f"+{len(rules) - i}")
+            break
+        names.append(name)
+        total += len(name) + 3
+    return names
+
+
+def _esc(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def _esc_segment(segment: Segment, bold: bool) -> str:
+    if segment.bold and bold:
+        return f"<b>{_esc(segment.text)}</b>"
+    return _esc(segment.text)
+
+
+def _truncate(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[: _cut_before(text, limit - 1)].rstrip() + _ELLIPSIS
+
+
+def _link_text(href: str) -> str:
+    parts = urlsplit(href)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    host = host[4:] if host.lower().startswith("www.") else host
+    path = parts.path.rstrip("/")
+    return host + path  # the query and fragment stay in the href only
+
+
+def _format_time(published: datetime | None, timezone: str) -> str:
+    if published is None:
+        return ""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    if published.tzinfo is None:
+        published = published.replace(tzinfo=UTC)
+    local = published.astimezone(zone)
+    abbr = local.strftime("%Z")
+    if not abbr.isalpha():
+        offset = local.utcoffset() or timedelta(0)
+        minutes = int(offset.total_seconds() // 60)
+        sign = "-" if minutes < 0 else "+"
+        hours, mins = divmod(abs(minutes), 60)
+        abbr = f"UTC{sign}{hours:02d}" + (f":{mins:02d}" if mins else "")
+    return f"{local:%Y-%m-%d %H:%M} {abbr}"
+
+
+def _base_language(code: str | None) -> str:
+    return (code or "en").replace("_", "-").split("-", 1)[0].lower()
+
+
+_SAMPLES: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Test alert: ceasefire talks resume in Astana",
+        "summary": (
+            "This is a sample alert sent by monitor to check that the bot can post here. "
+            "Delegations met on Friday. A ceasefire was the first item on the agenda, "
+            "officials said."
+        ),
+        "source": "monitor send-test",
+        "term": "ceasefire",
+        "rule": "sample-rule",
+    },
+    "ar": {
+        "title": "تنبيه تجريبي: استئناف محادثات وقف إطلاق النار في أستانا",
+        "summary": (
+            "هذا تنبيه تجريبي أرسله monitor للتحقق من أن البوت يستطيع النشر هنا. "
+            "التقت الوفود يوم الجمعة؛ وكان وقف إطلاق النار أول بند على جدول الأعمال."
+        ),
+        "source": "اختبار monitor",
+        "term": "وقف إطلاق النار",
+        "rule": "قاعدة-تجريبية",
+    },
+    "ru": {
+        "title": "Тестовое оповещение: в Астане возобновились переговоры о перемирии",
+        "summary": (
+            "Это пробное оповещение от monitor: бот проверяет, что может писать сюда. "
+            "Делегации встретились в пятницу. Переговоры в Астане начались с вопроса "
+            "о перемирии, сообщили участники."
+        ),
+        "source": "проверка monitor",
+        "term": "Астане",
+        "rule": "пробное-правило",
+    },
+}

@@ -1,0 +1,170 @@
+"""The pipeline end to end: a feed server on 127.0.0.1 → storage → console alerts."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+
+from monitor.config import load_settings
+from monitor.notifier import ConsoleNotifier
+from monitor.pipeline import in_backfill
+from monitor.storage import Store
+from monitor.worker import run_once
+from tests.fakes.feedserver import ARABIC_ITEMS, ENGLISH_ITEMS, RUSSIAN_ITEMS, Item, rss_feed
+
+RULES = """
+channels:
+  desk: {chat: "@desk"}
+rules:
+  - name: astana
+    any: [Astana, أستانا, Астана]
+    notify: [desk]
+  - name: ceasefire
+    any: [ceasefire, "وقف إطلاق النار", перемирие]
+    notify: [desk]
+"""
+
+
+def feeds_yaml(*feeds: tuple[str, str, str]) -> str:
+    lines = ["feeds:"]
+    for feed_id, url, backfill in feeds:
+        lines.append(f"  - {{id: {feed_id}, url: '{url}', backfill: {backfill}}}")
+    return "\n".join(lines) + "\n"
+
+
+def serve(feed_server, items, **kwargs) -> str:
+    return feed_server.add(f"/{uuid.uuid4().hex}.xml", rss_feed("Wire", items, **kwargs))
+
+
+async def once(settings):
+    out = io.StringIO()
+    report = await run_once(settings, ConsoleNotifier(out))
+    return report, out.getvalue().replace("*", "")  # the console stars hits; compare words
+
+
+async def test_first_run_alerts_second_run_sends_nothing(
+    feed_server, write_config, sqlite_url, monkeypatch
+):
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    url = serve(feed_server, ARABIC_ITEMS + RUSSIAN_ITEMS + ENGLISH_ITEMS)
+    settings = load_settings(write_config(RULES + feeds_yaml(("wire", url, "all"))))
+
+    report, printed = await once(settings)
+    assert report.sent.sent == 4, printed  # two Arabic/Russian Astana items, one ru, one en
+    assert printed.count("[desk → @desk]") == 4
+    assert "لافروف يصل إلى أستانا" in printed
+    assert "Переговоры в Астане продолжатся в среду" in printed
+    assert "الأمم المتحدة تدعو" not in printed  # matches no rule
+    assert report.pending == 0 and all(o.ok for o in report.outcomes)
+
+    report, printed = await once(settings)
+    assert printed == "" and report.sent.sent == 0
+    assert sum(o.new_entries for o in report.outcomes) == 0
+
+
+async def test_one_alert_lists_every_matched_rule(
+    feed_server, write_config, sqlite_url, monkeypatch
+):
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    url = serve(feed_server, ENGLISH_ITEMS)  # "Ceasefire talks resume in Astana"
+    settings = load_settings(write_config(RULES + feeds_yaml(("en", url, "all"))))
+    report, printed = await once(settings)
+    assert report.sent.sent == 1
+    store = Store(sqlite_url)
+    (sent,) = store.recent_alerts()
+    store.close()
+    assert sent.rules == ("astana", "ceasefire") and sent.status == "sent"
+
+
+async def test_backfill_zero_is_quiet_on_first_poll_then_alerts_new_entries(
+    feed_server, write_config, sqlite_url, monkeypatch
+):
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    path = f"/{uuid.uuid4().hex}.xml"
+    url = feed_server.add(path, rss_feed("Wire", ENGLISH_ITEMS))
+    settings = load_settings(write_config(RULES + feeds_yaml(("en", url, 0))))
+    report, printed = await once(settings)
+    assert printed == "" and report.outcomes[0].new_entries == 1
+
+    fresh = Item(
+        "Astana hosts a new round", "<p>Talks in Astana.</p>", "https://news.example/9", "en-9"
+    )
+    feed_server.add(path, rss_feed("Wire", (fresh, *ENGLISH_ITEMS)))
+    report, printed = await once(settings)
+    assert report.sent.sent == 1 and "Astana hosts a new round" in printed
+    assert "Ceasefire talks resume" not in printed
+
+
+async def test_backfill_window_on_first_poll(feed_server, write_config, sqlite_url, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    now = datetime.now(UTC)
+    recent = Item(
+        "Astana: recent",
+        "x",
+        "https://news.example/r",
+        "r",
+        format_datetime(now - timedelta(hours=1), usegmt=True),
+    )
+    old = Item(
+        "Astana: old",
+        "x",
+        "https://news.example/o",
+        "o",
+        format_datetime(now - timedelta(days=2), usegmt=True),
+    )
+    url = serve(feed_server, (recent, old))
+    settings = load_settings(write_config(RULES + feeds_yaml(("en", url, "6h"))))
+    report, printed = await once(settings)
+    assert "Astana: recent" in printed and "Astana: old" not in printed
+    assert report.outcomes[0].new_entries == 2  # both remembered, only one alerted
+
+
+async def test_broken_feeds_are_recorded_and_do_not_stop_good_ones(
+    feed_server, write_config, sqlite_url, monkeypatch
+):
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    good = serve(feed_server, ENGLISH_ITEMS)
+    settings = load_settings(
+        write_config(
+            RULES
+            + feeds_yaml(
+                ("good", good, "all"),
+                ("err500", feed_server.url("/status/500"), "all"),
+                ("html", feed_server.url("/html"), "all"),
+                ("refused", "http://127.0.0.1:9/feed.xml", "all"),
+                ("nofile", "does-not-exist.xml", "all"),
+            )
+        )
+    )
+    report, printed = await once(settings)
+    assert report.sent.sent == 1 and "Ceasefire talks resume in Astana" in printed
+    failing = {o.feed_id: o for o in report.outcomes if not o.ok}
+    assert set(failing) == {"err500", "html", "refused", "nofile"}
+    assert "500" in failing["err500"].error
+    store = Store(sqlite_url)
+    states = store.feed_states()
+    store.close()
+    assert states["err500"].errors == 1 and states["err500"].http_status == 500
+    assert states["err500"].next_poll > states["good"].last_poll
+    assert states["good"].errors == 0 and states["good"].entries_seen == 1
+    assert "feed err500" in report.summary()
+
+
+@pytest.mark.parametrize(
+    ("backfill", "age", "expected"),
+    [
+        (None, timedelta(days=999), True),
+        (timedelta(0), timedelta(0), False),
+        (timedelta(hours=6), timedelta(hours=5), True),
+        (timedelta(hours=6), timedelta(hours=7), False),
+    ],
+)
+def test_in_backfill(now, backfill, age, expected):
+    from monitor.models import Article
+
+    article = Article(key="k", feed_id="f", title="t", published=now - age)
+    assert in_backfill(article, backfill, now) is expected
