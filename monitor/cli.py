@@ -181,7 +181,7 @@ def cmd_match(args: argparse.Namespace) -> int:
 
 def _open_input(path: str) -> TextIO:
     try:
-        return open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+        return open(path, encoding="utf-8", errors="replace")
     except OSError as exc:
         raise MonitorError(f"cannot read {path}: {exc.strerror}") from exc
 
@@ -223,8 +223,11 @@ def _match_jsonl(matcher: Any, tags: dict[str, Any], stream: TextIO, out: TextIO
             continue
         feed = item.get("feed") or ""
         article = _article(
-            str(item.get("id")), item.get("title") or "", item.get("text") or "",
-            item.get("language"), feed,
+            str(item.get("id")),
+            item.get("title") or "",
+            item.get("text") or "",
+            item.get("language"),
+            feed,
         )
         matches = matcher.match(article, tags.get(feed, ()))
         record = {"id": item.get("id"), "matches": [_match_json(m) for m in matches]}
@@ -280,7 +283,15 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
-    columns = ("id", "last_poll", "http_status", "entries_seen", "errors", "next_poll", "last_error")
+    columns = (
+        "id",
+        "last_poll",
+        "http_status",
+        "entries_seen",
+        "errors",
+        "next_poll",
+        "last_error",
+    )
     print(_table(rows, columns))
     return 0
 
@@ -326,9 +337,7 @@ def cmd_send_test(args: argparse.Namespace) -> int:
     name = args.channel or next(iter(settings.channels))
     channel = settings.channels.get(name)
     if channel is None:
-        raise MonitorError(
-            f"unknown channel {name!r}; channels: {', '.join(settings.channels)}"
-        )
+        raise MonitorError(f"unknown channel {name!r}; channels: {', '.join(settings.channels)}")
     alert = render_sample_alert(channel)
     notifier = make_notifier(settings)
 
@@ -345,10 +354,13 @@ def cmd_send_test(args: argparse.Namespace) -> int:
         raise MonitorError(f"could not reach Telegram: {exc}") from exc
     target = "the console" if not settings.telegram.token else f"Telegram chat {channel.chat}"
     if delivery.ok:
-        print(f"sent a sample alert to {target} (channel {name!r}, message id {delivery.message_id})")
+        print(
+            f"sent a sample alert to {target} (channel {name!r}, message id {delivery.message_id})"
+        )
         return 0
-    print(f"Telegram refused the sample alert for channel {name!r}: {delivery.error}",
-          file=sys.stderr)
+    print(
+        f"Telegram refused the sample alert for channel {name!r}: {delivery.error}", file=sys.stderr
+    )
     return 1
 
 

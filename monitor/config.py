@@ -59,6 +59,7 @@ class TelegramSettings:
     api_url: str = DEFAULT_TELEGRAM_API_URL
     admins: tuple[int, ...] = ()
     admin_chat: str | None = None
+    feed_down_after: int = 3  # failed polls in a row before the operator hears of it
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ _DEFAULT_KEYS = (
     "timezone",
     "summary_length",
 )
-_TELEGRAM_KEYS = ("admins", "admin_chat")
+_TELEGRAM_KEYS = ("admins", "admin_chat", "feed_down_after")
 _CHANNEL_KEYS = ("chat", "language", "timezone", "link_preview", "thread_id", "summary_length")
 _FEED_KEYS = (
     "id",
@@ -454,7 +455,12 @@ class _Loader:
                 if value is not None:
                     admins.append(value)
         admin_chat = self.text(items["admin_chat"], "a chat") if "admin_chat" in items else None
-        return TelegramSettings(admins=tuple(admins), admin_chat=admin_chat)
+        down_after = (
+            self.integer(items["feed_down_after"], low=1) if "feed_down_after" in items else None
+        )
+        return TelegramSettings(
+            admins=tuple(admins), admin_chat=admin_chat, feed_down_after=down_after or 3
+        )
 
     def parse_channels(
         self, node: _Node | None, defaults: Defaults, channels: dict[str, Channel]
@@ -609,7 +615,9 @@ class _Loader:
             if "priority" in items:
                 priority = self.text(items["priority"], "normal or high")
                 if priority not in (None, "normal", "high"):
-                    self.fail(items["priority"], f"priority must be normal or high, not {priority!r}")
+                    self.fail(
+                        items["priority"], f"priority must be normal or high, not {priority!r}"
+                    )
                 values["priority"] = priority if priority in ("normal", "high") else "normal"
             if "notify" not in items:
                 self.fail(items["name"], f"rule {name!r} needs 'notify': a list of channel names")

@@ -69,6 +69,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from luqum import tree as lq
 from luqum.exceptions import ParseError as LuqumParseError
@@ -79,6 +80,8 @@ from monitor.exceptions import ConfigError, ConfigErrors
 from monitor.models import FIELDS, Article, Hit, Match, Rule
 
 _LEMMA = "\x01"  # namespace of Russian lemma keys in the index
+_AR = "\x02"  # namespace of Arabic light-suffix stems
+_LAT = "\x03"  # namespace of English/French inflection bases
 _CACHE_LIMIT = 400_000  # prepared raw tokens kept per Matcher before the cache is reset
 _FUZZY_MIN_LETTERS = 5
 _QUERY_FIELDS = {
@@ -125,22 +128,39 @@ class _TermError(ValueError):
 
 
 def _word_keys(word: str, raw: str, exact: bool) -> frozenset[str]:
-    """Index keys of one normalised term word (its forms, bases and lemma)."""
+    """Index keys of one normalised term word.
+
+    Plain keys are surface forms (an article token offers its Arabic proclitic
+    candidates); namespaced keys are word-form bases, which an article token offers
+    only through ``_token_keys``: ``_AR`` light-suffix stems, ``_LAT`` inflection
+    bases, ``_LEMMA`` Russian lemmas. ``exact`` (``=word``) keeps surface keys only.
+    """
     sc = tx.script(word)
     if sc == "arabic":
         keys = set(tx.arabic_term_bases(word))
         if not exact:
-            for base in list(keys):
-                keys |= tx.arabic_forms(base)
+            keys.update(_AR + stem for base in list(keys) for stem in tx.arabic_term_stems(base))
         return frozenset(keys)
     if sc == "cyrillic":
         keys = {word}
         if not exact and tx.letter_count(word) >= 2:
             keys.update(_LEMMA + lemma for lemma in tx.russian_term_lemmas(word))
         return frozenset(keys)
-    if sc == "latin" and not exact and not raw[:1].isupper():
-        return frozenset(tx.latin_forms(word))
+    if sc == "latin" and not exact and not raw[:1].isupper() and len(word) >= 3:
+        return frozenset((word, *(_LAT + b for b in tx.latin_term_bases(word))))
     return frozenset((word,))
+
+
+def _token_keys(norm: str, sc: str, lemma_prefixes: frozenset[str]) -> frozenset[str]:
+    """Every key an article token can hit a term under (see ``_word_keys``)."""
+    if sc == "arabic":
+        cands = tx.arabic_candidates(norm)
+        return frozenset((*cands, *(_AR + st for c in cands for st in tx.arabic_stems(c))))
+    if sc == "latin":
+        return frozenset((norm, *(_LAT + st for st in tx.latin_stems(norm))))
+    if sc == "cyrillic" and norm[:3] in lemma_prefixes:
+        return frozenset((norm, *(_LEMMA + lem for lem in tx.russian_lemmas(norm))))
+    return frozenset((norm,))
 
 
 def _split_term(body: str) -> list[tuple[str, str]]:
@@ -317,6 +337,7 @@ class _Rule:
     languages: tuple[str, ...]
     min_hits: int
     needs_hit: bool = True
+    simple: int | None = None  # the term id of a rule that is just `any: [term]`
 
 
 def _compile_rule(rule: Rule, index: int, terms: _Terms, problems: list[RuleProblem]) -> _Rule:
@@ -379,6 +400,15 @@ def _compile_rule(rule: Rule, index: int, terms: _Terms, problems: list[RuleProb
         languages=tuple(rule.languages),
         min_hits=rule.min_hits if isinstance(rule.min_hits, int) else 1,
     )
+    if (
+        len(any_ids) == 1
+        and not all_ids
+        and not none_ids
+        and query is None
+        and compiled.min_hits == 1
+        and compiled.fields == frozenset(FIELDS)
+    ):
+        compiled.simple = any_ids[0]
     compiled.needs_hit = bool(any_ids or all_ids) or (
         query is not None and not _eval_query(query, {}, compiled.fields)
     )
@@ -470,7 +500,6 @@ class Matcher:
         index: dict[str, list[int]] = defaultdict(list)
         self._variants: list[tuple[int, tuple[frozenset[str], ...]]] = []
         heads: set[str] = set()
-        surface: set[str] = set()
         lemma_prefixes: set[str] = set()
         for term in terms:
             for slots in term.variants:
@@ -478,20 +507,15 @@ class Matcher:
                 self._variants.append((term.id, slots))
                 for key in slots[0]:
                     index[key].append(vid)
-                for keys in slots:
-                    base = min(keys, key=len)
-                    if base[0] == _LEMMA or len(base) < 4:
-                        pass
-                    elif tx.script(base) in ("latin", "cyrillic"):
+            for keys in term.variants[0] if term.variants else ():
+                for key in keys:
+                    if key[0] == _LEMMA:
+                        lemma_prefixes.add(key[1:4])
+                    elif key[0] > _LAT and len(key) >= 4 and tx.script(key) != "arabic":
                         # a compound may arrive split ("cease fire"): remember its heads
-                        heads.update(base[:k] for k in range(2, len(base) - 1))
-                        surface.update(k for k in keys if k[0] != _LEMMA)
-                    for key in keys:
-                        if key[0] == _LEMMA:
-                            lemma_prefixes.add(key[1:4])
+                        heads.update(key[:k] for k in range(2, len(key) - 1))
         self._index = {k: tuple(v) for k, v in index.items()}
         self._heads = frozenset(heads)
-        self._surface = frozenset(surface)
         self._lemma_prefixes = frozenset(lemma_prefixes)
         self._term_rules: dict[int, tuple[int, ...]] = {}
         term_rules: dict[int, set[int]] = defaultdict(set)
@@ -528,33 +552,34 @@ class Matcher:
         return prepared
 
     def _prepare_norm(self, norm: str) -> tuple:
-        """(norm, keys, single-word term ids, phrase variant ids, compound head?, script)."""
+        """One token, ready to scan: (norm, keys, single-word term ids, continuations,
+        compound head?, script, anything to do?, keys that continue a phrase).
+
+        Continuations map a key of the *next* word to the phrase variants it continues,
+        so a common first word ("في", "the") costs a set test, not one per phrase."""
         sc = tx.script(norm)
-        if sc == "arabic":
-            keys = frozenset(tx.arabic_candidates(norm))
-        elif sc == "cyrillic" and norm[:3] in self._lemma_prefixes:
-            keys = frozenset((norm, *(_LEMMA + lem for lem in tx.russian_lemmas(norm))))
-        else:
-            keys = frozenset((norm,))
+        keys = _token_keys(norm, sc, self._lemma_prefixes)
         singles: set[int] = set()
-        multis: set[int] = set()
+        nexts: dict[str, set[int]] = {}
         for key in keys:
             for vid in self._index.get(key, ()):
                 tid, slots = self._variants[vid]
                 if len(slots) == 1:
                     singles.add(tid)
                 else:
-                    multis.add(vid)
+                    for k in slots[1]:
+                        nexts.setdefault(k, set()).add(vid)
         head = norm in self._heads
-        return (norm, keys, tuple(sorted(singles)), tuple(sorted(multis)), head, sc)
+        frozen = {k: tuple(sorted(v)) for k, v in nexts.items()} or None
+        todo = bool(singles or frozen or head)
+        next_keys = frozenset(frozen) if frozen else None
+        return (norm, keys, tuple(sorted(singles)), frozen, head, sc, todo, next_keys)
 
     def _joined(self, a: tuple, b: tuple) -> tuple | None:
         """The prepared compound of two adjacent tokens, when the rules know it."""
         if a[5] != b[5] or len(b[0]) < 2:
             return None
         joined = a[0] + b[0]
-        if joined not in self._surface:
-            return None
         cached = self._cache.get("\x00" + joined)
         if cached is None:
             cached = self._prepare_norm(joined)
@@ -564,7 +589,8 @@ class Matcher:
     # -- scanning ---------------------------------------------------------------
 
     def _scan_field(self, name: str, text: str, hits: _Hits, vocab) -> None:
-        raws = tx.TOKEN_RE.findall(text)
+        parts = tx.TOKEN_SPLIT_RE.split(text)
+        raws = parts[1::3]
         if not raws:
             return
         cache = self._cache
@@ -573,45 +599,70 @@ class Matcher:
             for i, p in enumerate(preps):
                 if len(p[0]) >= 4:
                     for key in p[1] if p[5] == "arabic" else (p[0],):
-                        vocab.setdefault(key, []).append((name, i))
-        active = [i for i, p in enumerate(preps) if p[2] or p[3] or p[4]]
-        if not active:
+                        if key[0] > _LAT:
+                            vocab.setdefault(key, []).append((name, i))
+        if not any(p[6] for p in preps):
             return
-        spans = tx.token_spans(text)
+        # offsets from the split pieces: token k is parts[3k + 1]
+        acc = list(accumulate(map(len, parts)))
+        starts = acc[0::3]
+        ends = acc[1::3]
         n = len(preps)
-        variants = self._variants
-        for i in active:
-            p = preps[i]
-            a = spans[i][0]
-            for tid in p[2]:
-                hits.setdefault(tid, {}).setdefault(name, []).append((a, spans[i][1], i, i + 1))
-            starts = [(vid, i + 1) for vid in p[3]]
-            if (
-                p[4]
-                and i + 1 < n
-                and _COMPOUND_GAP_RE.fullmatch(text, spans[i][1], spans[i + 1][0])
-            ):
-                joined = self._joined(p, preps[i + 1])
-                if joined is not None:
-                    for tid in joined[2]:
-                        found = hits.setdefault(tid, {}).setdefault(name, [])
-                        found.append((a, spans[i + 1][1], i, i + 2))
-                    starts.extend((vid, i + 2) for vid in joined[3])
-            for vid, nxt in starts:
-                tid, slots = variants[vid]
-                # cheap test of the second word before the full walk
-                if nxt < n and slots[1].isdisjoint(preps[nxt][1]) and not preps[nxt][4]:
-                    continue
-                end = self._extend(slots, nxt, preps, spans, text)
-                if end >= 0:
-                    found = hits.setdefault(tid, {}).setdefault(name, [])
-                    found.append((a, spans[end - 1][1], i, end))
+        for i in [i for i, p in enumerate(preps) if p[2]]:
+            found = (starts[i], ends[i], i, i + 1)
+            for tid in preps[i][2]:
+                per_field = hits.get(tid)
+                if per_field is None:
+                    hits[tid] = {name: [found]}
+                elif name in per_field:
+                    per_field[name].append(found)
+                else:
+                    per_field[name] = [found]
+        follow = preps[1:]
+        for i in [
+            i
+            for i, (p, q) in enumerate(zip(preps, follow, strict=False))
+            if p[7] is not None and (q[4] or not p[7].isdisjoint(q[1]))
+        ]:
+            self._phrases(preps[i][3], i, i + 1, preps, starts, ends, text, name, hits)
+        for i in [i for i, p in enumerate(preps[:-1]) if p[4]]:
+            if not _COMPOUND_GAP_RE.fullmatch(text, ends[i], starts[i + 1]):
+                continue
+            joined = self._joined(preps[i], preps[i + 1])
+            if joined is not None:
+                for tid in joined[2]:
+                    found_list = hits.setdefault(tid, {}).setdefault(name, [])
+                    found_list.append((starts[i], ends[i + 1], i, i + 2))
+                if joined[3] is not None and i + 2 < n:
+                    self._phrases(joined[3], i, i + 2, preps, starts, ends, text, name, hits)
 
-    def _extend(self, slots, pos: int, preps, spans, text: str) -> int:
+    def _phrases(self, nexts, i, nxt, preps, starts, ends, text, name, hits) -> None:
+        """Phrase variants that start at token ``i`` and continue at token ``nxt``."""
+        q = preps[nxt]
+        cands: set[int] = set()
+        for k in q[1]:
+            found = nexts.get(k)
+            if found:
+                cands.update(found)
+        if q[4] and nxt + 1 < len(preps):  # the second word may be a split compound
+            joined = self._joined(q, preps[nxt + 1])
+            if joined is not None:
+                for k in joined[1]:
+                    found = nexts.get(k)
+                    if found:
+                        cands.update(found)
+        for vid in cands:
+            tid, slots = self._variants[vid]
+            end = self._extend(slots, nxt, preps, starts, ends, text)
+            if end >= 0:
+                found = hits.setdefault(tid, {}).setdefault(name, [])
+                found.append((starts[i], ends[end - 1], i, end))
+
+    def _extend(self, slots, pos: int, preps, starts, ends, text: str) -> int:
         """Token index after the whole variant, or -1 when the next words do not follow."""
         n = len(preps)
         for s in range(1, len(slots)):
-            if pos >= n or not _GAP_RE.fullmatch(text, spans[pos - 1][1], spans[pos][0]):
+            if pos >= n or not _GAP_RE.fullmatch(text, ends[pos - 1], starts[pos]):
                 return -1
             if not slots[s].isdisjoint(preps[pos][1]):
                 pos += 1
@@ -621,7 +672,7 @@ class Matcher:
                 joined = self._joined(preps[pos], preps[pos + 1])
                 if (
                     joined is not None
-                    and _COMPOUND_GAP_RE.fullmatch(text, spans[pos][1], spans[pos + 1][0])
+                    and _COMPOUND_GAP_RE.fullmatch(text, ends[pos], starts[pos + 1])
                     and not slots[s].isdisjoint(joined[1])
                 ):
                     pos += 2
@@ -701,7 +752,7 @@ class Matcher:
         language = article.language or None
         language_guessed = False
         feed_ids = {article.feed_id, *feed_tags}
-        made: dict[tuple[int, str, int, int], Hit] = {}
+        term_hits: dict[int, tuple[Hit, ...]] = {}
         matches: list[Match] = []
         for ri in sorted(candidates):
             rule = self._rules[ri]
@@ -713,14 +764,52 @@ class Matcher:
                     language = tx.guess_language(" ".join(texts.values()))
                 if not any(tx.language_matches(w, language) for w in rule.languages):
                     continue
+            simple = rule.simple
+            if simple is not None:  # one `any` term, every field, nothing else
+                found_hits = term_hits.get(simple)
+                if found_hits is None:
+                    found_hits = term_hits[simple] = self._term_hits(simple, hits, texts)
+                matches.append(Match(rule=rule.name, hits=found_hits))
+                continue
             found = self._evaluate(rule, hits)
-            if found is not None:
-                matches.append(Match(rule=rule.name, hits=self._hits(found, texts, made)))
+            if found is None:
+                continue
+            parts = []
+            for tid, scope in found:
+                all_hits = term_hits.get(tid)
+                if all_hits is None:
+                    all_hits = term_hits[tid] = self._term_hits(tid, hits, texts)
+                if scope is not None:
+                    all_hits = tuple(h for h in all_hits if h.field in scope)
+                if all_hits:
+                    parts.append(all_hits)
+            if len(parts) == 1:
+                merged = parts[0]
+            else:
+                merged = tuple(
+                    sorted(
+                        {h: None for part in parts for h in part},
+                        key=lambda h: (_FIELD_ORDER[h.field], h.start, h.end, h.term),
+                    )
+                )
+            matches.append(Match(rule=rule.name, hits=merged))
         return matches
 
-    def _evaluate(self, rule: _Rule, hits: _Hits) -> list[tuple[int, str, int, int]] | None:
-        """The (term, field, start, end) places to report, or None if the rule fails."""
+    def _term_hits(self, tid: int, hits: _Hits, texts: dict[str, str]) -> tuple[Hit, ...]:
+        """Every hit of one term in this article, in field order then by position."""
+        term = self._terms[tid].text
+        out = []
+        for f, found in sorted(hits[tid].items(), key=lambda kv: _FIELD_ORDER[kv[0]]):
+            text = texts[f]
+            out.extend(
+                Hit(term, text[a:b], f, a, b) for a, b in sorted({(h[0], h[1]) for h in found})
+            )
+        return tuple(out)
+
+    def _evaluate(self, rule: _Rule, hits: _Hits) -> list[tuple[int, frozenset | None]] | None:
+        """The (term, fields) whose hits a match reports, or None if the rule fails."""
         fields = rule.fields
+        scope_all = None if fields == _ALL_FIELDS else fields
         for tid in rule.none:
             per_field = hits.get(tid)
             if per_field and not fields.isdisjoint(per_field):
@@ -731,37 +820,29 @@ class Matcher:
                 return None
         if rule.query is not None and not _eval_query(rule.query, hits, fields):
             return None
-        reported: list[tuple[int, str, int, int]] = []
+        report: list[tuple[int, frozenset | None]] = []
+        places: set[tuple[str, int, int]] = set()
         for tid in rule.any:
             per_field = hits.get(tid)
-            if per_field:
-                for f, found in per_field.items():
-                    if f in fields:
-                        reported.extend((tid, f, h[0], h[1]) for h in found)
-        if rule.any and len({r[1:] for r in reported}) < rule.min_hits:
+            if per_field and not fields.isdisjoint(per_field):
+                report.append((tid, scope_all))
+                if rule.min_hits > 1:
+                    places.update(
+                        (f, h[0], h[1])
+                        for f, found in per_field.items()
+                        if f in fields
+                        for h in found
+                    )
+        if rule.any and (not report or (len(places) < rule.min_hits and rule.min_hits > 1)):
             return None
-        for tid in rule.all:
-            for f, found in hits[tid].items():
-                if f in fields:
-                    reported.extend((tid, f, h[0], h[1]) for h in found)
+        report.extend((tid, scope_all) for tid in rule.all)
         for tid, scope in rule.query_hits:
-            for f, found in hits.get(tid, {}).items():
-                if f in fields and (scope is None or f in scope):
-                    reported.extend((tid, f, h[0], h[1]) for h in found)
-        return reported
-
-    def _hits(self, reported, texts: dict[str, str], made: dict) -> tuple[Hit, ...]:
-        """Hit values in field order, then by position; one per (term, place)."""
-        out: dict[tuple[int, str, int, int], Hit] = {}
-        for key in sorted(set(reported), key=lambda h: (_FIELD_ORDER[h[1]], h[2], h[3], h[0])):
-            hit = made.get(key)
-            if hit is None:
-                tid, f, a, b = key
-                hit = made[key] = Hit(self._terms[tid].text, texts[f][a:b], f, a, b)
-            out[key] = hit
-        return tuple(out.values())
+            if tid in hits:
+                report.append((tid, fields if scope is None else fields.intersection(scope)))
+        return report
 
 
+_ALL_FIELDS = frozenset(FIELDS)
 _FIELD_ORDER = {name: i for i, name in enumerate(FIELDS)}
 
 

@@ -199,6 +199,7 @@ _SCRIPTS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("ko", re.compile(r"[\uac00-\ud7af]")),
     ("th", re.compile(r"[\u0e00-\u0e7f]")),
 )
+_NON_LATIN = re.compile(r"[^\W\d_A-Za-z\u00c0-\u024f]")
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 _URDU = re.compile(r"[ٹڈڑںےۓھہۃ]")
 _PERSIAN = frozenset("پچژگکی")
@@ -209,11 +210,16 @@ _SAMPLE = 600
 def detect_language(text: str) -> str | None:
     """The language a text's dominant script implies (Latin → "en"); None for no letters."""
     sample = text[:_SAMPLE]
+    others = "".join(_NON_LATIN.findall(sample))
     best, most = None, 0
     for lang, pattern in _SCRIPTS:
-        count = len(pattern.findall(sample))
+        if not others:
+            break
+        count = len(pattern.findall(others))
         if count > most:
             best, most = lang, count
+        if count:
+            others = pattern.sub("", others)  # usually one script: the loop ends early
     latin = len(_LATIN.findall(sample))
     if best is None and not latin:
         return None

@@ -142,8 +142,12 @@ def delivery_from_error(alert_id: int, channel: Channel, exc: TelegramError) -> 
     where = f"channel {channel.name!r} ({channel.chat})"
     if isinstance(exc, RetryAfter):
         seconds = _seconds(exc)
-        return Delivery(alert_id, ok=False, error=f"flood control: retry after {seconds:g}s",
-                        retry_after=seconds)
+        return Delivery(
+            alert_id,
+            ok=False,
+            error=f"flood control: retry after {seconds:g}s",
+            retry_after=seconds,
+        )
     if isinstance(exc, ChatMigrated):
         return Delivery(
             alert_id,

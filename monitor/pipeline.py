@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from monitor import metrics
 from monitor.config import Settings
 from monitor.exceptions import FeedError, FetchError
 from monitor.fetcher import Fetcher
@@ -51,13 +53,20 @@ class Ruleset:
             version=settings.version,
         )
 
-    def alerts_for(self, article: Article) -> list[tuple[Alert, str]]:
-        """One rendered alert per channel that any matching rule notifies."""
+    def alerts_for(self, article: Article, muted: Collection[str] = ()) -> list[tuple[Alert, str]]:
+        """One rendered alert per channel that any matching rule notifies.
+
+        ``muted`` holds "rule:NAME" and "channel:NAME" targets silenced with /mute.
+        """
         matches = self.matcher.match(article, self.feed_tags.get(article.feed_id, ()))
         per_channel: dict[str, list[Match]] = {}
         for match in matches:
+            metrics.MATCHES.labels(match.rule).inc()
+            if f"rule:{match.rule}" in muted:
+                continue
             for channel in self.rules[match.rule].notify:
-                per_channel.setdefault(channel, []).append(match)
+                if f"channel:{channel}" not in muted:
+                    per_channel.setdefault(channel, []).append(match)
         story = story_key(article)
         return [
             (render_alert(article, channel_matches, self.channels[name]), story)
@@ -77,7 +86,8 @@ class PollOutcome:
     alerts: int = 0
     not_modified: bool = False
     error: str | None = None
-    errors: int = 0
+    errors: int = 0  # consecutive failures after this poll
+    previous_errors: int = 0  # consecutive failures before it
 
 
 def in_backfill(article: Article, backfill: timedelta | None, now: datetime) -> bool:
@@ -96,9 +106,32 @@ async def poll_feed(
     fetcher: Fetcher,
     ruleset: Callable[[], Ruleset],
     now: datetime,
+    muted: Collection[str] = (),
     rng: random.Random | None = None,
 ) -> PollOutcome:
     """Poll one feed and queue alerts for its new entries; never raises for a feed's fault."""
+    started = time.perf_counter()
+    try:
+        outcome = await _poll(feed, store, fetcher, ruleset, now, muted, rng)
+    finally:
+        metrics.POLL_SECONDS.observe(time.perf_counter() - started)
+    label = "error" if not outcome.ok else "not_modified" if outcome.not_modified else "ok"
+    metrics.POLLS.labels(label).inc()
+    metrics.NEW_ENTRIES.inc(outcome.new_entries)
+    if not outcome.ok:
+        metrics.FEED_ERRORS.inc()
+    return outcome
+
+
+async def _poll(
+    feed: FeedSource,
+    store: Store,
+    fetcher: Fetcher,
+    ruleset: Callable[[], Ruleset],
+    now: datetime,
+    muted: Collection[str],
+    rng: random.Random | None,
+) -> PollOutcome:
     jitter = (rng or random).uniform(0.0, 0.1)
     state = await asyncio.to_thread(store.feed_state, feed.id)
     errors = state.errors if state else 0
@@ -110,9 +143,9 @@ async def poll_feed(
                 store.record_not_modified, feed.id, feed.url, now, result.status, next_poll
             )
             _log_recovery(feed, errors)
-            return PollOutcome(feed.id, True, next_poll, not_modified=True)
+            return PollOutcome(feed.id, True, next_poll, not_modified=True, previous_errors=errors)
         new, queued = await asyncio.to_thread(
-            _process, feed, state, result, store, ruleset(), now, jitter
+            _process, feed, state, result, store, ruleset(), now, jitter, muted
         )
     except FeedError as exc:
         retry_after = exc.retry_after if isinstance(exc, FetchError) else None
@@ -126,10 +159,14 @@ async def poll_feed(
             log.warning("feed %s failing: %s (next try %s)", feed.id, reason, _hhmm(next_poll))
         else:
             log.info("feed %s still failing (%d): %s", feed.id, errors + 1, reason)
-        return PollOutcome(feed.id, False, next_poll, error=reason, errors=errors + 1)
+        return PollOutcome(
+            feed.id, False, next_poll, error=reason, errors=errors + 1, previous_errors=errors
+        )
     _log_recovery(feed, errors)
     next_poll = next_poll_at(now, feed.interval, 0, None, result.max_age, jitter=jitter)
-    return PollOutcome(feed.id, True, next_poll, new_entries=new, alerts=queued)
+    return PollOutcome(
+        feed.id, True, next_poll, new_entries=new, alerts=queued, previous_errors=errors
+    )
 
 
 def _process(
@@ -140,6 +177,7 @@ def _process(
     ruleset: Ruleset,
     now: datetime,
     jitter: float,
+    muted: Collection[str],
 ) -> tuple[int, int]:
     """The CPU-bound middle of a poll (runs in a thread): parse, match, render, commit."""
     parsed = parse_feed(result)
@@ -152,7 +190,7 @@ def _process(
             continue
         if first_poll and not in_backfill(article, feed.backfill, now):
             continue
-        alerts.extend(ruleset.alerts_for(article))
+        alerts.extend(ruleset.alerts_for(article, muted))
     next_poll = next_poll_at(now, feed.interval, 0, None, result.max_age, jitter=jitter)
     inserted, queued = store.commit_poll(
         feed_id=feed.id,

@@ -17,8 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from monitor import metrics, operator
 from monitor.models import Channel
 from monitor.notifier import Notifier
+from monitor.operator import OPERATOR_CHANNEL
 from monitor.storage import OutboxAlert, Store
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,7 @@ GROUP_WINDOW, GROUP_LIMIT = 60.0, 20  # channels and groups: 20 a minute
 GLOBAL_WINDOW, GLOBAL_LIMIT = 1.0, 30  # the whole bot: 30 a second
 RETRY_BASE, RETRY_CAP = 2.0, 3600.0  # transient failures back off 2 s … 1 h
 BROKEN_RECHECK = timedelta(minutes=10)  # how often a broken channel is tried again
+CHANNEL_LEASE = timedelta(seconds=90)  # a crashed worker's channels pass on after this
 
 
 def is_group_chat(chat: str) -> bool:
@@ -98,9 +101,11 @@ class Sender:
         *,
         grace: timedelta = timedelta(hours=24),
         paced: bool = True,
+        owner: str = "local",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
+        self.owner = owner
         self.notifier = notifier
         self.channels = channels
         self.grace = grace
@@ -109,21 +114,32 @@ class Sender:
         self.pacer = Pacer()
         self.stats = SendStats()
         self._broken_logged: set[str] = set()
+        self._owned: set[str] = set()  # channels whose pace history this sender knows
 
     async def drain(self, until: datetime | None = None) -> SendStats:
         """Send everything due now; keep going for retries due before ``until``."""
         while True:
             now = self.clock()
-            due = self.store.due_alerts(now, limit=500)
+            mine = await asyncio.to_thread(
+                self.store.claim_channels, self.owner, now, CHANNEL_LEASE, list(self.channels)
+            )
+            due = await asyncio.to_thread(self.store.due_alerts, now, 500, mine) if mine else []
             if due:
+                await self._seed_pacer(mine, now)
                 await self._send_batch(due)
                 continue
+            orphans = await asyncio.to_thread(self.store.due_alerts, now, 50)
+            for alert in orphans:
+                if alert.channel not in self.channels:
+                    self._not_configured(alert)
             upcoming = self.store.next_due()
             if upcoming is None or until is None or upcoming > until:
                 return self.stats
             await asyncio.sleep(min(max(0.0, (upcoming - now).total_seconds()), 60.0))
 
-    async def run_forever(self, stop: asyncio.Event, wake: asyncio.Event, idle: float = 5.0) -> None:
+    async def run_forever(
+        self, stop: asyncio.Event, wake: asyncio.Event, idle: float = 5.0
+    ) -> None:
         """The worker's sender loop: drain, then wait for new alerts or a timer."""
         while not stop.is_set():
             try:
@@ -135,6 +151,24 @@ class Sender:
             await asyncio.wait(waiters, timeout=idle, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
+
+    async def release(self) -> None:
+        """Give up channel leases (shutdown), so another worker can take over at once."""
+        await asyncio.to_thread(self.store.release_channels, self.owner)
+        self._owned.clear()
+
+    async def _seed_pacer(self, channels: list[str], now: datetime) -> None:
+        """A channel new to this sender may have been paced by another worker: start
+        from what the database says was sent to it in the last minute."""
+        loop_now = asyncio.get_running_loop().time()
+        for name in channels:
+            if name in self._owned:
+                continue
+            self._owned.add(name)
+            since = now - timedelta(seconds=GROUP_WINDOW)
+            for sent_at in await asyncio.to_thread(self.store.recent_sends, name, since):
+                chat = self.channels[name].chat
+                self.pacer.record(chat, loop_now - (now - sent_at).total_seconds())
 
     async def _send_batch(self, due: list[OutboxAlert]) -> None:
         by_chat: dict[str, list[OutboxAlert]] = defaultdict(list)
@@ -150,6 +184,12 @@ class Sender:
         loop = asyncio.get_running_loop()
         for index, alert in enumerate(alerts):
             channel = self.channels[alert.channel]
+            renewed = await asyncio.to_thread(
+                self.store.renew_channel, self.owner, channel.name, self.clock(), CHANNEL_LEASE
+            )
+            if not renewed:  # our lease lapsed and another worker took the channel over
+                self._owned.discard(channel.name)
+                return
             if self.paced:
                 while (wait := self.pacer.delay(chat, loop.time())) > 0:
                     await asyncio.sleep(wait)
@@ -157,11 +197,13 @@ class Sender:
             delivery = await self.notifier.send(alert.id, alert.html, alert.text, channel)
             now = self.clock()
             if delivery.ok:
-                self.store.mark_sent(alert.id, now, delivery.message_id)
+                await asyncio.to_thread(self.store.mark_sent, alert.id, now, delivery.message_id)
                 self.stats.sent += 1
+                metrics.ALERTS_SENT.inc()
                 self._broken_logged.discard(channel.name)
                 continue
             if delivery.retry_after is not None:
+                metrics.TELEGRAM_429.inc()
                 self.pacer.block(chat, loop.time() + delivery.retry_after)
                 log.warning("channel %s: %s", channel.name, delivery.error)
                 self.store.mark_retry(
@@ -176,11 +218,10 @@ class Sender:
                 log.error("alert %s to %s failed: %s", alert.id, channel.name, delivery.error)
                 self.store.mark_failed(alert.id, delivery.error or "permanent failure")
                 self.stats.failed += 1
+                metrics.ALERTS_FAILED.inc()
                 continue
             delay = retry_delay(alert.attempts + 1)
-            log.warning(
-                "channel %s: %s; retrying in %.0fs", channel.name, delivery.error, delay
-            )
+            log.warning("channel %s: %s; retrying in %.0fs", channel.name, delivery.error, delay)
             self.store.mark_retry(alert.id, delivery.error or "", now + timedelta(seconds=delay))
             self.stats.retried += 1
 
@@ -188,16 +229,21 @@ class Sender:
         self, channel: Channel, waiting: list[OutboxAlert], error: str, now: datetime
     ) -> None:
         """Report once; hold its alerts for the operator, fail those older than the grace."""
-        if self.store.mark_channel_broken(channel.name, now, error) or (
-            channel.name not in self._broken_logged
-        ):
-            log.error("channel %s is broken: %s (alerts are held for %s)", channel.name, error,
-                      self.grace)
+        newly_broken = self.store.mark_channel_broken(channel.name, now, error)
+        if newly_broken or channel.name not in self._broken_logged:
+            log.error(
+                "channel %s is broken: %s (alerts are held for %s)", channel.name, error, self.grace
+            )
+        if newly_broken and OPERATOR_CHANNEL in self.channels and channel.name != OPERATOR_CHANNEL:
+            self.store.queue_alert(
+                *operator.channel_broken(channel.name, channel.chat, error, now), now
+            )
         self._broken_logged.add(channel.name)
         for alert in waiting:
             if now - alert.created_at > self.grace:
                 self.store.mark_failed(alert.id, f"{error} (held longer than {self.grace})")
                 self.stats.failed += 1
+                metrics.ALERTS_FAILED.inc()
             else:
                 self.store.mark_retry(alert.id, error, now + BROKEN_RECHECK)
                 self.stats.retried += 1

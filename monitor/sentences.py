@@ -11,6 +11,7 @@ Rules, in order:
 * a line break always ends a sentence;
 * ``. ! ? … ؟ ؛`` (a run of them, plus closing quotes or brackets) ends a
   sentence when whitespace follows, unless
+  - it is inside a «…» or “…” quotation that closes within 400 characters;
   - the word before a ``.`` is a known prefix abbreviation (``Dr.``, ``проф.``),
     a single capital letter (an initial: ``В. В. Путин``), a single Arabic
     letter (``د.``), or a number abbreviation followed by a digit (``No. 5``);
@@ -29,6 +30,8 @@ __all__ = ["guess_language", "split_sentences"]
 
 _TERMINATOR = re.compile(r"[.!?…؟؛。]+[\"'»”’)\]」]*(?=\s|$)")
 _WORD_BEFORE = re.compile(r"([^\W\d_]+(?:\.[^\W\d_]+)*)$")
+_QUOTE_CLOSE = re.compile("[»”]")
+_QUOTE_REACH = 400  # a quotation longer than this is split like running text
 _LINE_BREAK = re.compile(r"[\n\u2028\u2029\r\v\f\x85]+")
 
 
@@ -110,7 +113,19 @@ def split_sentences(text: str, language: str | None = None) -> list[tuple[int, i
 def _split_line(text: str, start: int, end: int, lang: str, out: list[tuple[int, int]]) -> None:
     line = text[start:end]
     sentence_start = 0
+    depth = straight = scanned = 0
     for term in _TERMINATOR.finditer(line):
+        chunk = line[scanned : term.end()]
+        depth = max(
+            0, depth + chunk.count("«") + chunk.count("“") - chunk.count("»") - chunk.count("”")
+        )
+        straight += chunk.count('"')
+        scanned = term.end()
+        reach = term.end() + _QUOTE_REACH
+        if depth and _QUOTE_CLOSE.search(line, term.end(), reach):
+            continue  # «Один. Два», — сказал он: quoted speech stays one sentence
+        if straight % 2 and line.find('"', term.end(), reach) >= 0:
+            continue  # the same with straight quotes
         if _is_boundary(line, term, lang):
             _emit(text, start + sentence_start, start + term.end(), out)
             sentence_start = term.end()

@@ -21,7 +21,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from monitor.exceptions import StorageError
-from monitor.models import Alert, Article, FeedState
+from monitor.models import Alert, Article, FeedSource, FeedState
+from monitor.scheduler import first_poll_offset
 
 metadata = sa.MetaData()
 
@@ -61,7 +62,10 @@ feeds_table = sa.Table(
     sa.Column("errors", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text),
     sa.Column("first_success", UTCDateTime),
+    sa.Column("lease_owner", sa.String(100)),  # the worker polling it now
+    sa.Column("lease_until", UTCDateTime),  # a crashed worker's claim ends here
 )
+sa.Index("ix_feeds_due", feeds_table.c.next_poll)
 
 entries_table = sa.Table(
     "entries",
@@ -97,6 +101,7 @@ alerts_table = sa.Table(
     sa.Column("sent_at", UTCDateTime),
     sa.Column("message_id", sa.BigInteger),
     sa.Column("last_error", sa.Text),
+    sa.Column("priority", sa.String(10), nullable=False, server_default="normal"),
     sa.UniqueConstraint("channel", "story", name="uq_alerts_channel_story"),
 )
 sa.Index("ix_alerts_due", alerts_table.c.status, alerts_table.c.next_attempt)
@@ -107,6 +112,16 @@ channels_table = sa.Table(
     sa.Column("name", sa.String(200), primary_key=True),
     sa.Column("broken_since", UTCDateTime),
     sa.Column("last_error", sa.Text),
+    sa.Column("lease_owner", sa.String(100)),  # the worker sending to it now
+    sa.Column("lease_until", UTCDateTime),
+)
+
+mutes_table = sa.Table(
+    "mutes",
+    metadata,
+    sa.Column("target", sa.String(250), primary_key=True),  # "rule:NAME" or "channel:NAME"
+    sa.Column("until", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.String(100)),
 )
 
 schema_table = sa.Table(
@@ -119,10 +134,11 @@ schema_table = sa.Table(
 #: Numbered migration steps; step N brings the schema from N-1 to N.
 MIGRATIONS: dict[int, Any] = {
     1: lambda conn: metadata.create_all(
-        conn, tables=[feeds_table, entries_table, alerts_table, channels_table]
+        conn, tables=[feeds_table, entries_table, alerts_table, channels_table, mutes_table]
     ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
+FIRST_POLL_SPREAD = timedelta(seconds=30)  # new feeds' first polls spread over this
 
 
 @dataclass(frozen=True)
@@ -187,6 +203,12 @@ class Store:
         except sa.exc.OperationalError as exc:
             raise StorageError(f"cannot open database {_redact(self.url)}: {exc.orig}") from exc
 
+    def ping(self) -> bool:
+        """True when the database answers (for /healthz)."""
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return True
+
     # ---- feeds
     def feed_state(self, feed_id: str) -> FeedState | None:
         with self.engine.connect() as conn:
@@ -222,11 +244,11 @@ class Store:
                     errors=feeds_table.c.errors + 1,
                     last_error=error[:500],
                     next_poll=next_poll,
+                    lease_owner=None,
+                    lease_until=None,
                 )
             )
-            row = conn.execute(
-                sa.select(feeds_table).where(feeds_table.c.feed_id == feed_id)
-            ).one()
+            row = conn.execute(sa.select(feeds_table).where(feeds_table.c.feed_id == feed_id)).one()
         return _feed_state(row)
 
     def record_not_modified(
@@ -243,6 +265,8 @@ class Store:
                     errors=0,
                     last_error=None,
                     next_poll=next_poll,
+                    lease_owner=None,
+                    lease_until=None,
                 )
             )
 
@@ -312,26 +336,7 @@ class Store:
             for alert, story in alerts:
                 if alert.article_key not in inserted:
                     continue
-                stmt = (
-                    _insert(conn)(alerts_table)
-                    .values(
-                        channel=alert.channel,
-                        story=story,
-                        feed_id=alert.feed_id,
-                        article_key=alert.article_key,
-                        rules=json.dumps(list(alert.rules), ensure_ascii=False),
-                        title=alert.title[:1000],
-                        link=alert.link,
-                        html=alert.html,
-                        text=alert.text,
-                        status="pending",
-                        created_at=now,
-                        next_attempt=now,
-                    )
-                    .on_conflict_do_nothing(index_elements=["channel", "story"])
-                    .returning(alerts_table.c.id)
-                )
-                queued += len(conn.execute(stmt).all())
+                queued += _queue(conn, alert, story, now)
             conn.execute(
                 feeds_table.update()
                 .where(feeds_table.c.feed_id == feed_id)
@@ -347,9 +352,16 @@ class Store:
                     next_poll=next_poll,
                     entries_seen=feeds_table.c.entries_seen + len(inserted),
                     first_success=sa.func.coalesce(feeds_table.c.first_success, now),
+                    lease_owner=None,
+                    lease_until=None,
                 )
             )
         return inserted, queued
+
+    def queue_alert(self, alert: Alert, story: str, now: datetime) -> bool:
+        """Queue one alert outside a poll (operator alerts); False if that story was queued."""
+        with self.engine.begin() as conn:
+            return bool(_queue(conn, alert, story, now))
 
     def prune_entries(self, now: datetime, keep: timedelta) -> int:
         """Forget entries that left their feed more than ``keep`` ago."""
@@ -359,15 +371,191 @@ class Store:
             )
         return result.rowcount or 0
 
-    # ---- outbox
-    def due_alerts(self, now: datetime, limit: int = 100) -> list[OutboxAlert]:
+    # ---- the shared schedule: several workers, one database
+    def sync_feeds(self, feeds: Sequence[FeedSource], now: datetime) -> None:
+        """Give each configured feed a row and retire the rest (``next_poll`` NULL).
+
+        A feed new to the database is first due within its spread offset, so a
+        thousand new feeds do not all fire in the same second.
+        """
+        ids = [feed.id for feed in feeds]
+        with self.engine.begin() as conn:
+            known = dict(conn.execute(sa.select(feeds_table.c.feed_id, feeds_table.c.next_poll)))
+            for feed in feeds:
+                first = now + first_poll_offset(feed.id, min(feed.interval, FIRST_POLL_SPREAD))
+                if feed.id not in known:
+                    stmt = _insert(conn)(feeds_table).values(
+                        feed_id=feed.id, url=feed.url, next_poll=first
+                    )
+                    conn.execute(stmt.on_conflict_do_nothing(index_elements=["feed_id"]))
+                elif known[feed.id] is None:
+                    conn.execute(
+                        feeds_table.update()
+                        .where(feeds_table.c.feed_id == feed.id)
+                        .values(next_poll=first, url=feed.url)
+                    )
+            retired = [feed_id for feed_id, due in known.items() if due and feed_id not in ids]
+            for chunk in _chunks(retired, 500):
+                conn.execute(
+                    feeds_table.update()
+                    .where(feeds_table.c.feed_id.in_(chunk))
+                    .values(next_poll=None)
+                )
+
+    def reschedule_feed(self, feed_id: str, when: datetime) -> None:
+        """Move a feed's next poll (an interval changed on reload)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                feeds_table.update().where(feeds_table.c.feed_id == feed_id).values(next_poll=when)
+            )
+
+    def claim_due_feeds(self, owner: str, now: datetime, lease: timedelta, limit: int) -> list[str]:
+        """Lease up to ``limit`` due feeds to ``owner``; no two workers get the same feed.
+
+        On PostgreSQL the candidates are locked with ``FOR UPDATE SKIP LOCKED``,
+        so workers claiming at the same moment take different feeds; a lease
+        left by a crashed worker expires at ``lease_until``.
+        """
+        with self.engine.begin() as conn:
+            due = (
+                sa.select(feeds_table.c.feed_id)
+                .where(
+                    feeds_table.c.next_poll <= now,
+                    sa.or_(feeds_table.c.lease_until.is_(None), feeds_table.c.lease_until < now),
+                )
+                .order_by(feeds_table.c.next_poll)
+                .limit(limit)
+            )
+            if conn.dialect.name == "postgresql":
+                due = due.with_for_update(skip_locked=True)
+            claimed = conn.execute(
+                feeds_table.update()
+                .where(feeds_table.c.feed_id.in_(due.scalar_subquery()))
+                .values(lease_owner=owner, lease_until=now + lease)
+                .returning(feeds_table.c.feed_id)
+            ).scalars()
+            return list(claimed)
+
+    def release_feeds(self, owner: str, feed_ids: Iterable[str] | None = None) -> None:
+        """Give back leases (shutdown, or a feed that left the configuration)."""
+        with self.engine.begin() as conn:
+            stmt = feeds_table.update().where(feeds_table.c.lease_owner == owner)
+            if feed_ids is not None:
+                stmt = stmt.where(feeds_table.c.feed_id.in_(list(feed_ids)))
+            conn.execute(stmt.values(lease_owner=None, lease_until=None))
+
+    def claim_channels(
+        self, owner: str, now: datetime, lease: timedelta, names: Sequence[str]
+    ) -> list[str]:
+        """Lease the channels that have due alerts: one worker sends to a channel at a time,
+        so Telegram's per-chat pace holds across workers."""
+        with self.engine.begin() as conn:
+            for name in names:
+                stmt = _insert(conn)(channels_table).values(name=name)
+                conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+            with_due = (
+                sa.select(alerts_table.c.channel)
+                .where(alerts_table.c.status == "pending", alerts_table.c.next_attempt <= now)
+                .distinct()
+            )
+            return list(
+                conn.execute(
+                    channels_table.update()
+                    .where(
+                        channels_table.c.name.in_(list(names)),
+                        channels_table.c.name.in_(with_due.scalar_subquery()),
+                        sa.or_(
+                            channels_table.c.lease_until.is_(None),
+                            channels_table.c.lease_until < now,
+                            channels_table.c.lease_owner == owner,
+                        ),
+                    )
+                    .values(lease_owner=owner, lease_until=now + lease)
+                    .returning(channels_table.c.name)
+                ).scalars()
+            )
+
+    def renew_channel(self, owner: str, name: str, now: datetime, lease: timedelta) -> bool:
+        """Extend our lease on a channel before each send; False if another worker has it."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                channels_table.update()
+                .where(channels_table.c.name == name, channels_table.c.lease_owner == owner)
+                .values(lease_until=now + lease)
+            )
+        return bool(result.rowcount)
+
+    def release_channels(self, owner: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                channels_table.update()
+                .where(channels_table.c.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
+
+    def recent_sends(self, channel: str, since: datetime) -> list[datetime]:
+        """When this channel's alerts were accepted since ``since`` (seeds the pacer)."""
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(alerts_table.c.sent_at)
+                    .where(alerts_table.c.channel == channel, alerts_table.c.sent_at >= since)
+                    .order_by(alerts_table.c.sent_at)
+                ).scalars()
+            )
+
+    # ---- mutes
+    def set_mute(self, target: str, until: datetime, by: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(mutes_table.delete().where(mutes_table.c.target == target))
+            conn.execute(mutes_table.insert().values(target=target, until=until, created_by=by))
+
+    def clear_mute(self, target: str) -> bool:
+        with self.engine.begin() as conn:
+            return bool(
+                conn.execute(mutes_table.delete().where(mutes_table.c.target == target)).rowcount
+            )
+
+    def active_mutes(self, now: datetime) -> dict[str, datetime]:
+        """Mutes still in force at ``now`` ("rule:NAME" / "channel:NAME" → until)."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(alerts_table)
-                .where(alerts_table.c.status == "pending", alerts_table.c.next_attempt <= now)
-                .order_by(alerts_table.c.id)
-                .limit(limit)
+                sa.select(mutes_table.c.target, mutes_table.c.until).where(
+                    mutes_table.c.until > now
+                )
             ).all()
+        return {target: until for target, until in rows}
+
+    # ---- reports
+    def rule_alert_counts(self, since: datetime) -> dict[str, int]:
+        """How many alerts each rule produced since ``since`` (for /rules)."""
+        counts: dict[str, int] = {}
+        with self.engine.connect() as conn:
+            for rules in conn.execute(
+                sa.select(alerts_table.c.rules).where(alerts_table.c.created_at >= since)
+            ).scalars():
+                for rule in json.loads(rules):
+                    counts[rule] = counts.get(rule, 0) + 1
+        return counts
+
+    def last_alert_at(self) -> datetime | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.max(alerts_table.c.sent_at))).scalar()
+
+    # ---- outbox
+    def due_alerts(
+        self, now: datetime, limit: int = 100, channels: Sequence[str] | None = None
+    ) -> list[OutboxAlert]:
+        query = (
+            sa.select(alerts_table)
+            .where(alerts_table.c.status == "pending", alerts_table.c.next_attempt <= now)
+            .order_by(alerts_table.c.id)
+            .limit(limit)
+        )
+        if channels is not None:
+            query = query.where(alerts_table.c.channel.in_(list(channels)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
         return [_outbox(row) for row in rows]
 
     def pending_count(self) -> int:
@@ -400,8 +588,12 @@ class Store:
             )
             conn.execute(
                 channels_table.update()
-                .where(channels_table.c.name == sa.select(alerts_table.c.channel)
-                       .where(alerts_table.c.id == alert_id).scalar_subquery())
+                .where(
+                    channels_table.c.name
+                    == sa.select(alerts_table.c.channel)
+                    .where(alerts_table.c.id == alert_id)
+                    .scalar_subquery()
+                )
                 .values(broken_since=None)
             )
 
@@ -495,6 +687,30 @@ def _make_engine(url: str) -> Engine:
 
 def _insert(conn: sa.Connection) -> Any:
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+def _queue(conn: sa.Connection, alert: Alert, story: str, now: datetime) -> int:
+    """Insert one outbox row unless the channel already has this story; 1 if inserted."""
+    stmt = (
+        _insert(conn)(alerts_table)
+        .values(
+            channel=alert.channel,
+            story=story,
+            feed_id=alert.feed_id,
+            article_key=alert.article_key,
+            rules=json.dumps(list(alert.rules), ensure_ascii=False),
+            title=alert.title[:1000],
+            link=alert.link,
+            html=alert.html,
+            text=alert.text,
+            status="pending",
+            created_at=now,
+            next_attempt=now,
+        )
+        .on_conflict_do_nothing(index_elements=["channel", "story"])
+        .returning(alerts_table.c.id)
+    )
+    return len(conn.execute(stmt).all())
 
 
 def _feed_state(row: Any) -> FeedState:

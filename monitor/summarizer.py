@@ -4,11 +4,11 @@ Pure: no I/O, no clock.  The alert reads, line by line::
 
     🔔 Matched: astana · ceasefire          (rule names, in config order)
     <a href="…">Title with <b>hits</b></a>   (the title as a link)
-    📰 Source: SANA · 2026-11-29 06:22 +03  (source, time in the channel's zone)
+    📰 Source: SANA · 2026-11-29 06:22 UTC+03  (source, time in the channel's zone)
 
     Lead sentence. … Sentence with a <b>hit</b>.
 
-    🔗 sana.sy/en/?p=1234                   (the link)
+    🔗 sana.sy/en/news/1234                 (the link, shown without its query)
 
 Why it is built this way:
 
@@ -28,7 +28,6 @@ Why it is built this way:
 from __future__ import annotations
 
 import html
-import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ __all__ = [
     "Segment",
     "render_alert",
     "render_sample_alert",
+    "safe_link",
     "summarize",
 ]
 
@@ -59,7 +59,10 @@ _SOURCE_MAX = 100
 _RULE_NAME_MAX = 60
 _RULES_MAX = 300
 _LINK_TEXT_MAX = 60
-_HREF_MAX = 4000
+_HREF_MAX = 2048  # longer links are shown in the console text but not linked in Telegram
+_SHORT_LEAD = 60  # a first "sentence" shorter than this, without a full stop, is a dateline
+_LEAD_EXTENSIONS = 3  # ... so up to two more sentences make up the lead
+_SENTENCE_END = tuple(".!?…؟؛。\"'»”’)")
 _MIN_PIECE = 24  # a trimmed sentence shorter than this is not worth showing
 _ELLIPSIS = "…"
 _GAP = f" {_ELLIPSIS} "
@@ -72,8 +75,6 @@ LABELS: dict[str, dict[str, str]] = {
     "ar": {"matched": "القواعد", "source": "المصدر", "untitled": "(بلا عنوان)"},
     "ru": {"matched": "Правила", "source": "Источник", "untitled": "(без заголовка)"},
 }
-
-_WS = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,11 @@ def render_alert(article: Article, matches: Sequence[Match], channel: Channel) -
     """The one message for ``article`` in ``channel``, naming every rule in ``matches``."""
     rules = tuple(dict.fromkeys(m.rule for m in matches))
     labels = LABELS.get(_base_language(channel.language), LABELS["en"])
-    href = safe_link(article.link)
+    link = safe_link(article.link)
+    href = link if link and len(link) <= _HREF_MAX else None
     title_segments = _title_segments(article, matches, labels)
     head = _head(rules, title_segments, href, article, channel, labels)
-    tail = _tail(href)
+    tail = _tail(href, link)
     fixed_len = head.plain_len + tail.plain_len + 4  # two blank lines around the summary
     budget = max(0, min(channel.summary_length, MAX_MESSAGE_LENGTH - fixed_len))
 
@@ -117,7 +119,7 @@ def render_alert(article: Article, matches: Sequence[Match], channel: Channel) -
         rules=rules,
         html=html_text,
         text=console,
-        link=href,
+        link=link,
         title=article.title,
     )
 
@@ -186,7 +188,7 @@ def safe_link(url: str | None) -> str | None:
         else:
             out.append(ch)
     safe = "".join(out)
-    return safe if len(safe) <= _HREF_MAX else None
+    return safe
 
 
 # ---------------------------------------------------------------------------
@@ -292,7 +294,9 @@ def _pick_sentences(
     article: Article, spans_by_field: dict[str, list[tuple[int, int]]]
 ) -> list[_Sentence]:
     picked: list[_Sentence] = []
-    seen: dict[str, int] = {}
+    title_key = _clean(article.title)[0].casefold()
+    seen: dict[str, int] = {title_key: -1} if title_key else {}  # -1: the title, never shown
+    lead_open = _LEAD_EXTENSIONS  # a dateline or kicker does not count as the lead
     for field in ("summary", "content"):
         text = article.field_text(field)
         if not text.strip():
@@ -307,7 +311,7 @@ def _pick_sentences(
             while k < len(hits) and hits[k][0] < end:
                 inside.append((max(hits[k][0], start) - start, min(hits[k][1], end) - start))
                 k += 1
-            if not (inside or not picked):  # keep the lead, then only sentences with hits
+            if not (inside or lead_open):  # the lead, then only sentences with hits
                 continue
             clean, moved = _clean(text[start:end], inside)
             if not clean:
@@ -315,6 +319,8 @@ def _pick_sentences(
             key = clean.casefold()
             if key in seen:  # the content repeats the summary: merge highlights
                 i = seen[key]
+                if i < 0:
+                    continue
                 old = picked[i]
                 picked[i] = _Sentence(
                     old.text,
@@ -325,6 +331,9 @@ def _pick_sentences(
                 continue
             seen[key] = len(picked)
             picked.append(_Sentence(clean, tuple(moved), field, index))
+            if lead_open:
+                short = len(clean) < _SHORT_LEAD and not clean.endswith(_SENTENCE_END)
+                lead_open = lead_open - 1 if short else 0
     return picked
 
 
@@ -495,13 +504,15 @@ def _head(
     return _Block("".join(html_parts), "".join(console_parts), len("".join(plain_parts)))
 
 
-def _tail(href: str | None) -> _Block:
-    if not href:
+def _tail(href: str | None, link: str | None) -> _Block:
+    if not link:
         return _Block("", "", 0)
+    if not href:  # too long to link: the console still gets it
+        return _Block("", f"🔗 {link}", 0)
     shown = _truncate(_link_text(href), _LINK_TEXT_MAX)
     text = f"🔗 {_LRI}{shown}{_PDI}"
     html_text = f'🔗 {_LRI}<a href="{html.escape(href, quote=True)}">{_esc(shown)}</a>{_PDI}'
-    return _Block(html_text, f"🔗 {href}", len(text))
+    return _Block(html_text, f"🔗 {link}", len(text))
 
 
 def _assemble(head: _Block, tail: _Block, segments: list[Segment], bold: bool) -> tuple[str, str]:
@@ -514,6 +525,7 @@ def _assemble(head: _Block, tail: _Block, segments: list[Segment], bold: bool) -
         )
     if tail.html:
         html_parts.append("\n\n" + tail.html)
+    if tail.console:
         console_parts.append("\n\n" + tail.console)
     return "".join(html_parts), "".join(console_parts)
 

@@ -32,6 +32,7 @@ import threading
 import unicodedata
 from collections import Counter
 from functools import lru_cache
+from itertools import accumulate
 
 # --------------------------------------------------------------------------- tokens
 
@@ -59,11 +60,16 @@ _WORD_CHAR = rf"[\w{_MARKS}\u0640\u200c\u200d\u00ad]"
 #: One token; group 1 is the word, an English possessive ``'s`` after it is swallowed.
 TOKEN_RE = re.compile(rf"({_WORD_CHAR}+)(?:['’ʼ][sS](?!{_WORD_CHAR}))?")
 _WORD_RE = re.compile(rf"{_WORD_CHAR}+")
+#: The same with the possessive as a second group, for ``re.split``: the pieces are
+#: ``[gap, word, possessive, gap, word, possessive, …, gap]`` and their lengths add up
+#: to the offsets, which is much cheaper than a match object per token.
+TOKEN_SPLIT_RE = re.compile(rf"({_WORD_CHAR}+)((?:['’ʼ][sS](?!{_WORD_CHAR}))?)")
 
 
 def token_spans(text: str) -> list[tuple[int, int]]:
     """Original ``(start, end)`` offsets of the tokens of ``text``, in order."""
-    return [m.span(1) for m in TOKEN_RE.finditer(text)]
+    acc = list(accumulate(map(len, TOKEN_SPLIT_RE.split(text))))
+    return list(zip(acc[0::3], acc[1::3], strict=False))
 
 
 def raw_tokens(text: str) -> list[str]:
@@ -101,9 +107,24 @@ def _is_cyrillic(ch: str) -> bool:
     return "\u0400" <= ch <= "\u052f"
 
 
+#: Characters that normalise to themselves after case folding (the common case).
+_SIMPLE_RE = re.compile(
+    "[a-z0-9\u0621\u0624\u0626-\u0628\u062a-\u063a\u0641-\u0648\u064a\u0430-\u044f]*\\Z"
+)
+
+
 @lru_cache(maxsize=1 << 18)
 def normalize_token(token: str) -> str:
     """Normalise one word as the module docstring says; idempotent."""
+    folded = token.casefold()
+    if _SIMPLE_RE.match(folded):
+        return folded
+    return _normalize_slow(token)
+
+
+def _normalize_slow(token: str) -> str:
+    """The full normalisation, character by character (``normalize_token`` skips it
+    for words made only of characters it would leave alone)."""
     s = unicodedata.normalize("NFKC", token).casefold()
     s = unicodedata.normalize("NFKC", s)
     out: list[str] = []
@@ -258,87 +279,105 @@ def arabic_term_bases(word: str) -> tuple[str, ...]:
     return (word,)
 
 
-_AR_PRONOUNS = ("ه", "ها", "هم", "هما", "هن", "كم", "كما", "نا")
+_AR_PRONOUNS = ("ها", "هم", "هما", "هن", "كم", "كما", "نا", "ه")
 _AR_PLURALS = ("ات", "ون", "ين", "ان")
+_MIN_SUFFIX_STEM = 3
 
 
-def arabic_forms(word: str) -> set[str]:
-    """Light suffix forms of an Arabic term word: plurals, duals, pronoun suffixes.
+def arabic_stems(word: str) -> tuple[str, ...]:
+    """The word and what it may be without one light suffix (for article tokens).
 
-    ``مفاوضة`` → ``مفاوضات``, ``مفاوضته`` …; ``مسلح`` → ``مسلحون``, ``مسلحين``;
-    ``مفاوضات`` → ``مفاوضة``. Nisba ``ي`` is *not* a form: ``إيراني`` is not ``إيران``.
+    Plural/dual ``ات ون ين ان`` and pronoun suffixes ``ه ها هم هما هن كم كما نا``; a
+    ``ت`` left before a pronoun is a ta marbuta again (``حكومته`` → ``حكومه``), and a
+    sound feminine plural gives its singular (``مفاوضات`` → ``مفاوضه``). Never the
+    nisba ``ي`` (``إيراني`` is not ``إيران``), and a bare ``ه`` only comes off after
+    a consonant (``سوريه`` keeps its ``ه``: it is ``سورية``, not ``سوري`` + ``ه``).
     """
-    forms = {word}
-    if letter_count(word) < 3:
-        return forms
-    if word.endswith("ه"):  # ة folded: feminine noun
-        stem = word[:-1]
-        forms.add(stem + "ات")
-        forms.add(stem + "تان")
-        forms.add(stem + "تين")
-        forms.update(stem + "ت" + p for p in _AR_PRONOUNS)
-    elif word.endswith("ات") and len(word) > 4:
-        stem = word[:-2]
-        forms.add(stem + "ه")
-        forms.update(word + p for p in _AR_PRONOUNS)
-    elif word[-1] in "اوي":
-        forms.update(word + p for p in ("ها", "هم", "نا", "كم"))
-    else:
-        forms.update(word + p for p in _AR_PLURALS)
-        forms.update(word + p for p in _AR_PRONOUNS)
-    return forms
+    found = [word]
+    for suffix in _AR_PLURALS:
+        if word.endswith(suffix) and len(word) - len(suffix) >= _MIN_SUFFIX_STEM:
+            stem = word[: -len(suffix)]
+            found.append(stem)
+            if suffix == "ات":
+                found.append(stem + "ه")
+            elif stem.endswith("ت"):  # dual of a feminine noun: حكومتان
+                found.append(stem[:-1] + "ه")
+    for suffix in _AR_PRONOUNS:
+        if word.endswith(suffix) and len(word) - len(suffix) >= _MIN_SUFFIX_STEM:
+            stem = word[: -len(suffix)]
+            if stem.endswith("ت"):
+                found.append(stem[:-1] + "ه")
+                found.append(stem)
+            elif suffix != "ه" or stem[-1] not in "اويه":
+                found.append(stem)
+    return tuple(dict.fromkeys(found))
+
+
+def arabic_term_stems(word: str) -> tuple[str, ...]:
+    """The stems an Arabic *term* word is indexed under: itself, and the singular of a
+    sound feminine plural (``مفاوضات`` → ``مفاوضه``) so the singular hits it too."""
+    if word.endswith("ات") and len(word) - 2 >= _MIN_SUFFIX_STEM:
+        return (word, word[:-2] + "ه")
+    return (word,)
 
 
 # ------------------------------------------------------------- English and French
 
-_VOWELS = set("aeiou")
+_VOWELS = set("aeiouy")
 
 
-def latin_forms(word: str) -> set[str]:
-    """Inflected forms of an English (or French) term word, generated from the term.
+def latin_stems(word: str) -> tuple[str, ...]:
+    """The word and the bases it may be an inflection of (for article tokens).
 
-    Plural/third person (``ceasefires``, ``talks``, ``embargoes``, ``parties``), past
-    and ``-ing`` (``banned``, ``negotiating``), the singular of a plural term
-    (``talks`` → ``talk``) and French ``-al``/``-aux``, ``-eau(x)`` plurals.
+    ``ceasefires`` → ``ceasefire``; ``talked``/``talking`` → ``talk``; ``banned`` →
+    ``ban``; ``negotiating`` → ``negotiate``; ``parties`` → ``party``; French
+    ``accords``, ``généraux`` → ``general``. Candidates only: they hit nothing
+    unless a rule's term is exactly one of them.
     """
-    forms = {word}
-    if not word.isalpha() or len(word) < 3:
-        return forms
-    bases = {word}
-    if len(word) > 4:
+    found = [word]
+    n = len(word)
+    if n < 4 or not word.isalpha():
+        return tuple(found)
+    if word.endswith("ies") and n > 4:
+        found.append(word[:-3] + "y")
+    if word.endswith("es"):
+        found.append(word[:-2])
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        found.append(word[:-1])
+    if word.endswith("ied"):
+        found.append(word[:-3] + "y")
+    elif word.endswith("ed") and n > 4:
+        found.append(word[:-2])
+        found.append(word[:-1])
+        if word[-3] == word[-4] and word[-3] not in _VOWELS:
+            found.append(word[:-3])
+    if word.endswith("ing") and n > 5:
+        found.append(word[:-3])
+        found.append(word[:-3] + "e")
+        if word[-4] == word[-5] and word[-4] not in _VOWELS:
+            found.append(word[:-4])
+    if word.endswith("aux") and n > 4:
+        found.append(word[:-3] + "al")
+    if word.endswith(("eaux", "eux")):
+        found.append(word[:-1])
+    return tuple(dict.fromkeys(f for f in found if len(f) >= 3))
+
+
+def latin_term_bases(word: str) -> tuple[str, ...]:
+    """The bases a Latin *term* word is indexed under: itself and, for a plural,
+    its singular (``talks`` → ``talk``, ``parties`` → ``party``), so either hits."""
+    found = [word]
+    n = len(word)
+    if n > 4 and word.isalpha():
         if word.endswith("ies"):
-            bases.add(word[:-3] + "y")
-        elif word.endswith(("ses", "xes", "zes", "ches", "shes")):
-            bases.add(word[:-2])
+            found.append(word[:-3] + "y")
+        elif word.endswith(("sses", "xes", "zes", "ches", "shes")):
+            found.append(word[:-2])
         elif word.endswith("aux"):
-            bases.add(word[:-3] + "al")
+            found.append(word[:-3] + "al")
         elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
-            bases.add(word[:-1])
-    for b in bases:
-        forms.add(b)
-        last = b[-1]
-        cons_y = len(b) > 1 and last == "y" and b[-2] not in _VOWELS
-        if cons_y:
-            forms.update((b[:-1] + "ies", b[:-1] + "ied", b + "ing"))
-        elif b.endswith(("s", "x", "z", "ch", "sh", "o")):
-            forms.update((b + "es", b + "ed", b + "ing", b + "s"))
-        elif last == "e":
-            forms.update((b + "s", b + "d", b[:-1] + "ing"))
-        else:
-            forms.update((b + "s", b + "ed", b + "ing"))
-            if (
-                len(b) >= 3
-                and last not in _VOWELS
-                and last not in "wxy"
-                and b[-2] in _VOWELS
-                and b[-3] not in _VOWELS
-            ):
-                forms.update((b + last + "ed", b + last + "ing"))
-        if b.endswith("al"):
-            forms.add(b[:-2] + "aux")
-        if b.endswith(("eau", "au", "eu")):
-            forms.add(b + "x")
-    return forms
+            found.append(word[:-1])
+    return tuple(found)
 
 
 # ------------------------------------------------------------------------ Russian
@@ -430,12 +469,15 @@ def language_matches(wanted: str, actual: str | None) -> bool:
 __all__ = [
     "PROCLITICS",
     "TOKEN_RE",
+    "TOKEN_SPLIT_RE",
     "arabic_candidates",
-    "arabic_forms",
+    "arabic_stems",
     "arabic_term_bases",
+    "arabic_term_stems",
     "guess_language",
     "language_matches",
-    "latin_forms",
+    "latin_stems",
+    "latin_term_bases",
     "letter_count",
     "normalize",
     "normalize_map",

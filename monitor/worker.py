@@ -1,39 +1,50 @@
 """``monitor run``: wires config, storage, fetcher, scheduler, sender and reloads.
 
-One asyncio loop holds everything: APScheduler's ``AsyncIOScheduler`` runs one
-job per feed (``max_instances=1``, ``coalesce``), the sender drains the outbox
-in its own task, and a watcher reloads the configuration when a file changes
-or on SIGHUP. A reload is validated completely before anything is swapped; a
-broken edit is logged with every location and the old configuration keeps
-running.
+One asyncio loop holds everything. The schedule lives in the database: each
+feed row has ``next_poll``, and APScheduler's tick job (every second,
+``max_instances=1``, ``coalesce``) leases the feeds that are due and polls each
+in its own task — so a slow feed never delays the others, and several workers
+on one PostgreSQL share the feeds without a coordinator of their own. The
+sender drains the outbox in its own task; a watcher reloads the configuration
+when a file changes or on SIGHUP (validated completely before anything is
+swapped; a broken edit keeps the old configuration running).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
+import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from monitor import metrics, operator
 from monitor.config import Settings, load_settings
-from monitor.exceptions import ConfigError
+from monitor.exceptions import ConfigError, StorageError
 from monitor.fetcher import DEFAULT_USER_AGENT, Fetcher, FetchSettings
-from monitor.models import FeedSource
+from monitor.models import Channel, FeedSource
 from monitor.notifier import ConsoleNotifier, Notifier, TelegramNotifier
+from monitor.operator import OPERATOR_CHANNEL
 from monitor.pipeline import PollOutcome, Ruleset, poll_feed
-from monitor.scheduler import first_poll_offset
 from monitor.sender import Sender, SendStats
 from monitor.storage import Store
 
 log = logging.getLogger(__name__)
 
+TICK_SECONDS = 1.0  # how often a worker looks for due feeds
 ONCE_RETRY_WINDOW = timedelta(seconds=90)  # `--once` waits this long for quick retries
 RETENTION = timedelta(days=30)  # entries gone from their feed this long are forgotten
-RELOAD_POLL_SECONDS = 2.0
+RELOAD_POLL_SECONDS = 2.0  # config files are checked this often (plus SIGHUP)
+SHUTDOWN_GRACE = 6.0  # seconds in-flight polls get to finish on SIGTERM
 
 
 def make_notifier(settings: Settings) -> Notifier:
@@ -50,6 +61,14 @@ def fetch_settings(settings: Settings) -> FetchSettings:
         timeout=defaults.timeout.total_seconds(),
         max_bytes=defaults.max_bytes,
     )
+
+
+def delivery_channels(settings: Settings, ruleset: Ruleset) -> dict[str, Channel]:
+    """The rules' channels plus the operator's chat, when one is configured."""
+    channels = dict(ruleset.channels)
+    if settings.telegram.admin_chat:
+        channels[OPERATOR_CHANNEL] = Channel(OPERATOR_CHANNEL, settings.telegram.admin_chat)
+    return channels
 
 
 def now_utc() -> datetime:
@@ -82,19 +101,35 @@ async def run_once(settings: Settings, notifier: Notifier | None = None) -> Once
     await asyncio.to_thread(store.migrate)
     notifier = notifier or make_notifier(settings)
     ruleset = Ruleset.from_settings(settings)
+    now = now_utc()
+    muted = frozenset(await asyncio.to_thread(store.active_mutes, now))
     try:
         await notifier.start()
         async with Fetcher(fetch_settings(settings)) as fetcher:
             outcomes = await asyncio.gather(
                 *(
                     poll_feed(
-                        feed, store=store, fetcher=fetcher, ruleset=lambda: ruleset, now=now_utc()
+                        feed,
+                        store=store,
+                        fetcher=fetcher,
+                        ruleset=lambda: ruleset,
+                        now=now,
+                        muted=muted,
                     )
                     for feed in settings.feeds
                 )
             )
-        sender = Sender(store, notifier, ruleset.channels, paced=settings.telegram.token is not None)
-        stats = await sender.drain(until=now_utc() + ONCE_RETRY_WINDOW)
+        sender = Sender(
+            store,
+            notifier,
+            delivery_channels(settings, ruleset),
+            paced=settings.telegram.token is not None,
+            owner=_owner_id(),
+        )
+        try:
+            stats = await sender.drain(until=now_utc() + ONCE_RETRY_WINDOW)
+        finally:
+            await sender.release()
         pending = await asyncio.to_thread(store.pending_count)
     finally:
         await notifier.close()
@@ -104,7 +139,7 @@ async def run_once(settings: Settings, notifier: Notifier | None = None) -> Once
 
 @dataclass
 class Worker:
-    """The long-running worker: scheduled polls, the sender and live reloads."""
+    """The long-running worker: leased polls, the sender, reloads, bot and health."""
 
     settings: Settings
     notifier: Notifier | None = None
@@ -112,92 +147,169 @@ class Worker:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     reloads: int = 0
     reload_failures: int = 0
+    last_tick: datetime | None = None
 
     async def run(self) -> None:
+        self.owner = _owner_id()
+        self.started_at = self.clock()
         self.store = Store(self.settings.database_url)
         await asyncio.to_thread(self.store.migrate)
+        with _single_sqlite_worker(self.settings.database_url):
+            await self._run()
+
+    async def _run(self) -> None:
         self.notifier = self.notifier or make_notifier(self.settings)
         self.ruleset = Ruleset.from_settings(self.settings)
         self.feeds = {feed.id: feed for feed in self.settings.feeds}
+        self.muted: frozenset[str] = frozenset()
+        self.in_flight: set[asyncio.Task[None]] = set()
         self.wake_sender = asyncio.Event()
         self.reload_requested = asyncio.Event()
-        self.scheduler = AsyncIOScheduler(timezone=UTC)
-        loop = asyncio.get_running_loop()
-        self._install_signals(loop)
+        self._install_signals(asyncio.get_running_loop())
+        await asyncio.to_thread(self.store.sync_feeds, self.settings.feeds, self.clock())
         await self.notifier.start()
         self.fetcher = Fetcher(fetch_settings(self.settings))
         self.sender = Sender(
             self.store,
             self.notifier,
-            self.ruleset.channels,
+            delivery_channels(self.settings, self.ruleset),
             paced=self.settings.telegram.token is not None,
+            owner=self.owner,
         )
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.scheduler.add_job(
+            self._tick,
+            "interval",
+            seconds=TICK_SECONDS,
+            id="tick",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=self.clock(),
+        )
+        self.scheduler.add_job(
+            self._prune, "interval", hours=6, id="prune", next_run_time=self.clock()
+        )
+        tasks: list[asyncio.Task[Any]] = []
         try:
-            self._schedule_all()
-            self.scheduler.add_job(
-                self._prune, "interval", hours=6, id="prune", next_run_time=self.clock()
-            )
             self.scheduler.start()
             log.info(
-                "worker started: %d feeds, %d rules, %d channels, delivering to %s",
+                "worker %s started: %d feeds, %d rules, %d channels, delivering to %s",
+                self.owner,
                 len(self.feeds),
                 len(self.ruleset.rules),
                 len(self.ruleset.channels),
                 "Telegram" if self.settings.telegram.token else "the console",
             )
-            tasks = [
-                asyncio.create_task(self.sender.run_forever(self.stop, self.wake_sender)),
-                asyncio.create_task(self._watch_config()),
-            ]
-            await self.stop.wait()
-            log.info("stopping: finishing work in flight")
-            self.scheduler.shutdown(wait=False)
+            tasks.append(asyncio.create_task(self.sender.run_forever(self.stop, self.wake_sender)))
+            tasks.append(asyncio.create_task(self._watch_config()))
+            async with contextlib.AsyncExitStack() as extras:
+                await self._start_extras(extras)
+                await self.stop.wait()
+                log.info("stopping: no new polls; finishing work in flight")
+                self.scheduler.shutdown(wait=False)
+                await self._finish_in_flight()
+        finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        finally:
+            with contextlib.suppress(Exception):
+                await self.sender.release()
+                await asyncio.to_thread(self.store.release_feeds, self.owner)
             await self.fetcher.aclose()
             await self.notifier.close()
             self.store.close()
             log.info("worker stopped")
 
-    # ---- scheduling
-    def _schedule_all(self) -> None:
+    async def _start_extras(self, stack: contextlib.AsyncExitStack) -> None:
+        """The Telegram command bot (with a token) and /healthz + /metrics (with PORT)."""
+        token = self.settings.telegram.token
+        if token:
+            from monitor.bot import BotContext, running_bot
+
+            context = BotContext(
+                store=self.store,
+                get_ruleset=lambda: self.ruleset,
+                get_settings=lambda: self.settings,
+                started_at=self.started_at,
+                clock=self.clock,
+            )
+            try:
+                await stack.enter_async_context(
+                    running_bot(token, self.settings.telegram.api_url, context)
+                )
+            except Exception as exc:  # the bot's commands are a convenience, alerts are not
+                log.error("Telegram commands are unavailable: %s", exc)
+        port = os.environ.get("PORT")
+        if port:
+            from monitor.health import serve_health
+
+            await stack.enter_async_context(serve_health(self, int(port)))
+
+    # ---- polling
+    async def _tick(self) -> None:
+        """Lease due feeds (as many as there is room for) and poll each in its own task."""
         now = self.clock()
-        for feed in self.feeds.values():
-            self._schedule(feed, now + first_poll_offset(feed.id, min(feed.interval, timedelta(seconds=30))))
-
-    def _schedule(self, feed: FeedSource, first_run: datetime) -> None:
-        self.scheduler.add_job(
-            self._poll,
-            "interval",
-            seconds=feed.interval.total_seconds(),
-            args=[feed.id],
-            id=f"feed:{feed.id}",
-            next_run_time=first_run,
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-            replace_existing=True,
-        )
-
-    async def _poll(self, feed_id: str) -> None:
-        feed = self.feeds.get(feed_id)
-        if feed is None:
+        self.last_tick = now
+        try:
+            self.muted = frozenset(await asyncio.to_thread(self.store.active_mutes, now))
+            room = max(0, self.fetcher.settings.concurrency * 2 - len(self.in_flight))
+            if room == 0:
+                return
+            lease = timedelta(seconds=self.fetcher.settings.timeout * 2 + 60)
+            claimed = await asyncio.to_thread(
+                self.store.claim_due_feeds, self.owner, now, lease, room
+            )
+            metrics.ALERTS_PENDING.set(await asyncio.to_thread(self.store.pending_count))
+        except StorageError as exc:
+            log.error("database unavailable: %s", exc)
             return
-        now = self.clock()
-        state = await asyncio.to_thread(self.store.feed_state, feed_id)
-        if state and state.next_poll and state.errors and state.next_poll > now:
-            return  # backing off after errors (or a Retry-After)
+        for feed_id in claimed:
+            feed = self.feeds.get(feed_id)
+            if feed is None:  # in the database but not (or no longer) in our configuration
+                await asyncio.to_thread(self.store.release_feeds, self.owner, [feed_id])
+                continue
+            task = asyncio.create_task(self._poll(feed, now))
+            self.in_flight.add(task)
+            task.add_done_callback(self.in_flight.discard)
+
+    async def _poll(self, feed: FeedSource, now: datetime) -> None:
         try:
             outcome = await poll_feed(
-                feed, store=self.store, fetcher=self.fetcher, ruleset=lambda: self.ruleset, now=now
+                feed,
+                store=self.store,
+                fetcher=self.fetcher,
+                ruleset=lambda: self.ruleset,
+                now=now,
+                muted=self.muted,
             )
         except Exception:
-            log.exception("feed %s: unexpected error while polling (a bug; please report)", feed_id)
+            log.exception("feed %s: unexpected error while polling (a bug; please report)", feed.id)
+            await asyncio.to_thread(self.store.release_feeds, self.owner, [feed.id])
             return
         if outcome.alerts:
             self.wake_sender.set()
+        await self._operator_feed_change(feed, outcome)
+
+    async def _operator_feed_change(self, feed: FeedSource, outcome: PollOutcome) -> None:
+        if not self.settings.telegram.admin_chat:
+            return
+        threshold = self.settings.telegram.feed_down_after
+        now = self.clock()
+        if not outcome.ok and outcome.errors == threshold:
+            message = operator.feed_down(feed.id, outcome.errors, outcome.error or "", now)
+        elif outcome.ok and outcome.previous_errors >= threshold:
+            message = operator.feed_recovered(feed.id, outcome.previous_errors, now)
+        else:
+            return
+        await asyncio.to_thread(self.store.queue_alert, *message, now)
+        self.wake_sender.set()
+
+    async def _finish_in_flight(self) -> None:
+        if self.in_flight:
+            _done, pending = await asyncio.wait(self.in_flight, timeout=SHUTDOWN_GRACE)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _prune(self) -> None:
         removed = await asyncio.to_thread(self.store.prune_entries, self.clock(), RETENTION)
@@ -207,29 +319,24 @@ class Worker:
     # ---- reloads
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop.set)
-            except (NotImplementedError, RuntimeError):  # not the main thread
-                pass
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
             loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
-        except (NotImplementedError, RuntimeError, AttributeError):
-            pass
 
     async def _watch_config(self) -> None:
         """Reload when a config file changes (mtime/size polling) or on SIGHUP."""
         seen = _fingerprint(self.settings)
         while not self.stop.is_set():
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.reload_requested.wait(), RELOAD_POLL_SECONDS)
-            except TimeoutError:
-                pass
             forced = self.reload_requested.is_set()
             self.reload_requested.clear()
             current = await asyncio.to_thread(_fingerprint, self.settings)
             if forced or current != seen:
                 seen = current
                 await self.reload()
+                seen = await asyncio.to_thread(_fingerprint, self.settings)
 
     async def reload(self) -> bool:
         """Validate the configuration again and swap it in; keep the old one on errors."""
@@ -238,22 +345,29 @@ class Worker:
             ruleset = Ruleset.from_settings(settings)
         except ConfigError as exc:
             self.reload_failures += 1
-            log.error("configuration reload failed; the previous configuration keeps running:\n%s", exc)
+            metrics.RELOAD_FAILURES.inc()
+            log.error(
+                "configuration reload failed; the previous configuration keeps running:\n%s", exc
+            )
+            if self.settings.telegram.admin_chat:
+                now = self.clock()
+                await asyncio.to_thread(
+                    self.store.queue_alert, *operator.reload_failed(str(exc), now), now
+                )
+                self.wake_sender.set()
             return False
         if settings.version == self.settings.version:
             return True
-        old_feeds, new_feeds = self.feeds, {feed.id: feed for feed in settings.feeds}
-        self.settings, self.ruleset, self.feeds = settings, ruleset, new_feeds
-        self.sender.channels = ruleset.channels
+        old_feeds = self.feeds
+        new_feeds = {feed.id: feed for feed in settings.feeds}
+        await asyncio.to_thread(self.store.sync_feeds, settings.feeds, self.clock())
         now = self.clock()
-        for feed_id in old_feeds.keys() - new_feeds.keys():
-            self.scheduler.remove_job(f"feed:{feed_id}")
         for feed_id, feed in new_feeds.items():
             old = old_feeds.get(feed_id)
-            if old is None:
-                self._schedule(feed, now)
-            elif old.interval != feed.interval:
-                self._schedule(feed, now + feed.interval)
+            if old is not None and old.interval != feed.interval:
+                await asyncio.to_thread(self.store.reschedule_feed, feed_id, now + feed.interval)
+        self.settings, self.ruleset, self.feeds = settings, ruleset, new_feeds
+        self.sender.channels = delivery_channels(settings, ruleset)
         self.reloads += 1
         log.info(
             "configuration reloaded (version %s): %d feeds, %d rules, %d channels",
@@ -265,11 +379,49 @@ class Worker:
         return True
 
 
+def _owner_id() -> str:
+    """Who holds a lease: host, process and a random tag (pids repeat across restarts)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@contextlib.contextmanager
+def _single_sqlite_worker(database_url: str) -> Any:
+    """Refuse a second worker on the same SQLite file (PostgreSQL shares work safely)."""
+    if not database_url.startswith("sqlite") or ":memory:" in database_url:
+        yield
+        return
+    import fcntl
+
+    db_path = Path(database_url.split(":///", 1)[-1])
+    lock_path = db_path.with_name(db_path.name + ".worker-lock")
+    handle = open(lock_path, "a+")  # noqa: SIM115 - held for the worker's lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise StorageError(
+            f"another monitor worker ({holder}) is already running on {db_path}; "
+            "SQLite serves one worker — use PostgreSQL (DATABASE_URL=postgresql://…) for several"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}\n")
+    handle.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
 def _fingerprint(settings: Settings) -> tuple[tuple[str, float, int], ...]:
-    """mtime and size of every file the configuration was read from (and its folder globs)."""
+    """mtime and size of every configuration file, and of their folders (a folder's mtime
+    moves when an included file is added or removed)."""
     out = []
-    folders = {path.parent for path in settings.files}  # a folder's mtime moves when an
-    for path in [*settings.files, *sorted(folders)]:  # included file is added or removed
+    folders = {path.parent for path in settings.files}
+    for path in [*settings.files, *sorted(folders)]:
         try:
             stat = path.stat()
             out.append((str(path), stat.st_mtime, stat.st_size))

@@ -21,7 +21,7 @@ from monitor.exceptions import ParseError
 from monitor.fetcher import Fetcher, FetchSettings
 from monitor.models import FeedSource
 from monitor.normalizer import normalize
-from monitor.parser import parse_feed
+from monitor.parser import _fast_eligible, parse_bytes, parse_feed
 from tests.fakes.feedserver import FeedServer
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -139,3 +139,32 @@ def test_feedparser_corpus_never_crashes(feed_server: FeedServer) -> None:
     print(f"{len(names)} documents, {articles_total} articles, {len(refused)} refused")
     assert articles_total > 1000
     assert len(refused) < len(names) // 20, refused[:20]
+
+
+def _outcome(content: bytes, headers: dict[str, str], fast: bool):
+    try:
+        return parse_bytes(content, headers, url="https://corpus.example/feed.xml", fast=fast)
+    except ParseError as exc:
+        return ("ParseError", str(exc))
+
+
+def test_fast_path_equals_feedparser_on_every_corpus_document() -> None:
+    """The lxml fast path is only an optimisation: same ParsedFeed as feedparser, always."""
+    _need(REALFEEDS)
+    _need(FEEDPARSER)
+    paths = sorted(
+        p
+        for root in (REALFEEDS, FEEDPARSER)
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix in (".xml", ".rdf", ".rss", ".atom")
+    )
+    fast_used = 0
+    for path in paths:
+        content = path.read_bytes()
+        for content_type in ("application/xml", "application/rss+xml; charset=utf-8"):
+            headers = {"content-type": content_type}
+            passed = {**headers, "content-location": "https://corpus.example/feed.xml"}
+            fast_used += _fast_eligible(content, passed)
+            fast = _outcome(content, headers, True)
+            assert fast == _outcome(content, headers, False), (path, content_type)
+    assert fast_used > 40

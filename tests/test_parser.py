@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.exceptions import ParseError
 from monitor.models import FetchResult
-from monitor.parser import parse_bytes, parse_feed
+from monitor.parser import _fast_eligible, _fast_parse, parse_bytes, parse_feed
 from tests.fakes.feedserver import ARABIC_ITEMS, RUSSIAN_ITEMS, Item, rss_feed
 
 AR_TITLE = ARABIC_ITEMS[0].title
@@ -150,3 +153,90 @@ def test_plain_text_title_keeps_angle_brackets_as_text() -> None:
     body = rss_feed("Wire", [Item("Why 3 < 5 & 7 > 2 matters", guid="x")])
     entry = parse_feed(result(body)).entries[0]
     assert entry.title == "Why 3 &lt; 5 &amp; 7 &gt; 2 matters"  # escaped for html_to_text
+
+
+# -- the fast path gives exactly what feedparser gives -------------------------------------
+
+PIECES = [
+    *"abc XYZ\t\n<>&;/\"'=#?.:é",
+    *("لافروف", "Лавров", "&amp;", "&lt;b&gt;", "&#169;", "Ã©", "\x93", "\x80", "<b>", "</b>"),
+]
+TEXT = st.lists(st.sampled_from(PIECES), max_size=12).map("".join)
+LINKS = st.sampled_from(
+    ["https://a.example/1", "/relative/2", "3?x=1&y=2", "HTTPS://A.example:443/4#f", ""]
+)
+
+
+def _xml(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+@st.composite
+def rss_documents(draw: st.DrawFn) -> bytes:
+    items = []
+    for _ in range(draw(st.integers(0, 3))):
+        parts = []
+        if draw(st.booleans()):
+            parts.append(f"<title>{_xml(draw(TEXT))}</title>")
+        if draw(st.booleans()):
+            parts.append(f"<link>{_xml(draw(LINKS))}</link>")
+        guid = draw(st.sampled_from(["", "g-1", "https://a.example/g", "/g/rel"]))
+        if guid:
+            attr = draw(st.sampled_from(["", ' isPermaLink="false"', ' isPermaLink="true"']))
+            parts.append(f"<guid{attr}>{guid}</guid>")
+        if draw(st.booleans()):
+            text = draw(TEXT)
+            cdata = draw(st.booleans()) and "]]>" not in text
+            parts.append(
+                f"<description><![CDATA[{text}]]></description>"
+                if cdata
+                else f"<description>{_xml(text)}</description>"
+            )
+        if draw(st.booleans()):
+            parts.append(f"<content:encoded>{_xml(draw(TEXT))}</content:encoded>")
+        if draw(st.booleans()):
+            date = draw(
+                st.sampled_from(
+                    ["Tue, 10 Feb 2026 09:30:00 GMT", "2026-02-10T09:30:00+03:00", "soon", ""]
+                )
+            )
+            parts.append(f"<pubDate>{date}</pubDate>")
+        if draw(st.booleans()):
+            parts.append("<dc:creator> Desk </dc:creator>")
+        if draw(st.booleans()):
+            parts.append('<category>World</category><x:extra xmlns:x="urn:other">1</x:extra>')
+        draw(st.randoms()).shuffle(parts)
+        items.append("<item>" + "".join(parts) + "</item>")
+    doc = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/" '
+        'xmlns:dc="http://purl.org/dc/elements/1.1/"><channel>'
+        f"<title>{_xml(draw(TEXT))}</title><link>{_xml(draw(LINKS))}</link>"
+        f"<language>{draw(st.sampled_from(['ar', 'ru-RU', 'en-us', '']))}</language>"
+        + "".join(items)
+        + "</channel></rss>"
+    )
+    return doc.encode()
+
+
+@settings(max_examples=int(os.environ.get("MONITOR_FAST_EXAMPLES", "300")), deadline=None)
+@given(rss_documents(), st.sampled_from(["application/rss+xml", "application/xml"]))
+def test_fast_path_equals_feedparser(doc: bytes, content_type: str) -> None:
+    headers = {"content-type": content_type}
+    url = "https://wire.example/dir/feed.xml"
+    fast = parse_bytes(doc, headers, url=url, fast=True)
+    reference = parse_bytes(doc, headers, url=url, fast=False)
+    assert fast == reference
+
+
+def test_fast_path_is_taken_for_plain_rss() -> None:
+    body = rss_feed("Wire", ARABIC_ITEMS + RUSSIAN_ITEMS)
+    passed = {"content-type": "application/rss+xml", "content-location": "https://w.example/"}
+    assert _fast_eligible(body, passed)
+    assert _fast_parse(body, "https://w.example/") == parse_bytes(
+        body, {"content-type": "application/rss+xml"}, url="https://w.example/", fast=False
+    )
+    # not eligible: legacy charsets, DOCTYPEs, text/xml without charset
+    assert not _fast_eligible(rss_feed("W", ARABIC_ITEMS, encoding="windows-1256"), passed)
+    assert not _fast_eligible(body, {"content-type": "text/xml"})
+    assert not _fast_eligible(b"<!DOCTYPE rss>" + body, passed)

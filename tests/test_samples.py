@@ -315,3 +315,15 @@ def test_real_sources_example_loads_with_the_config_loader() -> None:
     assert by_id["sana-ar"].interval.total_seconds() == 180
     assert by_id["bbc-russian"].url == "https://feeds.bbci.co.uk/russian/rss.xml"
     assert settings.rules == ()
+
+
+def test_demo_config_watches_the_samples_with_these_rules() -> None:
+    """Keeps ``EXPECTED`` honest: the README demo must run exactly the rules tested here."""
+    config = pytest.importorskip("monitor.config")
+    settings = config.load_settings(ROOT / "config" / "monitor.yaml", env={})
+    assert [(r.name, r.any, r.all, r.none) for r in settings.rules] == [
+        (r.name, r.any, r.all, r.none) for r in RULES
+    ]
+    samples = {Path(f.url).name: f for f in settings.feeds if "samples" in f.url}
+    assert set(samples) == set(FEEDS)
+    assert all(f.backfill is None for f in samples.values())  # "all": the first run alerts

@@ -142,6 +142,21 @@ SENTENCES = [
         ["Он ответил: «Нет».", "Зал замолчал!", "Что дальше?"],
     ),
     (
+        "ru",
+        "«Мы готовы. Ждём ответа», — сказал посол. Ответа пока нет.",
+        ["«Мы готовы. Ждём ответа», — сказал посол.", "Ответа пока нет."],
+    ),
+    (
+        "ru",
+        'Дело возбуждено по ст. 159 УК. Завод им. В.П. Чкалова выпустил "Су-34. Серия 2".',
+        ["Дело возбуждено по ст. 159 УК.", 'Завод им. В.П. Чкалова выпустил "Су-34. Серия 2".'],
+    ),
+    (
+        "ru",
+        "Поставлена партия Су-35С. Об этом сообщил завод.",
+        ["Поставлена партия Су-35С.", "Об этом сообщил завод."],
+    ),
+    (
         "ar",
         "انتهت الجولة الأولى. وتبدأ الثانية غدا.",
         ["انتهت الجولة الأولى.", "وتبدأ الثانية غدا."],
@@ -400,6 +415,23 @@ def test_content_repeating_the_summary_is_not_shown_twice() -> None:
     )
 
 
+def test_a_dateline_and_a_repeated_title_do_not_stand_in_for_the_lead() -> None:
+    art = article(
+        title="لافروف: التنسيق ضروري في مكافحة الإرهاب",
+        summary=(
+            "لافروف: التنسيق ضروري في مكافحة الإرهاب\n"
+            "موسكو-وكالات\n"
+            "قال وزير الخارجية إن التنسيق مع الأطراف كلها ضروري. وأضاف أن الاجتماع المقبل "
+            "سيعقد في الربيع. ورحب بنتائج جولة أستانا."
+        ),
+    )
+    segs = summarize(art, [Match("a", tuple(hits_for(art, "أستانا")))], 600)
+    assert "".join(s.text for s in segs) == (
+        "موسكو-وكالات قال وزير الخارجية إن التنسيق مع الأطراف كلها ضروري."
+        " … ورحب بنتائج جولة أستانا."
+    )
+
+
 def test_without_hits_in_the_body_the_lead_alone_is_shown() -> None:
     art = article(title="Astana", summary="First sentence. Second sentence.")
     segs = summarize(art, [Match("a", tuple(hits_for(art, "Astana")))], 600)
@@ -453,6 +485,23 @@ def test_long_titles_and_huge_summaries_stay_within_the_limit() -> None:
     alert = render_alert(art, matches, Channel("c", "@c", summary_length=10_000))
     plain, _ = parsed(alert)
     assert message_length(plain) <= MAX_MESSAGE_LENGTH
+
+
+def test_html_stays_under_telegrams_byte_limit_before_parsing() -> None:
+    summary = "&<" * 5000
+    hits = tuple(Hit("&", "&", "summary", i, i + 1) for i in range(0, len(summary), 3))
+    channel = Channel("c", "@c", summary_length=4000)
+    alert = render_alert(article(summary=summary), [Match("amp", hits)], channel)
+    plain, _ = parsed(alert)  # ≤ 32768 bytes of HTML, ≤ 4096 code points after parsing
+    assert "&<&<&<" in plain
+    assert len(plain) > 3500  # bold was given up, not the summary
+    long_link = "https://example.org/" + "&" * 2000
+    plain, _ = parsed(render_alert(article(summary=summary, link=long_link), [Match("a")], channel))
+    assert "&<&<&<" in plain  # a shorter summary, still valid
+    huge = render_alert(article(summary=summary, link=long_link * 2), [Match("a")], channel)
+    plain, entities = parsed(huge)
+    assert not [e for e in entities if e["type"] == "text_link"]  # too long to link
+    assert huge.link == long_link * 2 and huge.text.endswith(long_link * 2)
 
 
 # ---------------------------------------------------------------------------
@@ -522,7 +571,16 @@ def alerts(draw):
         summary=draw(TEXT),
         content=draw(st.one_of(st.just(""), TEXT)),
         source=draw(TEXT),
-        link=draw(st.sampled_from([None, "https://example.org/a?b=1&c=<2>", "javascript:x"])),
+        link=draw(
+            st.sampled_from(
+                [
+                    None,
+                    "https://example.org/a?b=1&c=<2>",
+                    "javascript:x",
+                    "http://e.org/" + "&" * 2030,
+                ]
+            )
+        ),
         published=draw(st.one_of(st.none(), st.just(WHEN))),
         language=draw(st.sampled_from([None, "ar", "ru", "en"])),
     )

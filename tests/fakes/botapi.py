@@ -17,7 +17,15 @@ Choices where Telegram documents nothing (stated, not hidden):
   edits are not paced;
 * Markdown/MarkdownV2 are accepted unvalidated (length after a rough strip);
   auto-detected entities (URLs, mentions) are not added to returned messages;
-* getChat for a chat the bot is not a member of answers 403 like sendMessage.
+* getChat for a chat the bot is not a member of answers 403 like sendMessage;
+  a channel in state ``not_admin`` refuses posts with 400 "need administrator
+  rights in the channel chat" at the chat-access step.
+
+Methods: getMe, sendMessage, editMessageText, deleteMessage, getUpdates,
+setWebhook, deleteWebhook, getWebhookInfo, getChat, getChatMember,
+setMyCommands, getMyCommands, deleteMyCommands, logOut, close.  Anything else
+is 404 like an unknown method.  ``/_fake/messages``, ``/_fake/rejected``,
+``/_fake/chats`` and ``/_fake/push?user_id=…&text=…`` help manual checks.
 
 Run by hand: ``python -m tests.fakes.botapi --port 8081 --token T --chat @c``.
 """
@@ -741,12 +749,20 @@ class FakeBotApi:
         if chat.state == "not_admin" or chat.type == "private":
             return {"status": "member", "user": self._bot_user()}, None
         rights = dict.fromkeys(
-            (
-                "can_manage_chat can_delete_messages can_manage_video_chats "
-                "can_restrict_members can_change_info can_invite_users can_post_stories "
-                "can_edit_stories can_delete_stories can_post_messages can_edit_messages "
-                "can_pin_messages"
-            ).split(),
+            [
+                "can_manage_chat",
+                "can_delete_messages",
+                "can_manage_video_chats",
+                "can_restrict_members",
+                "can_change_info",
+                "can_invite_users",
+                "can_post_stories",
+                "can_edit_stories",
+                "can_delete_stories",
+                "can_post_messages",
+                "can_edit_messages",
+                "can_pin_messages",
+            ],
             True,
         )
         admin = {

@@ -1,0 +1,924 @@
+"""The bot's own Telegram commands: see and steer a running worker from a chat.
+
+    /start, /help           what the bot does, this chat's id, your user id   (everyone)
+    /status                 feeds ok/failing, last poll/alert, outbox, uptime (admins)
+    /feeds                  failing feeds with their last error               (admins)
+    /rules                  rules, their channels, alerts in the last 24 h    (admins)
+    /test TEXT              which rules match TEXT and why, hits in bold      (admins)
+    /recent [RULE]          the last alerts, optionally of one rule           (admins)
+    /mute TARGET DURATION   silence a rule or a channel for a while           (admins)
+    /unmute TARGET          lift a mute                                       (admins)
+
+Why it is built this way:
+
+* It runs inside the worker's event loop (``running_bot``), with long polling,
+  so it needs no public URL and shares the process's configuration. Rules and
+  settings are read through callables on every command, so a hot reload is
+  seen at once.
+* Every database call runs in a thread (``asyncio.to_thread``) and updates are
+  processed concurrently, so a command answers in a moment even while the
+  worker is busy polling feeds.
+* Replies are Telegram HTML built by the pure ``render_*`` functions: every
+  piece of outside text (feed titles, errors, rule terms, the user's own text)
+  is escaped, and long lists are cut to fit 4096 characters with
+  "… and N more". The HTML string is measured, which is never shorter than
+  the text Telegram counts after parsing.
+* Only user ids in ``telegram.admins`` may use the commands that reveal or
+  change anything; the list is read from the current settings, so adding an
+  admin takes effect on reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import html
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from telegram import BotCommand, LinkPreviewOptions, Message, Update
+from telegram.constants import MessageEntityType, MessageLimit, ParseMode
+from telegram.error import InvalidToken, RetryAfter, TelegramError
+from telegram.ext import Application, ApplicationBuilder, CommandHandler, ContextTypes, filters
+
+from monitor.config import Settings, parse_duration
+from monitor.exceptions import MonitorError, NotifyError
+from monitor.models import FIELDS, Article, Channel, FeedSource, FeedState, Match, Rule
+from monitor.normalizer import detect_language
+from monitor.pipeline import Ruleset
+from monitor.storage import OutboxAlert, Store, alerts_table
+from monitor.summarizer import safe_link
+
+__all__ = [
+    "COMMANDS",
+    "MAX_REPLY",
+    "BotContext",
+    "Command",
+    "build_application",
+    "render_feeds",
+    "render_help",
+    "render_mutes",
+    "render_recent",
+    "render_rules",
+    "render_status",
+    "render_test",
+    "resolve_target",
+    "running_bot",
+]
+
+log = logging.getLogger(__name__)
+
+#: Longest reply, in characters of HTML source (≥ what Telegram counts after parsing).
+MAX_REPLY = MessageLimit.MAX_TEXT_LENGTH
+#: Longest mute a user may set (a longer one is surely a typo).
+MAX_MUTE = timedelta(days=365)
+RECENT_LIMIT = 10
+POLL_TIMEOUT = timedelta(seconds=10)  # getUpdates long-poll; stop() cuts it short
+_ITEM_MAX = 600  # one list item (a feed error, an alert title) at most
+_TEST_TEXT_MAX = 1200  # HTML of each echoed /test field at most
+_NAMES_MAX = 40  # names listed in a "did you mean" answer at most
+_REPLY_ATTEMPTS = 3
+_REPLY_MAX_WAIT = 10.0  # seconds; a longer 429 wait drops the answer (logged)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One bot command as registered with setMyCommands."""
+
+    name: str
+    description: str
+    admin: bool  # reveals or changes something: only telegram.admins may use it
+    usage: str = ""
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("start", "What this bot does and this chat's id", False),
+    Command("help", "What this bot does and this chat's id", False),
+    Command("status", "Feeds, last poll and alert, outbox, uptime", True),
+    Command("feeds", "Failing feeds and their errors", True),
+    Command("rules", "Rules, their channels and alerts in 24 h", True),
+    Command("test", "Which rules match a text, and why", True, "<text>"),
+    Command("recent", "The last alerts (optionally of one rule)", True, "[rule]"),
+    Command("mute", "Silence a rule or channel for a while", True, "<rule|channel> <duration>"),
+    Command("unmute", "Lift a mute", True, "<rule|channel>"),
+)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class BotContext:
+    """What the commands read: the store, the current rules and settings, the clock."""
+
+    store: Store
+    get_ruleset: Callable[[], Ruleset]  # the current rules (swapped on reload)
+    get_settings: Callable[[], Settings]  # the current settings
+    started_at: datetime
+    clock: Callable[[], datetime] = field(default=_utcnow)
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+def build_application(token: str, api_url: str, ctx: BotContext) -> Application:
+    """A PTB Application with every command and the error handler, not yet started."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry the token
+    application = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(f"{api_url.rstrip('/')}/bot")
+        .job_queue(None)  # the worker has its own scheduler
+        .concurrent_updates(True)  # a slow /recent never holds up /status
+        .connect_timeout(10)
+        .read_timeout(15)
+        .write_timeout(15)
+        .get_updates_connect_timeout(10)
+        .get_updates_read_timeout(10)  # added to the long-poll timeout by PTB
+        .build()
+    )
+    handlers = _Handlers(ctx)
+    everyone = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
+    for command in COMMANDS:
+        callback = getattr(handlers, command.name)
+        if command.admin:
+            callback = handlers.admin_only(command.name, callback)
+        application.add_handler(
+            CommandHandler(
+                command.name,
+                callback,
+                filters=filters.UpdateType.MESSAGE if command.admin else everyone,
+            )
+        )
+    application.add_error_handler(_on_error)
+    return application
+
+
+@asynccontextmanager
+async def running_bot(token: str, api_url: str, ctx: BotContext) -> AsyncIterator[Application]:
+    """Answer commands (long polling in the running loop) while the ``async with`` body runs.
+
+    Raises ``NotifyError`` when Telegram refuses the token or cannot be reached
+    at start; a failing setMyCommands is only logged (commands still work).
+    """
+    application = build_application(token, api_url, ctx)
+    try:
+        await application.initialize()
+    except InvalidToken as exc:
+        raise NotifyError(
+            "Telegram refused the bot token (check TELEGRAM_BOT_TOKEN)", permanent=True
+        ) from exc
+    except TelegramError as exc:
+        raise NotifyError(f"cannot reach the Telegram Bot API to start the bot: {exc}") from exc
+    try:
+        await _register_commands(application)
+        await application.start()
+        assert application.updater is not None
+        await application.updater.start_polling(
+            timeout=POLL_TIMEOUT,
+            allowed_updates=["message", "channel_post"],
+            error_callback=_on_poll_error,
+        )
+        log.info("bot commands: answering as @%s", application.bot.username)
+        yield application
+    finally:
+        await _stop(application)
+
+
+async def _register_commands(application: Application) -> None:
+    commands = [BotCommand(c.name, c.description) for c in COMMANDS]
+    try:
+        await application.bot.set_my_commands(commands)
+    except TelegramError as exc:
+        log.warning("could not register the bot's command list (setMyCommands): %s", exc)
+
+
+async def _stop(application: Application) -> None:
+    """Stop polling, then the application, then shut down; each step even if one fails."""
+    steps: list[Callable[[], Awaitable[Any]]] = []
+    if application.updater is not None and application.updater.running:
+        steps.append(application.updater.stop)
+    if application.running:
+        steps.append(application.stop)
+    steps.append(application.shutdown)
+    for step in steps:
+        try:
+            await asyncio.wait_for(step(), timeout=5)
+        except Exception:  # shutting down: report and keep going
+            log.warning("bot: %s did not finish cleanly", step.__qualname__, exc_info=True)
+
+
+def _on_poll_error(exc: TelegramError) -> None:
+    """getUpdates failed (network, or another instance polls): PTB retries with back-off."""
+    log.warning("bot: fetching commands from Telegram failed, retrying: %s", exc)
+
+
+async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log any handler error and tell the user briefly; never raise."""
+    error = context.error
+    if isinstance(error, MonitorError | sa.exc.SQLAlchemyError):
+        log.warning("bot command failed: %s", error)
+        answer = "Sorry, the state database did not answer. Please try again in a moment."
+    else:
+        log.error("bot command failed", exc_info=error)
+        answer = "Sorry, that command failed; the error is in the worker's log."
+    message = update.effective_message if isinstance(update, Update) else None
+    if message is not None and not isinstance(error, TelegramError):
+        with contextlib.suppress(Exception):
+            await message.reply_text(answer)
+
+
+# --------------------------------------------------------------------------- handlers
+
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
+
+
+class _Handlers:
+    """The command callbacks, bound to one BotContext."""
+
+    def __init__(self, ctx: BotContext) -> None:
+        self.ctx = ctx
+
+    def admin_only(self, name: str, callback: Handler) -> Handler:
+        """Wrap ``callback`` so only ``telegram.admins`` reach it; others get a polite no."""
+
+        async def guarded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            user = update.effective_user
+            if user is None or user.id not in self.ctx.get_settings().telegram.admins:
+                log.info("bot: /%s refused for user %s", name, user.id if user else "?")
+                who = f" Your user id is <code>{user.id}</code>." if user else ""
+                await _reply(
+                    update,
+                    f"Sorry, /{name} is only for this bot's administrators.{who}",
+                )
+                return
+            await callback(update, context)
+
+        guarded.__doc__ = callback.__doc__
+        return guarded
+
+    async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """What the bot does, and the ids users need for the configuration."""
+        await self.help(update, context)
+
+    async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """What the bot does, and the ids users need for the configuration."""
+        chat = update.effective_chat
+        user = update.effective_user
+        admins = self.ctx.get_settings().telegram.admins
+        await _reply(
+            update,
+            render_help(
+                chat.id if chat else None,
+                user.id if user else None,
+                is_admin=bool(user and user.id in admins),
+            ),
+        )
+
+    async def status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Feeds ok/failing, last poll, last alert, outbox depth, mutes, uptime, version."""
+        store, now = self.ctx.store, self.ctx.clock()
+        states, pending, last_alert, mutes = await asyncio.gather(
+            asyncio.to_thread(store.feed_states),
+            asyncio.to_thread(store.pending_count),
+            asyncio.to_thread(store.last_alert_at),
+            asyncio.to_thread(store.active_mutes, now),
+        )
+        settings = self.ctx.get_settings()
+        await _reply(
+            update,
+            render_status(
+                settings.feeds,
+                states,
+                pending=pending,
+                last_alert=last_alert,
+                mutes=mutes,
+                started_at=self.ctx.started_at,
+                version=settings.version,
+                now=now,
+            ),
+        )
+
+    async def feeds(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Failing feeds with their last error."""
+        states = await asyncio.to_thread(self.ctx.store.feed_states)
+        await _reply(update, render_feeds(self.ctx.get_settings().feeds, states, self.ctx.clock()))
+
+    async def rules(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Rules with their channels and how many alerts each made in the last 24 hours."""
+        now = self.ctx.clock()
+        counts, mutes = await asyncio.gather(
+            asyncio.to_thread(self.ctx.store.rule_alert_counts, now - timedelta(hours=24)),
+            asyncio.to_thread(self.ctx.store.active_mutes, now),
+        )
+        await _reply(update, render_rules(self.ctx.get_ruleset(), counts, mutes, now))
+
+    async def test(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Which rules match the given text (or the replied-to message), with hits bolded."""
+        message = update.effective_message
+        text = _command_text(message) if message else ""
+        if not text and message and message.reply_to_message:
+            replied = message.reply_to_message
+            text = replied.text or replied.caption or ""
+        if not text.strip():
+            await _reply(
+                update,
+                "Usage: <code>/test some article text</code> — the first line counts as the "
+                "title when there are several. Or reply <code>/test</code> to a message.",
+            )
+            return
+        ruleset = self.ctx.get_ruleset()
+        settings = self.ctx.get_settings()
+        article = _test_article(text)
+        everywhere = tuple(_feed_ids_and_tags(settings.feeds))
+        matches = await asyncio.to_thread(ruleset.matcher.match, article, everywhere)
+        await _reply(update, render_test(article, matches, ruleset))
+
+    async def recent(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The last alerts, newest first; ``/recent RULE`` only that rule's."""
+        args = context.args or []
+        rule = args[0] if args else None
+        ruleset = self.ctx.get_ruleset()
+        if rule is None:
+            alerts = await asyncio.to_thread(self.ctx.store.recent_alerts, RECENT_LIMIT)
+        else:
+            alerts = await asyncio.to_thread(
+                _recent_alerts_of_rule, self.ctx.store, rule, RECENT_LIMIT
+            )
+        await _reply(update, render_recent(alerts, rule, ruleset, self.ctx.clock()))
+
+    async def mute(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """``/mute NAME DURATION``: no alerts from that rule, or to that channel, until then."""
+        args = context.args or []
+        now = self.ctx.clock()
+        ruleset = self.ctx.get_ruleset()
+        if not args:
+            mutes = await asyncio.to_thread(self.ctx.store.active_mutes, now)
+            await _reply(update, render_mutes(mutes, now, usage=True))
+            return
+        if len(args) != 2:
+            await _reply(update, _MUTE_USAGE)
+            return
+        target, problem = resolve_target(args[0], ruleset.rules, ruleset.channels)
+        if target is None:
+            await _reply(update, problem)
+            return
+        try:
+            duration = parse_duration(args[1])
+        except ValueError as exc:
+            await _reply(update, f"{_esc(str(exc))}\n\n{_MUTE_USAGE}")
+            return
+        if duration <= timedelta(0) or duration > MAX_MUTE:
+            await _reply(update, "The duration must be more than 0 and at most 365d.")
+            return
+        until = now + duration
+        user = update.effective_user
+        by = _who(user.id, user.username) if user else None
+        await asyncio.to_thread(self.ctx.store.set_mute, target, until, by)
+        log.info("bot: %s muted until %s by %s", target, until.isoformat(), by)
+        kind, name = target.split(":", 1)
+        effect = "its alerts are not sent" if kind == "rule" else "no alerts are sent to it"
+        await _reply(
+            update,
+            f"🔇 Muted {kind} <b>{_esc(name)}</b> until {_when(until)} "
+            f"({_span(duration)}): {effect} until then. Undo with "
+            f"<code>/unmute {_esc(name)}</code>.",
+        )
+
+    async def unmute(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """``/unmute NAME``: lift a mute now."""
+        args = context.args or []
+        if len(args) != 1:
+            await _reply(update, "Usage: <code>/unmute &lt;rule|channel&gt;</code>")
+            return
+        now = self.ctx.clock()
+        ruleset = self.ctx.get_ruleset()
+        mutes = await asyncio.to_thread(self.ctx.store.active_mutes, now)
+        target, problem = resolve_target(args[0], ruleset.rules, ruleset.channels, mutes)
+        if target is None:
+            await _reply(update, problem)
+            return
+        cleared = await asyncio.to_thread(self.ctx.store.clear_mute, target)
+        was_active = target in mutes
+        kind, name = target.split(":", 1)
+        if cleared and was_active:
+            log.info("bot: %s unmuted", target)
+            await _reply(update, f"🔔 Unmuted {kind} <b>{_esc(name)}</b>.")
+        else:
+            await _reply(update, f"The {kind} <b>{_esc(name)}</b> was not muted.")
+
+
+_MUTE_USAGE = (
+    "Usage: <code>/mute &lt;rule|channel&gt; &lt;duration&gt;</code>, e.g. "
+    "<code>/mute astana 2h</code>. Durations: 30m, 2h, 1d, 1w, 1h30m. "
+    "Write <code>rule:NAME</code> or <code>channel:NAME</code> when a rule and a "
+    "channel share a name."
+)
+
+
+async def _reply(update: Update, text: str) -> None:
+    """Answer in the same chat (and forum topic), HTML, without link previews."""
+    message = update.effective_message
+    if message is None:
+        return
+    text = _fit_text(text)
+    for attempt in range(_REPLY_ATTEMPTS):
+        try:
+            await message.reply_text(
+                text,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+                do_quote=False,
+            )
+            return
+        except RetryAfter as exc:  # a human typing fast into a private chat: wait briefly
+            wait = _seconds(exc.retry_after)
+            if attempt + 1 == _REPLY_ATTEMPTS or wait > _REPLY_MAX_WAIT:
+                raise
+            await asyncio.sleep(wait)
+
+
+def _seconds(value: int | float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _command_text(message: Message) -> str:
+    """The text after ``/command`` (newlines kept, unlike ``context.args``)."""
+    text = message.text or ""
+    for entity in message.entities:
+        if entity.type == MessageEntityType.BOT_COMMAND and entity.offset == 0:
+            return text[len(message.parse_entity(entity)) :].strip()
+    return ""
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def _recent_alerts_of_rule(store: Store, rule: str, limit: int) -> list[OutboxAlert]:
+    """The last ``limit`` alerts naming ``rule`` (Store has no per-rule query of its own)."""
+    from monitor.storage import _outbox
+
+    needle = json.dumps(rule, ensure_ascii=False)
+    pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    found: list[OutboxAlert] = []
+    last_id: int | None = None
+    with store.engine.connect() as conn:
+        for _ in range(20):  # bounded: at most 20 pages of candidates
+            query = (
+                sa.select(alerts_table)
+                .where(alerts_table.c.rules.like(pattern, escape="\\"))
+                .order_by(alerts_table.c.id.desc())
+                .limit(limit * 5)
+            )
+            if last_id is not None:
+                query = query.where(alerts_table.c.id < last_id)
+            rows = conn.execute(query).all()
+            for row in rows:
+                alert = _outbox(row)
+                if rule in alert.rules:
+                    found.append(alert)
+                    if len(found) >= limit:
+                        return found
+            if len(rows) < limit * 5:
+                break
+            last_id = rows[-1].id
+    return found
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def render_help(chat_id: int | None, user_id: int | None, *, is_admin: bool) -> str:
+    """The /start and /help answer."""
+    lines = [
+        "<b>monitor</b> watches news feeds and posts an alert to Telegram channels when a "
+        "new article matches one of its watch rules.",
+        "",
+    ]
+    if chat_id is not None:
+        lines.append(
+            f"This chat's id: <code>{chat_id}</code> — use it as a channel's "
+            "<code>chat:</code> or as <code>telegram.admin_chat</code> in the configuration."
+        )
+    if user_id is not None:
+        lines.append(
+            f"Your user id: <code>{user_id}</code>"
+            + (
+                " (you are an administrator)."
+                if is_admin
+                else " — add it to <code>telegram.admins</code> to use the commands below."
+            )
+        )
+    lines += ["", "<b>Commands</b>"]
+    for command in COMMANDS:
+        if command.name == "start":
+            continue
+        usage = f" {_esc(command.usage)}" if command.usage else ""
+        note = " (admins)" if command.admin else ""
+        lines.append(f"/{command.name}{usage} — {_esc(command.description)}{note}")
+    return "\n".join(lines)
+
+
+def render_status(
+    feeds: Sequence[FeedSource],
+    states: Mapping[str, FeedState],
+    *,
+    pending: int,
+    last_alert: datetime | None,
+    mutes: Mapping[str, datetime],
+    started_at: datetime,
+    version: str,
+    now: datetime,
+) -> str:
+    """The /status answer."""
+    ok, failing, never = _feed_counts(feeds, states)
+    polls = [s.last_poll for f in feeds if (s := states.get(f.id)) and s.last_poll]
+    last_poll = max(polls) if polls else None
+    feed_line = f"Feeds: {ok} ok, {failing} failing"
+    if never:
+        feed_line += f", {never} not polled yet"
+    feed_line += f" (of {len(feeds)})"
+    if failing:
+        feed_line += " — see /feeds"
+    lines = [
+        f"<b>Status</b> · config version <code>{_esc(version or '?')}</code>",
+        ("❌ " if failing else "✅ ") + feed_line,
+        f"Last poll: {_ago(last_poll, now)}",
+        f"Last alert sent: {_ago(last_alert, now)}",
+        f"Outbox: {pending} alert{'s' if pending != 1 else ''} waiting to be sent",
+    ]
+    if mutes:
+        muted = ", ".join(_esc(t) for t in sorted(mutes))
+        lines.append(f"Muted: {muted}")
+    lines.append(f"Uptime: {_span(now - started_at)} (since {_when(started_at)})")
+    return _fit(lines, [])
+
+
+def render_feeds(
+    feeds: Sequence[FeedSource], states: Mapping[str, FeedState], now: datetime
+) -> str:
+    """The /feeds answer: the failing feeds, each with its last error."""
+    ok, failing, never = _feed_counts(feeds, states)
+    head = [f"<b>Feeds</b>: {ok} ok, {failing} failing, {never} not polled yet"]
+    items = []
+    for feed in feeds:
+        state = states.get(feed.id)
+        if state is None or not state.errors:
+            continue
+        status = f" · HTTP {state.http_status}" if state.http_status else ""
+        items.append(
+            f"❌ <b>{_esc(feed.id)}</b> — {state.errors} failed poll"
+            f"{'s' if state.errors != 1 else ''} in a row{status}\n"
+            f"   last try {_ago(state.last_poll, now)}, next {_ago(state.next_poll, now)}\n"
+            f"   <i>{_esc(_cap(state.last_error or 'no error text', _ITEM_MAX))}</i>"
+        )
+    if not items:
+        head.append("All polled feeds are OK." if ok else "No feed has failed.")
+    return _fit(head, items)
+
+
+def render_rules(
+    ruleset: Ruleset, counts: Mapping[str, int], mutes: Mapping[str, datetime], now: datetime
+) -> str:
+    """The /rules answer: each rule with its channels and its alerts over 24 hours."""
+    head = [f"<b>Rules</b> ({len(ruleset.rules)}) · alerts in the last 24 h"]
+    items = []
+    for name, rule in ruleset.rules.items():
+        count = counts.get(name, 0)
+        channels = []
+        for channel in rule.notify:
+            until = mutes.get(f"channel:{channel}")
+            channels.append(_esc(channel) + (f" 🔇 until {_when(until)}" if until else ""))
+        line = (
+            f"• <b>{_esc(name)}</b> → {', '.join(channels) or '(no channel)'} — "
+            f"{count} alert{'s' if count != 1 else ''}"
+        )
+        until = mutes.get(f"rule:{name}")
+        if until:
+            line += f" · 🔇 muted until {_when(until)}"
+        items.append(_cap_html_line(line, name))
+    if not items:
+        head.append("No rules are configured.")
+    return _fit(head, items)
+
+
+def render_test(article: Article, matches: Sequence[Match], ruleset: Ruleset) -> str:
+    """The /test answer: the rules that match, their hits, and the text with hits bolded."""
+    language = article.language or "?"
+    if not matches:
+        head = [
+            f"No rule matches this text (language: {_esc(language)}; "
+            f"{len(ruleset.rules)} rules checked)."
+        ]
+        return _fit([*head, "", *_highlighted(article, ())], [])
+    head = [
+        f"<b>{len(matches)} rule{'s' if len(matches) != 1 else ''} match</b> "
+        f"(language: {_esc(language)}):"
+    ]
+    items = []
+    for match in matches:
+        rule = ruleset.rules.get(match.rule)
+        items.append(_explain(match, rule))
+    text_lines = ["", *_highlighted(article, matches)]
+    budget = MAX_REPLY - sum(len(x) + 1 for x in text_lines)
+    return _fit(head, items, limit=budget) + "\n".join(text_lines)
+
+
+def render_recent(
+    alerts: Sequence[OutboxAlert], rule: str | None, ruleset: Ruleset, now: datetime
+) -> str:
+    """The /recent answer: the last alerts, newest first."""
+    if not alerts:
+        if rule is not None and rule not in ruleset.rules:
+            return f"No alerts from a rule named <b>{_esc(rule)}</b>. " + _names_hint(
+                "Rules", ruleset.rules, rule
+            )
+        scope = f" from rule <b>{_esc(rule)}</b>" if rule else ""
+        return f"No alerts{scope} yet."
+    scope = f" of rule <b>{_esc(rule)}</b>" if rule else ""
+    head = [f"<b>Last {len(alerts)} alert{'s' if len(alerts) != 1 else ''}</b>{scope}"]
+    items = []
+    for alert in alerts:
+        title = _esc(_cap(alert.title or "(untitled)", 200))
+        href = safe_link(alert.link)
+        linked = f'<a href="{html.escape(href, quote=True)}">{title}</a>' if href else title
+        status = {"sent": "✅ sent", "pending": "⏳ pending", "failed": "❌ failed"}.get(
+            alert.status, _esc(alert.status)
+        )
+        when = alert.sent_at or alert.created_at
+        rules = ", ".join(_esc(_cap(r, 60)) for r in alert.rules[:5])
+        if len(alert.rules) > 5:
+            rules += f" +{len(alert.rules) - 5}"
+        items.append(
+            f"• {_when(when)} · {_esc(_cap(alert.channel, 60))} · {rules} · {status}\n   {linked}"
+        )
+    return _fit(head, items)
+
+
+def render_mutes(mutes: Mapping[str, datetime], now: datetime, *, usage: bool = False) -> str:
+    """The active mutes (``/mute`` without arguments)."""
+    head = ["<b>Active mutes</b>" if mutes else "Nothing is muted."]
+    items = [
+        f"• {_esc(target)} until {_when(until)} ({_span(until - now)} left)"
+        for target, until in sorted(mutes.items(), key=lambda kv: kv[1])
+    ]
+    tail = f"\n\n{_MUTE_USAGE}" if usage else ""
+    return _fit(head, items, limit=MAX_REPLY - len(tail)) + tail
+
+
+def resolve_target(
+    name: str,
+    rules: Mapping[str, Rule],
+    channels: Mapping[str, Channel],
+    mutes: Mapping[str, datetime] | None = None,
+) -> tuple[str | None, str]:
+    """A mute target "rule:NAME" or "channel:NAME" for what the user typed, or (None, why).
+
+    ``mutes`` (for /unmute) also accepts a muted name no longer in the configuration.
+    """
+    mutes = mutes or {}
+    kind, sep, bare = name.partition(":")
+    if sep and kind in ("rule", "channel"):
+        pool = rules if kind == "rule" else channels
+        if bare in pool or f"{kind}:{bare}" in mutes:
+            return f"{kind}:{bare}", ""
+        return None, f"No {kind} named <b>{_esc(bare)}</b>. " + _names_hint(
+            "Rules" if kind == "rule" else "Channels", pool, bare
+        )
+    found = [
+        f"{k}:{name}"
+        for k, pool in (("rule", rules), ("channel", channels))
+        if name in pool or f"{k}:{name}" in mutes
+    ]
+    if len(found) == 1:
+        return found[0], ""
+    if len(found) > 1:
+        return None, (
+            f"<b>{_esc(name)}</b> is both a rule and a channel: write "
+            f"<code>rule:{_esc(name)}</code> or <code>channel:{_esc(name)}</code>."
+        )
+    return None, (
+        f"No rule or channel named <b>{_esc(name)}</b>. "
+        + _names_hint("Rules", rules, name)
+        + "\n"
+        + _names_hint("Channels", channels, name)
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _test_article(text: str) -> Article:
+    """The /test text as an article: first line the title when there are several."""
+    text = text.strip()
+    title, _, body = text.partition("\n")
+    if not body.strip():
+        title, body = "", text
+    language = detect_language(f"{title}\n{body}")
+    return Article(
+        key="bot-test", feed_id="", title=title.strip(), content=body.strip(), language=language
+    )
+
+
+def _feed_ids_and_tags(feeds: Sequence[FeedSource]) -> list[str]:
+    """Every feed id and tag, so rules limited to some feeds are still tested."""
+    out: dict[str, None] = {}
+    for feed in feeds:
+        out[feed.id] = None
+        out.update(dict.fromkeys(feed.tags))
+    return list(out)
+
+
+def _explain(match: Match, rule: Rule | None) -> str:
+    """Why a rule matched: its channels, its limits and each distinct hit."""
+    name = _esc(_cap(match.rule, 80))
+    channels = ", ".join(_esc(c) for c in rule.notify) if rule else "?"
+    lines = [f"✅ <b>{name}</b> → {channels or '(no channel)'}"]
+    if rule is not None:
+        limits = []
+        if rule.feeds:
+            limits.append("only feeds " + ", ".join(_esc(f) for f in rule.feeds[:5]))
+        if rule.languages:
+            limits.append("languages " + ", ".join(_esc(x) for x in rule.languages))
+        if rule.query:
+            limits.append(f"query <code>{_esc(_cap(rule.query, 200))}</code>")
+        if limits:
+            lines.append("   " + "; ".join(limits))
+    seen: dict[tuple[str, str, str], int] = {}
+    for hit in match.hits:
+        key = (hit.term, hit.text, hit.field)
+        seen[key] = seen.get(key, 0) + 1
+    shown = list(seen.items())
+    for (term, text, field_name), times in shown[:8]:
+        repeat = f" ×{times}" if times > 1 else ""
+        lines.append(
+            f"   “{_esc(_cap(term, 80))}” hit “<b>{_esc(_cap(text, 80))}</b>” in "
+            f"{_esc(field_name)}{repeat}"
+        )
+    if len(shown) > 8:
+        lines.append(f"   … and {len(shown) - 8} more hits")
+    if not match.hits:
+        lines.append("   (no term hits: the rule holds by its exclusions or query alone)")
+    return "\n".join(lines)
+
+
+def _highlighted(article: Article, matches: Sequence[Match]) -> list[str]:
+    """Each non-empty field of the test text, escaped, with every hit in <b>."""
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for match in matches:
+        for hit in match.hits:
+            spans.setdefault(hit.field, []).append((hit.start, hit.end))
+    lines = []
+    for name in FIELDS:
+        text = article.field_text(name)
+        if not text:
+            continue
+        body = _bold_spans(text, spans.get(name, []), _TEST_TEXT_MAX)
+        label = "Title" if name == "title" else "Text"
+        lines.append(f"<i>{label}:</i> {body}")
+    return lines
+
+
+def _bold_spans(text: str, spans: Sequence[tuple[int, int]], limit: int) -> str:
+    """``text`` escaped with merged ``spans`` bolded, cut so the HTML fits ``limit``."""
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    keep = min(len(text), limit)
+    for _ in range(12):  # escaping can grow the text up to 5×: shrink until it fits
+        rendered = _render_spans(text[:keep], merged) + ("…" if keep < len(text) else "")
+        if len(rendered) <= limit:
+            return rendered
+        keep = keep * 2 // 3
+    return "…"
+
+
+def _render_spans(visible: str, merged: Sequence[Sequence[int]]) -> str:
+    out, pos = [], 0
+    for start, end in merged:
+        if start >= len(visible):
+            break
+        end = min(end, len(visible))
+        out.append(_esc(visible[pos:start]))
+        out.append(f"<b>{_esc(visible[start:end])}</b>")
+        pos = end
+    out.append(_esc(visible[pos:]))
+    return "".join(out)
+
+
+def _feed_counts(
+    feeds: Sequence[FeedSource], states: Mapping[str, FeedState]
+) -> tuple[int, int, int]:
+    """(ok, failing, never polled) among the configured feeds."""
+    ok = failing = never = 0
+    for feed in feeds:
+        state = states.get(feed.id)
+        if state is None or state.last_poll is None:
+            never += 1
+        elif state.errors:
+            failing += 1
+        else:
+            ok += 1
+    return ok, failing, never
+
+
+def _names_hint(label: str, names: Mapping[str, Any], typed: str) -> str:
+    """'Did you mean …? Rules: a, b, c' — capped so the answer stays short."""
+    if not names:
+        return f"{label}: none configured."
+    close = difflib.get_close_matches(typed, list(names), n=3, cutoff=0.6)
+    hint = ""
+    if close:
+        hint = "Did you mean " + " or ".join(f"<b>{_esc(c)}</b>" for c in close) + "? "
+    listed = [_esc(_cap(n, 60)) for n in list(names)[:_NAMES_MAX]]
+    more = f" … and {len(names) - _NAMES_MAX} more" if len(names) > _NAMES_MAX else ""
+    return f"{hint}{label}: {', '.join(listed)}{more}"
+
+
+def _fit(head: Sequence[str], items: Sequence[str], *, limit: int = MAX_REPLY) -> str:
+    """``head`` and as many ``items`` as fit in ``limit``, then "… and N more".
+
+    Lengths are of the HTML source, which Telegram's parsed text never exceeds.
+    """
+    text = "\n".join(head)
+    reserve = len("\n… and 100000 more")
+    for i, item in enumerate(items):
+        rest = len(items) - i - 1
+        room = limit - (reserve if rest else 0)
+        if len(text) + 1 + len(item) > room:
+            return text + f"\n… and {len(items) - i} more"
+        text += "\n" + item
+    return text
+
+
+def _fit_text(text: str) -> str:
+    """Last guard: a reply that is still too long loses its end (tags closed by escaping)."""
+    if len(text) <= MAX_REPLY:
+        return text
+    log.warning("bot reply of %d characters cut to fit", len(text))
+    return _esc(_cap(html.unescape(_strip_tags(text)), MAX_REPLY - 10))
+
+
+def _strip_tags(text: str) -> str:
+    return re.sub(r"<[^>]*>", "", text)
+
+
+def _who(user_id: int, username: str | None) -> str:
+    return f"{user_id} @{username}" if username else str(user_id)
+
+
+def _cap_html_line(line: str, name: str) -> str:
+    if len(line) <= _ITEM_MAX:
+        return line
+    return f"• <b>{_esc(_cap(name, 80))}</b> (details too long to show)"
+
+
+def _cap(text: str, limit: int) -> str:
+    text = " ".join(text.split()) if "\n" in text else text
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _esc(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "never"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _ago(moment: datetime | None, now: datetime) -> str:
+    """'2026-11-28 12:00 UTC (5m ago)', or 'in 3m' for the future, or 'never'."""
+    if moment is None:
+        return "never"
+    delta = now - moment
+    relative = f"{_span(delta)} ago" if delta >= timedelta(0) else f"in {_span(-delta)}"
+    return f"{_when(moment)} ({relative})"
+
+
+def _span(delta: timedelta) -> str:
+    """A short human duration: '45s', '5m', '2h 5m', '3d 4h'."""
+    seconds = max(0, int(delta.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    if minutes:
+        return f"{minutes}m"
+    return f"{secs}s"

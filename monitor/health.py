@@ -1,0 +1,60 @@
+"""``GET /healthz`` and ``GET /metrics`` on ``$PORT`` (only when PORT is set).
+
+Healthy means the scheduler ticked recently and the database answers; a
+platform's health check can then restart a wedged worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from monitor.metrics import REGISTRY
+
+STALE_TICK_SECONDS = 30.0
+
+
+@contextlib.asynccontextmanager
+async def serve_health(worker: Any, port: int, host: str = "0.0.0.0") -> AsyncIterator[int]:
+    """Serve the two endpoints for as long as the context is open; yields the bound port."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        now = worker.clock()
+        last = worker.last_tick
+        ticking = last is not None and (now - last).total_seconds() < STALE_TICK_SECONDS
+        try:
+            database = await asyncio.wait_for(asyncio.to_thread(worker.store.ping), 5)
+        except Exception:
+            database = False
+        healthy = ticking and database
+        body = {
+            "status": "ok" if healthy else "unhealthy",
+            "scheduler": "ok" if ticking else "stalled",
+            "database": "ok" if database else "unreachable",
+            "last_tick": last.isoformat(timespec="seconds") if last else None,
+            "config_version": worker.settings.version,
+        }
+        return web.json_response(body, status=200 if healthy else 503)
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1] if site._server else port  # type: ignore[union-attr]
+    try:
+        yield bound
+    finally:
+        await runner.cleanup()

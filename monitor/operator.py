@@ -1,0 +1,80 @@
+"""Operator alerts: one message to ``telegram.admin_chat`` per state change.
+
+A feed going down (after ``feed_down_after`` failed polls in a row) and
+recovering, a channel breaking, a configuration reload failing: each is one
+outbox row, so operator alerts share the outbox's guarantees (stored before
+sending, paced, retried) and never become a stream.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime
+
+from monitor.models import Alert
+
+OPERATOR_CHANNEL = "_operator"  # config names start with a letter or digit: no clash
+MAX_DETAIL = 3000
+
+
+def operator_alert(
+    kind: str, subject: str, title: str, detail: str, now: datetime
+) -> tuple[Alert, str]:
+    """An alert row for the operator; the story key makes each state change unique."""
+    detail = detail if len(detail) <= MAX_DETAIL else detail[: MAX_DETAIL - 1] + "…"
+    story = f"operator:{kind}:{subject}:{now.isoformat()}"
+    alert = Alert(
+        article_key=story,
+        feed_id="",
+        channel=OPERATOR_CHANNEL,
+        rules=(),
+        html=f"⚠️ <b>{_esc(title)}</b>\n{_esc(detail)}",
+        text=f"⚠️ {title}\n{detail}",
+        title=title,
+    )
+    return alert, story
+
+
+def feed_down(feed_id: str, errors: int, error: str, now: datetime) -> tuple[Alert, str]:
+    return operator_alert(
+        "feed-down",
+        feed_id,
+        f"monitor: feed {feed_id} is down",
+        f"{errors} failed polls in a row; last error: {error}\n"
+        "monitor keeps retrying with back-off; `monitor feeds` shows its state.",
+        now,
+    )
+
+
+def feed_recovered(feed_id: str, errors: int, now: datetime) -> tuple[Alert, str]:
+    return operator_alert(
+        "feed-up",
+        feed_id,
+        f"monitor: feed {feed_id} recovered",
+        f"It answered again after {errors} failed polls.",
+        now,
+    )
+
+
+def channel_broken(name: str, chat: str, error: str, now: datetime) -> tuple[Alert, str]:
+    return operator_alert(
+        "channel-broken",
+        name,
+        f"monitor: channel {name} ({chat}) cannot receive alerts",
+        f"{error}\nIts alerts are held in the outbox until the bot may post again.",
+        now,
+    )
+
+
+def reload_failed(problems: str, now: datetime) -> tuple[Alert, str]:
+    return operator_alert(
+        "reload-failed",
+        "config",
+        "monitor: configuration reload failed",
+        f"{problems}\nThe previous configuration keeps running.",
+        now,
+    )
+
+
+def _esc(text: str) -> str:
+    return html.escape(text, quote=False)
