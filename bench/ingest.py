@@ -27,6 +27,7 @@ import os
 import resource
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +39,7 @@ import httpx
 
 from monitor.exceptions import FeedError
 from monitor.fetcher import Fetcher, FetchSettings
-from monitor.models import FeedSource, FeedState
+from monitor.models import Article, FeedSource, FeedState, FetchResult
 from monitor.normalizer import normalize
 from monitor.parser import parse_feed
 
@@ -169,12 +170,18 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def parse_and_normalize(feed: FeedSource, result: FetchResult, now: datetime) -> list[Article]:
+    """The CPU part of a poll; module-level so a process pool can run it."""
+    return normalize(feed, parse_feed(result), now)
+
+
 async def poll_all(
     name: str,
     fetcher: Fetcher,
     feeds: list[FeedSource],
     states: dict[str, FeedState],
     now: datetime,
+    pool: ProcessPoolExecutor | None = None,
 ) -> Phase:
     phase = Phase(name, len(feeds), 0.0, 0.0)
     sem = asyncio.Semaphore(fetcher.settings.concurrency)
@@ -187,7 +194,13 @@ async def poll_all(
                 if result.not_modified:
                     phase.not_modified += 1
                     return
-                articles = normalize(feed, parse_feed(result), now)
+                if pool is None:
+                    articles = parse_and_normalize(feed, result, now)
+                else:
+                    loop = asyncio.get_running_loop()
+                    articles = await loop.run_in_executor(
+                        pool, parse_and_normalize, feed, result, now
+                    )
             except FeedError:
                 phase.errors += 1
                 return
@@ -254,6 +267,23 @@ async def run(args: argparse.Namespace, base: str) -> list[Phase]:
         async with httpx.AsyncClient() as client:
             await client.get(f"{base}/bump", params={"every": 10, "n": n})
         phases.append(await poll_all("10% changed", fetcher, feeds, states, now))
+        if args.workers:
+            with ProcessPoolExecutor(
+                args.workers, mp_context=multiprocessing.get_context("spawn")
+            ) as pool:
+                # warm the workers up (imports) before timing
+                list(pool.map(abs, range(args.workers * 4)))
+                fresh: dict[str, FeedState] = {}
+                phases.append(
+                    await poll_all(
+                        f"first poll, parse in {args.workers} worker processes",
+                        fetcher,
+                        feeds,
+                        fresh,
+                        now,
+                        pool,
+                    )
+                )
     urls = [f.url for f in feeds]
     phases.extend(await fetch_only(urls[: args.baseline], args.concurrency))
     phases.append(await asyncio.to_thread(baseline, urls[: args.baseline]))
@@ -283,6 +313,7 @@ def main() -> int:
     ap.add_argument("--baseline", type=int, default=500, help="feeds for plain feedparser")
     ap.add_argument("--state-feeds", type=int, default=10_000)
     ap.add_argument("--concurrency", type=int, default=50)
+    ap.add_argument("--workers", type=int, default=2, help="process pool phase (0: skip)")
     args = ap.parse_args()
 
     ctx = multiprocessing.get_context("spawn")

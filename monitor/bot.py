@@ -37,6 +37,7 @@ import html
 import json
 import logging
 import re
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -48,13 +49,15 @@ from telegram import BotCommand, LinkPreviewOptions, Message, Update
 from telegram.constants import MessageEntityType, MessageLimit, ParseMode
 from telegram.error import InvalidToken, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, CommandHandler, ContextTypes, filters
+from telegram.warnings import PTBDeprecationWarning
 
 from monitor.config import Settings, parse_duration
-from monitor.exceptions import MonitorError, NotifyError
+from monitor.exceptions import NotifyError, StorageError
 from monitor.models import FIELDS, Article, Channel, FeedSource, FeedState, Match, Rule
 from monitor.normalizer import detect_language
 from monitor.pipeline import Ruleset
 from monitor.storage import OutboxAlert, Store, alerts_table
+from monitor.storage import _outbox as _outbox_row  # the row → OutboxAlert mapping
 from monitor.summarizer import safe_link
 
 __all__ = [
@@ -173,11 +176,13 @@ async def running_bot(token: str, api_url: str, ctx: BotContext) -> AsyncIterato
     application = build_application(token, api_url, ctx)
     try:
         await application.initialize()
-    except InvalidToken as exc:
-        raise NotifyError(
-            "Telegram refused the bot token (check TELEGRAM_BOT_TOKEN)", permanent=True
-        ) from exc
     except TelegramError as exc:
+        with contextlib.suppress(Exception):
+            await application.bot.shutdown()  # close the HTTP clients initialize opened
+        if isinstance(exc, InvalidToken):  # PTB's message repeats the token: drop the cause
+            raise NotifyError(
+                "Telegram refused the bot token (check TELEGRAM_BOT_TOKEN)", permanent=True
+            ) from None
         raise NotifyError(f"cannot reach the Telegram Bot API to start the bot: {exc}") from exc
     try:
         await _register_commands(application)
@@ -225,14 +230,17 @@ def _on_poll_error(exc: TelegramError) -> None:
 async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log any handler error and tell the user briefly; never raise."""
     error = context.error
-    if isinstance(error, MonitorError | sa.exc.SQLAlchemyError):
-        log.warning("bot command failed: %s", error)
+    if isinstance(error, TelegramError):  # the answer itself failed: nobody to tell
+        log.warning("bot: could not answer a command: %s", error)
+        return
+    if isinstance(error, StorageError | sa.exc.SQLAlchemyError):
+        log.warning("bot command failed: the database did not answer: %s", error)
         answer = "Sorry, the state database did not answer. Please try again in a moment."
     else:
         log.error("bot command failed", exc_info=error)
         answer = "Sorry, that command failed; the error is in the worker's log."
     message = update.effective_message if isinstance(update, Update) else None
-    if message is not None and not isinstance(error, TelegramError):
+    if message is not None:
         with contextlib.suppress(Exception):
             await message.reply_text(answer)
 
@@ -365,7 +373,7 @@ class _Handlers:
             mutes = await asyncio.to_thread(self.ctx.store.active_mutes, now)
             await _reply(update, render_mutes(mutes, now, usage=True))
             return
-        if len(args) != 2:
+        if len(args) < 2:
             await _reply(update, _MUTE_USAGE)
             return
         target, problem = resolve_target(args[0], ruleset.rules, ruleset.channels)
@@ -373,7 +381,7 @@ class _Handlers:
             await _reply(update, problem)
             return
         try:
-            duration = parse_duration(args[1])
+            duration = parse_duration("".join(args[1:]))  # "1h 30m" as well as "1h30m"
         except ValueError as exc:
             await _reply(update, f"{_esc(str(exc))}\n\n{_MUTE_USAGE}")
             return
@@ -386,12 +394,10 @@ class _Handlers:
         await asyncio.to_thread(self.ctx.store.set_mute, target, until, by)
         log.info("bot: %s muted until %s by %s", target, until.isoformat(), by)
         kind, name = target.split(":", 1)
-        effect = "its alerts are not sent" if kind == "rule" else "no alerts are sent to it"
         await _reply(
             update,
-            f"🔇 Muted {kind} <b>{_esc(name)}</b> until {_when(until)} "
-            f"({_span(duration)}): {effect} until then. Undo with "
-            f"<code>/unmute {_esc(name)}</code>.",
+            f"🔇 Muted {kind} <b>{_esc(name)}</b> until {_when(until)} ({_span(duration)}). "
+            f"Undo with <code>/unmute {_esc(args[0])}</code>.",
         )
 
     async def unmute(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -441,13 +447,17 @@ async def _reply(update: Update, text: str) -> None:
             )
             return
         except RetryAfter as exc:  # a human typing fast into a private chat: wait briefly
-            wait = _seconds(exc.retry_after)
+            wait = _retry_seconds(exc)
             if attempt + 1 == _REPLY_ATTEMPTS or wait > _REPLY_MAX_WAIT:
                 raise
             await asyncio.sleep(wait)
 
 
-def _seconds(value: int | float | timedelta) -> float:
+def _retry_seconds(exc: RetryAfter) -> float:
+    """``retry_after`` in seconds (PTB 22 warns that its type will become timedelta)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = exc.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
@@ -464,9 +474,11 @@ def _command_text(message: Message) -> str:
 
 
 def _recent_alerts_of_rule(store: Store, rule: str, limit: int) -> list[OutboxAlert]:
-    """The last ``limit`` alerts naming ``rule`` (Store has no per-rule query of its own)."""
-    from monitor.storage import _outbox
+    """The last ``limit`` alerts naming ``rule`` (Store has no per-rule query of its own).
 
+    ``rules`` is a JSON list in a text column, so LIKE only narrows the rows;
+    the exact test is done on the decoded list.
+    """
     needle = json.dumps(rule, ensure_ascii=False)
     pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     found: list[OutboxAlert] = []
@@ -483,7 +495,7 @@ def _recent_alerts_of_rule(store: Store, rule: str, limit: int) -> list[OutboxAl
                 query = query.where(alerts_table.c.id < last_id)
             rows = conn.execute(query).all()
             for row in rows:
-                alert = _outbox(row)
+                alert = _outbox_row(row)
                 if rule in alert.rules:
                     found.append(alert)
                     if len(found) >= limit:

@@ -60,6 +60,7 @@ class TelegramSettings:
     admins: tuple[int, ...] = ()
     admin_chat: str | None = None
     feed_down_after: int = 3  # failed polls in a row before the operator hears of it
+    commands: bool = True  # answer /status, /test … (needs a token)
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ _DEFAULT_KEYS = (
     "timezone",
     "summary_length",
 )
-_TELEGRAM_KEYS = ("admins", "admin_chat", "feed_down_after")
+_TELEGRAM_KEYS = ("admins", "admin_chat", "feed_down_after", "commands")
 _CHANNEL_KEYS = ("chat", "language", "timezone", "link_preview", "thread_id", "summary_length")
 _FEED_KEYS = (
     "id",
@@ -458,8 +459,12 @@ class _Loader:
         down_after = (
             self.integer(items["feed_down_after"], low=1) if "feed_down_after" in items else None
         )
+        commands = self.boolean(items["commands"]) if "commands" in items else None
         return TelegramSettings(
-            admins=tuple(admins), admin_chat=admin_chat, feed_down_after=down_after or 3
+            admins=tuple(admins),
+            admin_chat=admin_chat,
+            feed_down_after=down_after or 3,
+            commands=commands is not False,
         )
 
     def parse_channels(

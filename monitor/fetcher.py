@@ -262,6 +262,12 @@ class Fetcher:
                 feed_id=feed.id,
                 url=feed.url,
             ) from exc
+        except aiohttp.NonHttpUrlRedirectClientError as exc:
+            raise FetchError(
+                f"refused a redirect to a non-HTTP URL ({_one_line(exc)})",
+                feed_id=feed.id,
+                url=feed.url,
+            ) from exc
         except aiohttp.InvalidURL as exc:
             raise FetchError(f"invalid URL {exc}", feed_id=feed.id, url=feed.url) from exc
         except aiohttp.ClientConnectorError as exc:

@@ -28,6 +28,11 @@ class Channel:
     link_preview: bool = False
     thread_id: int | None = None  # forum topic (message_thread_id)
     summary_length: int = 600  # characters of summary in an alert
+    mode: str = "instant"  # "instant": one message per article; "digest": one per period
+    every: timedelta = timedelta(hours=1)  # digest period (also flushes held overflow)
+    max_per_hour: int | None = None  # instant alerts beyond this roll into the next digest
+    quiet_hours: str | None = None  # "23:00-07:00" in the channel's timezone
+    quiet: str = "silent"  # during quiet hours: "silent" (no sound) or "hold" (to the digest)
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,7 @@ _TAILS: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
         re.compile(r"\s*[\[(](?:…|\.\.\.|more…|more\.\.\.)[\])]\s*$", re.IGNORECASE),
     ),
 ]
+_TAIL_KEYS = tuple(dict.fromkeys(k for keys, _ in _TAILS for k in keys))
 
 
 def canonical_url(url: str) -> str:
@@ -162,8 +163,8 @@ def html_to_text(html: str) -> str:
 
 def _fold(text: str) -> str:
     text = _CONTROL.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
-    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
-    return "\n".join(line for line in lines if line)
+    text = _SPACES.sub(" ", text)  # _SPACES leaves newlines alone
+    return "\n".join(line for line in (line.strip() for line in text.split("\n")) if line)
 
 
 def strip_boilerplate(text: str) -> str:
@@ -174,6 +175,9 @@ def strip_boilerplate(text: str) -> str:
         newline = text.rfind("\n", 0, split)
         split = newline + 1 if newline >= 0 else 0
     head, tail = text[:split], text[split:]
+    lowered = tail.lower()
+    if not any(k in lowered for k in _TAIL_KEYS):  # substring tests are much cheaper than regexes
+        return text
     for _ in range(3):  # tails can stack: "… Read more\nThe post … appeared first on …"
         before = tail
         lowered = tail.lower()
@@ -181,11 +185,11 @@ def strip_boilerplate(text: str) -> str:
             if not any(k in lowered for k in keys):
                 continue
             cut = pattern.sub("", tail).rstrip()
-            if cut and cut != tail:
+            if cut != tail and (cut or head.strip()):  # never cut a text down to nothing
                 tail = cut
         if tail == before:
             break
-    return head + tail if tail else text
+    return (head + tail).rstrip()
 
 
 _SCRIPTS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -199,28 +203,25 @@ _SCRIPTS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("ko", re.compile(r"[\uac00-\ud7af]")),
     ("th", re.compile(r"[\u0e00-\u0e7f]")),
 )
-_NON_LATIN = re.compile(r"[^\W\d_A-Za-z\u00c0-\u024f]")
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 _URDU = re.compile(r"[ٹڈڑںےۓھہۃ]")
 _PERSIAN = frozenset("پچژگکی")
 _UKRAINIAN = re.compile(r"[іїєґІЇЄҐ]")
 _SAMPLE = 600
+_DETECT_SAMPLE = 160
 
 
 def detect_language(text: str) -> str | None:
     """The language a text's dominant script implies (Latin → "en"); None for no letters."""
-    sample = text[:_SAMPLE]
-    others = "".join(_NON_LATIN.findall(sample))
+    sample = text[:_DETECT_SAMPLE]
+    latin = len(_LATIN.findall(sample))
     best, most = None, 0
     for lang, pattern in _SCRIPTS:
-        if not others:
-            break
-        count = len(pattern.findall(others))
+        count = len(pattern.findall(sample))
         if count > most:
             best, most = lang, count
-        if count:
-            others = pattern.sub("", others)  # usually one script: the loop ends early
-    latin = len(_LATIN.findall(sample))
+            if most > len(sample) // 2:
+                break  # a clear majority: no other script can win
     if best is None and not latin:
         return None
     if best is None or latin > most:

@@ -30,7 +30,7 @@ GROUP_WINDOW, GROUP_LIMIT = 60.0, 20  # channels and groups: 20 a minute
 GLOBAL_WINDOW, GLOBAL_LIMIT = 1.0, 30  # the whole bot: 30 a second
 RETRY_BASE, RETRY_CAP = 2.0, 3600.0  # transient failures back off 2 s … 1 h
 BROKEN_RECHECK = timedelta(minutes=10)  # how often a broken channel is tried again
-CHANNEL_LEASE = timedelta(seconds=90)  # a crashed worker's channels pass on after this
+CHANNEL_LEASE = timedelta(seconds=30)  # > a send's timeout; a dead worker's channels pass on
 
 
 def is_group_chat(chat: str) -> bool:
@@ -184,6 +184,10 @@ class Sender:
         loop = asyncio.get_running_loop()
         for index, alert in enumerate(alerts):
             channel = self.channels[alert.channel]
+            if self.paced:
+                while (wait := self.pacer.delay(chat, loop.time())) > 0:
+                    await asyncio.sleep(wait)
+            # renewed right before the send, so the lease outlives it (send timeout < lease)
             renewed = await asyncio.to_thread(
                 self.store.renew_channel, self.owner, channel.name, self.clock(), CHANNEL_LEASE
             )
@@ -191,8 +195,6 @@ class Sender:
                 self._owned.discard(channel.name)
                 return
             if self.paced:
-                while (wait := self.pacer.delay(chat, loop.time())) > 0:
-                    await asyncio.sleep(wait)
                 self.pacer.record(chat, loop.time())
             delivery = await self.notifier.send(alert.id, alert.html, alert.text, channel)
             now = self.clock()

@@ -116,6 +116,14 @@ channels_table = sa.Table(
     sa.Column("lease_until", UTCDateTime),
 )
 
+leases_table = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),  # e.g. "bot": one holder at a time
+    sa.Column("owner", sa.String(100), nullable=False),
+    sa.Column("until", UTCDateTime, nullable=False),
+)
+
 mutes_table = sa.Table(
     "mutes",
     metadata,
@@ -134,7 +142,15 @@ schema_table = sa.Table(
 #: Numbered migration steps; step N brings the schema from N-1 to N.
 MIGRATIONS: dict[int, Any] = {
     1: lambda conn: metadata.create_all(
-        conn, tables=[feeds_table, entries_table, alerts_table, channels_table, mutes_table]
+        conn,
+        tables=[
+            feeds_table,
+            entries_table,
+            alerts_table,
+            channels_table,
+            mutes_table,
+            leases_table,
+        ],
     ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
@@ -378,9 +394,14 @@ class Store:
         A feed new to the database is first due within its spread offset, so a
         thousand new feeds do not all fire in the same second.
         """
-        ids = [feed.id for feed in feeds]
+        ids = {feed.id for feed in feeds}
         with self.engine.begin() as conn:
-            known = dict(conn.execute(sa.select(feeds_table.c.feed_id, feeds_table.c.next_poll)))
+            known: dict[str, datetime | None] = {
+                feed_id: due
+                for feed_id, due in conn.execute(
+                    sa.select(feeds_table.c.feed_id, feeds_table.c.next_poll)
+                )
+            }
             for feed in feeds:
                 first = now + first_poll_offset(feed.id, min(feed.interval, FIRST_POLL_SPREAD))
                 if feed.id not in known:
@@ -502,6 +523,29 @@ class Store:
                     .where(alerts_table.c.channel == channel, alerts_table.c.sent_at >= since)
                     .order_by(alerts_table.c.sent_at)
                 ).scalars()
+            )
+
+    def hold_lease(self, name: str, owner: str, now: datetime, duration: timedelta) -> bool:
+        """Take or renew a named lease (e.g. "bot"); True while ``owner`` holds it."""
+        with self.engine.begin() as conn:
+            stmt = _insert(conn)(leases_table).values(name=name, owner=owner, until=now + duration)
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+            result = conn.execute(
+                leases_table.update()
+                .where(
+                    leases_table.c.name == name,
+                    sa.or_(leases_table.c.owner == owner, leases_table.c.until < now),
+                )
+                .values(owner=owner, until=now + duration)
+            )
+        return bool(result.rowcount)
+
+    def drop_lease(self, name: str, owner: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                leases_table.delete().where(
+                    leases_table.c.name == name, leases_table.c.owner == owner
+                )
             )
 
     # ---- mutes

@@ -212,18 +212,21 @@ def words(text: str) -> list[str]:
 # ------------------------------------------------------------------------- scripts
 
 
+_FIRST_LETTER_RE = re.compile(r"[^\W\d_]")
+
+
 def script(word: str) -> str:
     """``"arabic"``, ``"cyrillic"``, ``"latin"`` or ``"other"``, from the first letter."""
-    for ch in word:
-        if ch.isdigit():
-            continue
-        if _is_arabic_letter(ch):
-            return "arabic"
-        if _is_cyrillic(ch):
-            return "cyrillic"
-        if ch.isascii() or "\u00c0" <= ch <= "\u024f":
-            return "latin"
+    m = _FIRST_LETTER_RE.search(word)
+    if m is None:
         return "other"
+    ch = m.group()
+    if ch < "\u0250":
+        return "latin"
+    if "\u0400" <= ch <= "\u052f":
+        return "cyrillic"
+    if _is_arabic_letter(ch):
+        return "arabic"
     return "other"
 
 

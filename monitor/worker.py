@@ -45,6 +45,7 @@ ONCE_RETRY_WINDOW = timedelta(seconds=90)  # `--once` waits this long for quick 
 RETENTION = timedelta(days=30)  # entries gone from their feed this long are forgotten
 RELOAD_POLL_SECONDS = 2.0  # config files are checked this often (plus SIGHUP)
 SHUTDOWN_GRACE = 6.0  # seconds in-flight polls get to finish on SIGTERM
+BOT_LEASE = timedelta(seconds=30)  # one worker answers Telegram commands; renewed every 10 s
 
 
 def make_notifier(settings: Settings) -> Notifier:
@@ -222,28 +223,61 @@ class Worker:
 
     async def _start_extras(self, stack: contextlib.AsyncExitStack) -> None:
         """The Telegram command bot (with a token) and /healthz + /metrics (with PORT)."""
-        token = self.settings.telegram.token
-        if token:
-            from monitor.bot import BotContext, running_bot
-
-            context = BotContext(
-                store=self.store,
-                get_ruleset=lambda: self.ruleset,
-                get_settings=lambda: self.settings,
-                started_at=self.started_at,
-                clock=self.clock,
-            )
-            try:
-                await stack.enter_async_context(
-                    running_bot(token, self.settings.telegram.api_url, context)
-                )
-            except Exception as exc:  # the bot's commands are a convenience, alerts are not
-                log.error("Telegram commands are unavailable: %s", exc)
+        if self.settings.telegram.token and self.settings.telegram.commands:
+            task = asyncio.create_task(self._keep_bot())
+            stack.push_async_callback(_cancel, task)
         port = os.environ.get("PORT")
         if port:
             from monitor.health import serve_health
 
             await stack.enter_async_context(serve_health(self, int(port)))
+
+    async def _keep_bot(self) -> None:
+        """Run the command bot while this worker holds the "bot" lease.
+
+        Telegram lets one client long-poll a bot's updates; with several workers
+        the lease picks one, and another takes over when its holder dies.
+        """
+        from monitor.bot import BotContext, running_bot
+
+        context = BotContext(
+            store=self.store,
+            get_ruleset=lambda: self.ruleset,
+            get_settings=lambda: self.settings,
+            started_at=self.started_at,
+            clock=self.clock,
+        )
+        token, api_url = self.settings.telegram.token or "", self.settings.telegram.api_url
+        bot: contextlib.AsyncExitStack | None = None
+        try:
+            while not self.stop.is_set():
+                try:
+                    held = await asyncio.to_thread(
+                        self.store.hold_lease, "bot", self.owner, self.clock(), BOT_LEASE
+                    )
+                except StorageError as exc:
+                    log.error("database unavailable: %s", exc)
+                    held = bot is not None
+                if held and bot is None:
+                    bot = contextlib.AsyncExitStack()
+                    try:
+                        await bot.enter_async_context(running_bot(token, api_url, context))
+                        log.info("Telegram commands are answered by this worker")
+                    except Exception as exc:  # commands are a convenience; alerts are not
+                        log.error("Telegram commands are unavailable: %s", exc)
+                        await bot.aclose()
+                        bot = None
+                elif not held and bot is not None:
+                    log.warning("another worker answers Telegram commands now")
+                    await bot.aclose()
+                    bot = None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), BOT_LEASE.total_seconds() / 3)
+        finally:
+            if bot is not None:
+                await bot.aclose()
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.store.drop_lease, "bot", self.owner)
 
     # ---- polling
     async def _tick(self) -> None:
@@ -255,7 +289,7 @@ class Worker:
             room = max(0, self.fetcher.settings.concurrency * 2 - len(self.in_flight))
             if room == 0:
                 return
-            lease = timedelta(seconds=self.fetcher.settings.timeout * 2 + 60)
+            lease = timedelta(seconds=self.fetcher.settings.timeout * 2 + 10)
             claimed = await asyncio.to_thread(
                 self.store.claim_due_feeds, self.owner, now, lease, room
             )
@@ -377,6 +411,11 @@ class Worker:
             len(ruleset.channels),
         )
         return True
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def _owner_id() -> str:

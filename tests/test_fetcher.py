@@ -343,3 +343,29 @@ async def test_a_body_that_names_a_local_file_is_not_opened(feed_server: FeedSer
     with pytest.raises(ParseError) as info:
         parse_feed(result)
     assert SECRET_MARKER not in str(info.value)
+
+
+async def test_a_redirect_to_a_local_file_is_refused(feed_server: FeedServer) -> None:
+    err = await fetch_error(feed_server, "/redirect-to-file")
+    assert SECRET_MARKER not in str(err)
+    assert "refused a redirect to a non-HTTP URL" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "per_host", "limit"),
+    [(50, 3, 3), (2, 10, 2)],
+)
+async def test_concurrency_limits_hold(
+    feed_server: FeedServer, concurrency: int, per_host: int, limit: int
+) -> None:
+    settings = FetchSettings(timeout=10.0, concurrency=concurrency, per_host=per_host)
+    feed_server.reset_in_flight()
+    async with Fetcher(settings) as fetcher:
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                *(fetcher.fetch(feed(feed_server, f"/slow/{limit}-{i}")) for i in range(12))
+            ),
+            GUARD,
+        )
+    assert all(r.status == 200 for r in results)
+    assert feed_server.max_in_flight == limit  # reached, never passed

@@ -382,6 +382,16 @@ def test_feed_bidi_controls_cannot_break_the_layout() -> None:
     assert "abcd" in plain and "src" in plain and "x y z w." in plain
 
 
+def test_unpaired_surrogates_from_a_broken_decoder_are_dropped() -> None:
+    art = article(
+        title="a\ud83db", summary="c\udc00d.", source="\ud800", link="https://e.org/\udfff"
+    )
+    alert = render_alert(art, [Match("r\ud800")], Channel("c", "@c"))
+    plain, _ = parsed(alert)
+    assert "ab" in plain and "cd." in plain
+    alert.text.encode("utf-8")  # printable too
+
+
 # ---------------------------------------------------------------------------
 # the summary
 

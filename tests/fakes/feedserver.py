@@ -350,7 +350,11 @@ class FeedServer:
             ("/gzip-bomb", self._gzip_bomb),
             ("/redirect-loop/", self._redirect_loop),
             ("/redirect/", self._redirect_chain),
+            ("/redirect-to-file", self._redirect_to_file),
+            ("/slow/", self._slow),
         ]
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     async def _hang(self, request: web.Request, _: str) -> web.StreamResponse:
         await asyncio.sleep(SLOW_LIMIT_SECONDS)
@@ -401,6 +405,22 @@ class FeedServer:
     async def _redirect_loop(self, request: web.Request, rest: str) -> web.StreamResponse:
         n = int(rest) if rest.isdigit() else 0
         raise web.HTTPFound(f"/redirect-loop/{(n + 1) % 3}")
+
+    async def _slow(self, request: web.Request, rest: str) -> web.StreamResponse:
+        """A good feed after a short pause, counting how many such requests overlap."""
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.2)
+        finally:
+            self.in_flight -= 1
+        return _serve_doc(request, self.docs["/good.xml"])
+
+    def reset_in_flight(self) -> None:
+        self.max_in_flight = 0
+
+    async def _redirect_to_file(self, request: web.Request, _: str) -> web.StreamResponse:
+        raise web.HTTPFound(self.secret_path.as_uri())
 
     async def _redirect_chain(self, request: web.Request, rest: str) -> web.StreamResponse:
         n = int(rest) if rest.isdigit() else 0
