@@ -176,6 +176,10 @@ def timed(fn, items) -> float:
     return time.process_time() - start
 
 
+def ratio(x: float) -> str:
+    return f"{x:.2f}" if x < 10 else f"{x:,.0f}"
+
+
 def run_table(articles: list[Article], sizes: list[int], args, low_hit: bool) -> None:
     """One markdown table: a row per rule-set size, every variant timed in each round."""
     print(
@@ -214,7 +218,7 @@ def run_table(articles: list[Article], sizes: list[int], args, low_hit: bool) ->
         print(
             f"| {count:,} | {med(builds) * 1000:.0f} ({cold_build * 1000:.0f}) | {matches:.1f} "
             f"| {len(articles) / first:,.0f} | **{med(m_rates):,.0f}** | {med(f_rates):,.0f} "
-            f"| {med(x_floor):.1f} | {med(n_rates):,.0f} | **{med(x_naive):,.0f}×** |"
+            f"| {med(x_floor):.1f} | {med(n_rates):,.0f} | **{ratio(med(x_naive))}×** |"
         )
 
 

@@ -106,7 +106,7 @@ class QuietHours:
 
 def parse_quiet_hours(text: str) -> QuietHours:
     """``"23:00-07:00"`` → ``QuietHours``; ``24:00`` is accepted as an end (midnight)."""
-    found = _QUIET_FORMAT.match(text or "")
+    found = _QUIET_FORMAT.match(text) if isinstance(text, str) else None
     if not found:
         raise ValueError(f"{_QUIET_MESSAGE}, not {text!r}")
     sh, sm, eh, em = (int(g) for g in found.groups())

@@ -84,7 +84,7 @@ from monitor.models import FIELDS, Article, Hit, Match, Rule
 _LEMMA = "\x01"  # namespace of Russian lemma keys in the index
 _AR = "\x02"  # namespace of Arabic light-suffix stems
 _LAT = "\x03"  # namespace of English/French inflection bases
-_CACHE_LIMIT = 400_000  # prepared raw tokens kept per Matcher before the cache is reset
+_CACHE_LIMIT = 150_000  # prepared raw tokens kept per Matcher (~50 MB at most), then reset
 _FUZZY_MIN_LETTERS = 5
 _QUERY_FIELDS = {
     "title": ("title",),
@@ -234,6 +234,8 @@ class _Terms:
             raise _TermError("empty term")
         if kind == "term" and spec.startswith("re:"):
             kind, spec = "regex", spec[3:]
+        elif kind == "term" and spec.endswith("*") and len(tx.raw_tokens(spec)) == 1:
+            kind = "wildcard"  # `Астан*`: any word starting so (an opt-in scan)
         key = (kind, spec, fuzzy if kind == "term" else None)
         found = self._by_key.get(key)
         if found is not None:

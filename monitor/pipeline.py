@@ -13,10 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from rapidfuzz import fuzz, process
 
 from monitor import metrics
 from monitor.config import Settings
@@ -29,8 +32,14 @@ from monitor.parser import parse_feed
 from monitor.scheduler import next_poll_at
 from monitor.storage import Store, story_key
 from monitor.summarizer import render_alert
+from monitor.text import words
 
 log = logging.getLogger(__name__)
+
+_story_lock = threading.Lock()
+SAME_STORY_WINDOW = timedelta(hours=24)
+SAME_STORY_SCORE = 92.0  # rapidfuzz ratio of normalised titles
+SAME_STORY_MIN_LENGTH = 24  # shorter titles ("Breaking news") must match exactly
 
 
 @dataclass(frozen=True)
@@ -192,23 +201,66 @@ def _process(
             continue
         alerts.extend(ruleset.alerts_for(article, muted))
     next_poll = next_poll_at(now, feed.interval, 0, None, result.max_age, jitter=jitter)
-    inserted, queued = store.commit_poll(
-        feed_id=feed.id,
-        url=feed.url,
-        now=now,
-        articles=articles,
-        alerts=alerts,
-        status=result.status,
-        etag=result.etag,
-        last_modified=result.last_modified,
-        content_hash=result.content_hash,
-        next_poll=next_poll,
-    )
+    with _story_lock:  # polls of two feeds carrying one story must not both pass the check
+        inserted, queued = store.commit_poll(
+            feed_id=feed.id,
+            url=feed.url,
+            now=now,
+            articles=articles,
+            alerts=drop_repeated_stories(alerts, store, now),
+            status=result.status,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            content_hash=result.content_hash,
+            next_poll=next_poll,
+        )
     if parsed.warning:
         log.debug("feed %s parsed with a warning: %s", feed.id, parsed.warning)
     if inserted:
         log.info("feed %s: %d new entries, %d alerts queued", feed.id, len(inserted), queued)
     return len(inserted), queued
+
+
+def title_key(title: str) -> str:
+    """A title reduced for comparison: normalised words (same rules as the matcher)."""
+    return " ".join(words(title))
+
+
+def is_same_story(key: str, seen: Sequence[str]) -> bool:
+    """Near-identical normalised titles are one story (another feed's copy of a wire)."""
+    if len(key) < SAME_STORY_MIN_LENGTH:
+        return key in seen
+    return (
+        process.extractOne(key, seen, scorer=fuzz.ratio, score_cutoff=SAME_STORY_SCORE) is not None
+    )
+
+
+def drop_repeated_stories(
+    alerts: list[tuple[Alert, str]], store: Store, now: datetime
+) -> list[tuple[Alert, str]]:
+    """Keep one alert per channel for a story already alerted under another link in 24 h.
+
+    Stories with the same canonical link or GUID are merged by the outbox's
+    unique key; this catches the same wire text republished under another URL.
+    """
+    if not alerts:
+        return alerts
+    recent = store.recent_titles(sorted({a.channel for a, _ in alerts}), now - SAME_STORY_WINDOW)
+    seen = {channel: [title_key(t) for t in titles] for channel, titles in recent.items()}
+    kept = []
+    for alert, story in alerts:
+        key = title_key(alert.title)
+        channel_seen = seen.setdefault(alert.channel, [])
+        if key and is_same_story(key, channel_seen):
+            log.info(
+                "channel %s: %r was already alerted from another source",
+                alert.channel,
+                alert.title[:80],
+            )
+            continue
+        channel_seen.append(key)
+        kept.append((alert, story))
+    return kept
 
 
 def _log_recovery(feed: FeedSource, errors: int) -> None:

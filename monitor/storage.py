@@ -379,6 +379,22 @@ class Store:
         with self.engine.begin() as conn:
             return bool(_queue(conn, alert, story, now))
 
+    def recent_titles(self, channels: Sequence[str], since: datetime) -> dict[str, list[str]]:
+        """Titles alerted per channel since ``since`` (for near-duplicate stories)."""
+        out: dict[str, list[str]] = {}
+        if not channels:
+            return out
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(alerts_table.c.channel, alerts_table.c.title).where(
+                    alerts_table.c.channel.in_(list(channels)),
+                    alerts_table.c.created_at >= since,
+                )
+            )
+            for channel, title in rows:
+                out.setdefault(channel, []).append(title)
+        return out
+
     def prune_entries(self, now: datetime, keep: timedelta) -> int:
         """Forget entries that left their feed more than ``keep`` ago."""
         with self.engine.begin() as conn:

@@ -113,7 +113,7 @@ _SIMPLE_RE = re.compile(
 )
 
 
-@lru_cache(maxsize=1 << 18)
+@lru_cache(maxsize=1 << 17)
 def normalize_token(token: str) -> str:
     """Normalise one word as the module docstring says; idempotent."""
     folded = token.casefold()
@@ -401,7 +401,7 @@ def _analyzer():  # pragma: no cover - trivial
     return _morph
 
 
-@lru_cache(maxsize=1 << 17)
+@lru_cache(maxsize=1 << 16)
 def russian_lemmas(word: str) -> tuple[str, ...]:
     """Every dictionary form pymorphy3 proposes for a normalised Russian token.
 

@@ -168,3 +168,45 @@ def test_in_backfill(now, backfill, age, expected):
 
     article = Article(key="k", feed_id="f", title="t", published=now - age)
     assert in_backfill(article, backfill, now) is expected
+
+
+async def test_the_same_story_from_two_feeds_is_alerted_once(
+    feed_server, write_config, sqlite_url, monkeypatch
+):
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    wire = Item("Lavrov: next Astana round to focus on the ceasefire", "<p>Talks.</p>",
+                "https://agency.example/1", "a-1")
+    copy = Item("Lavrov: Next Astana Round To Focus On The Ceasefire!", "<p>Talks again.</p>",
+                "https://paper.example/world/77", "p-77")
+    other = Item("Astana round ends without a statement", "<p>No deal.</p>",
+                 "https://paper.example/world/78", "p-78")
+    first = serve(feed_server, [wire])
+    second = serve(feed_server, [copy, other])
+    settings = load_settings(
+        write_config(RULES + feeds_yaml(("agency", first, "all"), ("paper", second, "all")))
+    )
+    report, printed = await once(settings)
+    assert report.sent.sent == 2, printed
+    assert printed.count("Astana round ends without a statement") >= 1
+    assert (printed.count("https://agency.example/1") > 0) != (
+        printed.count("https://paper.example/world/77") > 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("title", "seen", "same"),
+    [
+        ("Lavrov: next Astana round to focus on the ceasefire",
+         ["lavrov next astana round to focus on ceasefire"], True),
+        ("لافروف: جولة أستانا المقبلة ستركز على وقف إطلاق النار",
+         ["لافروف جولة استانا المقبله ستركز علي وقف اطلاق النار"], True),
+        ("Lavrov: next Astana round to focus on the ceasefire",
+         ["lavrov next geneva round to focus on humanitarian aid"], False),
+        ("Breaking news", ["breaking news"], True),
+        ("Breaking news", ["breaking newz"], False),  # short titles must be identical
+    ],
+)
+def test_same_story(title, seen, same):
+    from monitor.pipeline import is_same_story, title_key
+
+    assert is_same_story(title_key(title), [title_key(s) for s in seen]) is same

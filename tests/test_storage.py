@@ -141,3 +141,79 @@ def test_story_key_prefers_link_then_guid():
     assert story_key(Article(key="k", feed_id="f", title="t", link="https://x/1")) == "https://x/1"
     assert story_key(Article(key="k", feed_id="f", title="t", guid="g")) == "guid:g"
     assert story_key(Article(key="k", feed_id="f", title="t")) == "f:k"
+
+
+def feeds(*ids: str):
+    from monitor.models import FeedSource
+
+    return [FeedSource(id=i, url=f"https://example.org/{i}", interval=timedelta(seconds=10))
+            for i in ids]
+
+
+def test_due_feeds_are_leased_to_one_worker_at_a_time(store, now):
+    store.sync_feeds(feeds("a", "b", "c"), now)
+    later = now + timedelta(seconds=11)  # every first poll is due within its interval
+    lease = timedelta(seconds=30)
+    first = store.claim_due_feeds("w1", later, lease, limit=2)
+    second = store.claim_due_feeds("w2", later, lease, limit=10)
+    assert len(first) == 2 and len(second) == 1
+    assert set(first) | set(second) == {"a", "b", "c"}
+    assert store.claim_due_feeds("w3", later, lease, limit=10) == []
+    # a crashed worker's lease runs out; its feeds go to whoever asks next
+    assert sorted(store.claim_due_feeds("w3", later + lease + timedelta(seconds=1), lease, 10)) \
+        == ["a", "b", "c"]
+    # recording a poll releases the lease and moves the schedule on
+    store.record_not_modified("a", "u", later, 304, later + timedelta(minutes=5))
+    store.release_feeds("w3", ["b", "c"])
+    assert sorted(store.claim_due_feeds("w4", later + timedelta(seconds=1), lease, 10)) == ["b", "c"]
+
+
+def test_feeds_leaving_the_configuration_are_not_polled(store, now):
+    store.sync_feeds(feeds("a", "b"), now)
+    store.sync_feeds(feeds("a"), now)
+    later = now + timedelta(minutes=1)
+    assert store.claim_due_feeds("w", later, timedelta(seconds=5), 10) == ["a"]
+    store.sync_feeds(feeds("a", "b"), later)  # back in the configuration: scheduled again
+    assert "b" in store.claim_due_feeds("w", later + timedelta(minutes=1), timedelta(seconds=5), 10)
+
+
+def test_channels_are_sent_to_by_one_worker(store, now):
+    commit(store, now, [article("a"), article("b")], [alert("a"), alert("b", "other")])
+    lease = timedelta(seconds=30)
+    assert sorted(store.claim_channels("w1", now, lease, ["c", "other", "idle"])) == ["c", "other"]
+    assert store.claim_channels("w2", now, lease, ["c", "other"]) == []
+    assert store.renew_channel("w1", "c", now, lease) is True
+    assert store.renew_channel("w2", "c", now, lease) is False
+    store.release_channels("w1")
+    assert sorted(store.claim_channels("w2", now, lease, ["c", "other"])) == ["c", "other"]
+    assert [a.article_key for a in store.due_alerts(now, channels=["other"])] == ["b"]
+
+
+def test_named_lease(store, now):
+    minute = timedelta(minutes=1)
+    assert store.hold_lease("bot", "w1", now, minute) is True
+    assert store.hold_lease("bot", "w2", now, minute) is False
+    assert store.hold_lease("bot", "w1", now + timedelta(seconds=30), minute) is True  # renewed
+    assert store.hold_lease("bot", "w2", now + timedelta(seconds=95), minute) is True  # expired
+    store.drop_lease("bot", "w2")
+    assert store.hold_lease("bot", "w1", now + timedelta(seconds=96), minute) is True
+
+
+def test_mutes_expire(store, now):
+    store.set_mute("rule:astana", now + timedelta(hours=1), by="42")
+    store.set_mute("channel:desk", now + timedelta(minutes=5))
+    assert set(store.active_mutes(now)) == {"rule:astana", "channel:desk"}
+    assert set(store.active_mutes(now + timedelta(minutes=10))) == {"rule:astana"}
+    assert store.clear_mute("rule:astana") is True and store.clear_mute("rule:astana") is False
+    assert store.active_mutes(now) == {"channel:desk": now + timedelta(minutes=5)}
+
+
+def test_reports(store, now):
+    commit(store, now, [article("a"), article("b")], [alert("a"), alert("b", "other")])
+    assert store.rule_alert_counts(now - timedelta(hours=1)) == {"astana": 2, "ceasefire": 2}
+    assert store.recent_titles(["c"], now - timedelta(hours=1)) == {"c": ["title a"]}
+    assert store.last_alert_at() is None
+    store.mark_sent(store.due_alerts(now)[0].id, now, 7)
+    assert store.last_alert_at() == now
+    assert store.recent_sends("c", now - timedelta(minutes=1)) == [now]
+    assert store.ping() is True
