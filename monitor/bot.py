@@ -394,9 +394,11 @@ class _Handlers:
         await asyncio.to_thread(self.ctx.store.set_mute, target, until, by)
         log.info("bot: %s muted until %s by %s", target, until.isoformat(), by)
         kind, name = target.split(":", 1)
+        effect = "its matches make no alerts" if kind == "rule" else "no alerts are queued for it"
         await _reply(
             update,
-            f"🔇 Muted {kind} <b>{_esc(name)}</b> until {_when(until)} ({_span(duration)}). "
+            f"🔇 Muted {kind} <b>{_esc(name)}</b> until {_when(until)} ({_span(duration)}): "
+            f"{effect} until then (articles seen meanwhile are not alerted later). "
             f"Undo with <code>/unmute {_esc(args[0])}</code>.",
         )
 
@@ -640,9 +642,8 @@ def render_test(article: Article, matches: Sequence[Match], ruleset: Ruleset) ->
     for match in matches:
         rule = ruleset.rules.get(match.rule)
         items.append(_explain(match, rule))
-    text_lines = ["", *_highlighted(article, matches)]
-    budget = MAX_REPLY - sum(len(x) + 1 for x in text_lines)
-    return _fit(head, items, limit=budget) + "\n".join(text_lines)
+    shown = "\n\n" + "\n".join(_highlighted(article, matches))
+    return _fit(head, items, limit=MAX_REPLY - len(shown)) + shown
 
 
 def render_recent(
@@ -663,9 +664,7 @@ def render_recent(
         title = _esc(_cap(alert.title or "(untitled)", 200))
         href = safe_link(alert.link)
         linked = f'<a href="{html.escape(href, quote=True)}">{title}</a>' if href else title
-        status = {"sent": "✅ sent", "pending": "⏳ pending", "failed": "❌ failed"}.get(
-            alert.status, _esc(alert.status)
-        )
+        status = _STATUS.get(alert.status, _esc(alert.status))
         when = alert.sent_at or alert.created_at
         rules = ", ".join(_esc(_cap(r, 60)) for r in alert.rules[:5])
         if len(alert.rules) > 5:
@@ -674,6 +673,15 @@ def render_recent(
             f"• {_when(when)} · {_esc(_cap(alert.channel, 60))} · {rules} · {status}\n   {linked}"
         )
     return _fit(head, items)
+
+
+_STATUS = {
+    "sent": "✅ sent",
+    "pending": "⏳ pending",
+    "failed": "❌ failed",
+    "held": "⏸ held for a digest",
+    "digested": "📋 sent in a digest",
+}
 
 
 def render_mutes(mutes: Mapping[str, datetime], now: datetime, *, usage: bool = False) -> str:

@@ -138,7 +138,19 @@ _DEFAULT_KEYS = (
     "summary_length",
 )
 _TELEGRAM_KEYS = ("admins", "admin_chat", "feed_down_after", "commands")
-_CHANNEL_KEYS = ("chat", "language", "timezone", "link_preview", "thread_id", "summary_length")
+_CHANNEL_KEYS = (
+    "chat",
+    "language",
+    "timezone",
+    "link_preview",
+    "thread_id",
+    "summary_length",
+    "mode",
+    "every",
+    "max_per_hour",
+    "quiet_hours",
+    "quiet",
+)
 _FEED_KEYS = (
     "id",
     "url",
@@ -408,6 +420,26 @@ class _Loader:
             return None
         return value
 
+    def choice(self, node: _Node, options: tuple[str, ...]) -> str | None:
+        value = self.text(node, " or ".join(options))
+        if value is not None and value not in options:
+            self.fail(node, f"expected {' or '.join(options)}, not {value!r}")
+            return None
+        return value
+
+    def quiet_hours(self, node: _Node) -> str | None:
+        from monitor.digest import parse_quiet_hours
+
+        value = self.text(node, 'a time range such as "23:00-07:00"')
+        if value is None:
+            return None
+        try:
+            parse_quiet_hours(value)
+        except ValueError as exc:
+            self.fail(node, str(exc))
+            return None
+        return value
+
     def identifier(self, node: _Node, what: str) -> str | None:
         value = self.text(node, f"a {what}")
         if value is not None and not _ID.match(value):
@@ -496,6 +528,11 @@ class _Loader:
                         "link_preview": self.boolean,
                         "thread_id": lambda n: self.integer(n, low=1),
                         "summary_length": lambda n: self.integer(n, low=100, high=3500),
+                        "mode": lambda n: self.choice(n, ("instant", "digest")),
+                        "every": lambda n: self.duration(n, allow_zero=False),
+                        "max_per_hour": lambda n: self.integer(n, low=1),
+                        "quiet_hours": self.quiet_hours,
+                        "quiet": lambda n: self.choice(n, ("silent", "hold")),
                     },
                 )
             )

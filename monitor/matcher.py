@@ -30,14 +30,18 @@ not hit ``Ukraine`` or ``Iranian``, ``Astana`` does not hit ``Astanabad``.
   ``بالمفاوضات``, ``للمفاوضات``) hits the bare term; a term written with ``ال``
   also hits the word without it. Candidates are generated per token, never by
   blind stripping, so ``لافروف`` matches ``لافروف``.
-* Word forms (single words and each word of a phrase): Russian through pymorphy3
-  lemmas (``Астана`` hits ``Астане``, ``Астаны``; ``Лавров`` hits ``Лаврова``);
-  English/French through forms generated from the term (``ceasefire`` hits
-  ``ceasefires``, ``talks`` hits ``talk``); a capitalised Latin term is a proper
-  noun and gets no forms (``Hama`` does not hit ``Hamas``), only the possessive
-  ``'s``, which every term accepts; Arabic through light suffixes generated from
-  the term (``مفاوضة`` hits ``مفاوضات``, ``مفاوضته``; ``مسلح`` hits ``مسلحين``),
-  never the nisba ``ي`` (``إيران`` does not hit ``إيراني``).
+* Word forms (single words and each word of a phrase), matched as bases, not by
+  stemming both sides: Russian through pymorphy3 lemmas of the article's words
+  (``Астана`` hits ``Астане``, ``Астаны``; ``Лавров`` hits ``Лаврова`` but not
+  ``лавры``; ``Иран`` not ``иранский``); English/French through the bases an
+  article word may inflect from (``ceasefire`` hits ``ceasefires``, ``negotiate``
+  hits ``negotiating``, ``talks`` hits ``talk``, ``général`` hits ``généraux``);
+  Arabic through light suffixes (``مفاوضة`` hits ``مفاوضات``, ``حكومة`` hits
+  ``حكومته``, ``مسلح`` hits ``المسلحين``), never the nisba ``ي``/``ية`` (``إيران``
+  does not hit ``الإيراني`` or ``الإيرانية``). A Latin term written with a capital
+  is a proper noun and gets no forms (``Hama`` does not hit ``Hamas``); the
+  possessive ``'s`` and French elision (``l'Iran``) are handled for every term.
+  Forms are tied to the script of the word, whatever ``Article.language`` says.
 * ``=word`` turns word forms off (normalisation and Arabic proclitics still apply):
   ``=Астана`` hits ``Астана`` but not ``Астане``.
 * Phrases hit consecutive tokens separated only by spaces, at most one line break,
@@ -47,9 +51,14 @@ not hit ``Ukraine`` or ``Iranian``, ``Astana`` does not hit ``Astanabad``.
   more letters each, joined by a space or hyphen, also count as one word).
 * ``re:PATTERN`` is a case-insensitive Python regular expression, searched in the
   original field text and in its normalised form; it may hit inside words.
-* ``fuzzy: N`` (0–100) lets the rule's ``any``/``all``/``query`` terms of five or
-  more letters also hit article words at least N similar (rapidfuzz ``ratio`` on
-  normalised forms, all fuzzy terms against the article's vocabulary in one batch).
+* ``fuzzy: N`` (0–100) lets the rule's single-word ``any``/``all``/``query`` terms
+  of five or more letters also hit article words at least N similar (rapidfuzz
+  ``ratio`` on normalised forms, Arabic words also without their proclitics; every
+  fuzzy term against the article's distinct words in one ``cdist`` call). ``none``
+  terms stay exact.
+* ``word*`` (a single word ending in ``*``, in any list or in a query) hits every
+  word that starts so after normalisation (``Астан*`` hits ``Астану``; Arabic words
+  also without their proclitics) — an opt-in scan of the article's distinct words.
 
 Every match carries its hits: the term as the rule wrote it, the matched original
 text, the field and the offsets into ``Article.field_text(field)``.
@@ -520,7 +529,7 @@ class Matcher:
         self._terms = terms
         index: dict[str, list[int]] = defaultdict(list)
         self._variants: list[tuple[int, tuple[frozenset[str], ...]]] = []
-        heads: set[str] = set()
+        heads: dict[str, set[str]] = defaultdict(set)
         lemma_prefixes: set[str] = set()
         for term in terms:
             for slots in term.variants:
@@ -534,9 +543,11 @@ class Matcher:
                         lemma_prefixes.add(key[1:4])
                     elif key[0] > _LAT and len(key) >= 4 and key[0] < "\u0600":
                         # a Latin/Cyrillic compound may arrive split ("cease fire")
-                        heads.update(key[:k] for k in range(2, len(key) - 1))
+                        for k in range(2, len(key) - 1):
+                            heads[key[:k]].add(key[k : k + 2])
         self._index = {k: tuple(v) for k, v in index.items()}
-        self._heads = frozenset(heads)
+        # head of a compound → how its second half may start ("cease" → {"fi"})
+        self._heads = {h: frozenset(t) for h, t in heads.items()}
         self._lemma_prefixes = frozenset(lemma_prefixes)
         self._term_rules: dict[int, tuple[int, ...]] = {}
         term_rules: dict[int, set[int]] = defaultdict(set)
@@ -574,7 +585,7 @@ class Matcher:
 
     def _prepare_norm(self, norm: str) -> tuple:
         """One token, ready to scan: (norm, keys, single-word term ids, continuations,
-        compound head?, script, anything to do?, keys that continue a phrase).
+        compound tails, script, anything to do?, keys that continue a phrase).
 
         Continuations map a key of the *next* word to the phrase variants it continues,
         so a common first word ("في", "the") costs a set test, not one per phrase."""
@@ -590,7 +601,7 @@ class Matcher:
                 else:
                     for k in slots[1]:
                         nexts.setdefault(k, set()).add(vid)
-        head = norm in self._heads
+        head = self._heads.get(norm)
         frozen = {k: tuple(sorted(v)) for k, v in nexts.items()} or None
         todo = bool(singles or frozen or head)
         next_keys = frozenset(frozen) if frozen else None
@@ -618,7 +629,7 @@ class Matcher:
         preps = [cache.get(r) or self._prepare(r) for r in raws]
         if vocab is not None:
             for i, p in enumerate(preps):
-                if len(p[0]) >= 4:
+                if p[0]:
                     for key in p[1] if p[5] == "arabic" else (p[0],):
                         if key[0] > _LAT:
                             vocab.setdefault(key, []).append((name, i))
@@ -643,10 +654,10 @@ class Matcher:
         for i in [
             i
             for i, (p, q) in enumerate(zip(preps, follow, strict=False))
-            if p[7] is not None and (q[4] or not p[7].isdisjoint(q[1]))
+            if p[7] is not None and (_joins(q, preps, i + 1) or not p[7].isdisjoint(q[1]))
         ]:
             self._phrases(preps[i][3], i, i + 1, preps, starts, ends, text, name, hits)
-        for i in [i for i, p in enumerate(preps[:-1]) if p[4]]:
+        for i in [i for i, p in enumerate(preps[:-1]) if p[4] and preps[i + 1][0][:2] in p[4]]:
             if not _COMPOUND_GAP_RE.fullmatch(text, ends[i], starts[i + 1]):
                 continue
             joined = self._joined(preps[i], preps[i + 1])
@@ -665,7 +676,7 @@ class Matcher:
             found = nexts.get(k)
             if found:
                 cands.update(found)
-        if q[4] and nxt + 1 < len(preps):  # the second word may be a split compound
+        if _joins(q, preps, nxt):  # the second word may be a split compound
             joined = self._joined(q, preps[nxt + 1])
             if joined is not None:
                 for k in joined[1]:
@@ -689,7 +700,7 @@ class Matcher:
                 pos += 1
                 continue
             # the next word may be a compound split in the text ("cease fire")
-            if pos + 1 < n and preps[pos][4]:
+            if _joins(preps[pos], preps, pos):
                 joined = self._joined(preps[pos], preps[pos + 1])
                 if (
                     joined is not None
@@ -871,6 +882,13 @@ class Matcher:
 
 
 _ALL_FIELDS = frozenset(FIELDS)
+
+
+def _joins(p: tuple, preps: list, i: int) -> bool:
+    """Whether token ``i`` (prepared as ``p``) may start a compound with token i+1."""
+    return p[4] is not None and i + 1 < len(preps) and preps[i + 1][0][:2] in p[4]
+
+
 _FIELD_ORDER = {name: i for i, name in enumerate(FIELDS)}
 
 

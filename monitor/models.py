@@ -178,6 +178,9 @@ class Alert:
     text: str  # the same alert as readable plain text (console)
     link: str | None = None
     title: str = ""
+    priority: str = "normal"  # "high" (a high-priority rule matched) or "digest"
+    source: str = ""  # the feed's display name (listed in digests)
+    published: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,9 @@ class Notifier(Protocol):
 
     async def start(self) -> None: ...
 
-    async def send(self, alert_id: int, html: str, text: str, channel: Channel) -> Delivery: ...
+    async def send(
+        self, alert_id: int, html: str, text: str, channel: Channel, silent: bool = False
+    ) -> Delivery: ...
 
     async def close(self) -> None: ...
 
@@ -87,7 +89,9 @@ class ConsoleNotifier:
     async def start(self) -> None:
         return None
 
-    async def send(self, alert_id: int, html: str, text: str, channel: Channel) -> Delivery:
+    async def send(
+        self, alert_id: int, html: str, text: str, channel: Channel, silent: bool = False
+    ) -> Delivery:
         stream = self.stream or sys.stdout
         self.count += 1
         rule = "─" * 72
@@ -118,7 +122,9 @@ class TelegramNotifier:
             await self.bot.initialize()
             self._started = True
 
-    async def send(self, alert_id: int, html: str, text: str, channel: Channel) -> Delivery:
+    async def send(
+        self, alert_id: int, html: str, text: str, channel: Channel, silent: bool = False
+    ) -> Delivery:
         try:
             message = await self.bot.send_message(
                 chat_id=_chat_id(channel.chat),
@@ -126,6 +132,7 @@ class TelegramNotifier:
                 parse_mode=ParseMode.HTML,
                 link_preview_options=LinkPreviewOptions(is_disabled=not channel.link_preview),
                 message_thread_id=channel.thread_id,
+                disable_notification=silent,
             )
         except TelegramError as exc:
             return delivery_from_error(alert_id, channel, exc)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from rapidfuzz import fuzz, process
@@ -40,6 +41,7 @@ _story_lock = threading.Lock()
 SAME_STORY_WINDOW = timedelta(hours=24)
 SAME_STORY_SCORE = 92.0  # rapidfuzz ratio of normalised titles
 SAME_STORY_MIN_LENGTH = 24  # shorter titles ("Breaking news") must match exactly
+_NUMBER = re.compile(r"\d+")
 
 
 @dataclass(frozen=True)
@@ -77,11 +79,20 @@ class Ruleset:
                 if f"channel:{channel}" not in muted:
                     per_channel.setdefault(channel, []).append(match)
         story = story_key(article)
-        return [
-            (render_alert(article, channel_matches, self.channels[name]), story)
-            for name, channel_matches in per_channel.items()
-            if name in self.channels
-        ]
+        out = []
+        for name, channel_matches in per_channel.items():
+            if name not in self.channels:
+                continue
+            high = any(self.rules[m.rule].priority == "high" for m in channel_matches)
+            alert = render_alert(article, channel_matches, self.channels[name])
+            alert = replace(
+                alert,
+                priority="high" if high else "normal",
+                source=article.source,
+                published=article.published,
+            )
+            out.append((alert, story))
+        return out
 
 
 @dataclass(frozen=True)
@@ -227,12 +238,17 @@ def title_key(title: str) -> str:
 
 
 def is_same_story(key: str, seen: Sequence[str]) -> bool:
-    """Near-identical normalised titles are one story (another feed's copy of a wire)."""
+    """Near-identical normalised titles are one story (another feed's copy of a wire).
+
+    Titles whose numbers differ ("round 3" / "round 4", "12 killed" / "15 killed")
+    are different stories however alike the words.
+    """
     if len(key) < SAME_STORY_MIN_LENGTH:
         return key in seen
-    return (
-        process.extractOne(key, seen, scorer=fuzz.ratio, score_cutoff=SAME_STORY_SCORE) is not None
-    )
+    numbers = _NUMBER.findall(key)
+    candidates = [s for s in seen if _NUMBER.findall(s) == numbers]
+    best = process.extractOne(key, candidates, scorer=fuzz.ratio, score_cutoff=SAME_STORY_SCORE)
+    return best is not None
 
 
 def drop_repeated_stories(

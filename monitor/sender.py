@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from monitor import metrics, operator
+from monitor.digest import delivery_decision
 from monitor.models import Channel
 from monitor.notifier import Notifier
 from monitor.operator import OPERATOR_CHANNEL
@@ -88,6 +89,7 @@ class SendStats:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    held: int = 0  # kept for a digest
 
 
 class Sender:
@@ -182,8 +184,17 @@ class Sender:
 
     async def _send_chat(self, chat: str, alerts: list[OutboxAlert]) -> None:
         loop = asyncio.get_running_loop()
+        first = self.channels[alerts[0].channel]
+        hour_ago = self.clock() - timedelta(hours=1)
+        sent_last_hour = len(await asyncio.to_thread(self.store.recent_sends, first.name, hour_ago))
         for index, alert in enumerate(alerts):
             channel = self.channels[alert.channel]
+            urgency = "normal" if alert.priority == "normal" else "high"
+            decision = delivery_decision(channel, urgency, self.clock(), sent_last_hour)
+            if decision == "hold":  # digest channel, hourly cap or quiet hours: next digest
+                await asyncio.to_thread(self.store.hold_alert, alert.id)
+                self.stats.held += 1
+                continue
             if self.paced:
                 while (wait := self.pacer.delay(chat, loop.time())) > 0:
                     await asyncio.sleep(wait)
@@ -196,11 +207,14 @@ class Sender:
                 return
             if self.paced:
                 self.pacer.record(chat, loop.time())
-            delivery = await self.notifier.send(alert.id, alert.html, alert.text, channel)
+            delivery = await self.notifier.send(
+                alert.id, alert.html, alert.text, channel, silent=decision == "send_silent"
+            )
             now = self.clock()
             if delivery.ok:
                 await asyncio.to_thread(self.store.mark_sent, alert.id, now, delivery.message_id)
                 self.stats.sent += 1
+                sent_last_hour += 1
                 metrics.ALERTS_SENT.inc()
                 self._broken_logged.discard(channel.name)
                 continue

@@ -102,6 +102,8 @@ alerts_table = sa.Table(
     sa.Column("message_id", sa.BigInteger),
     sa.Column("last_error", sa.Text),
     sa.Column("priority", sa.String(10), nullable=False, server_default="normal"),
+    sa.Column("source", sa.Text, nullable=False, server_default=""),
+    sa.Column("published", UTCDateTime),
     sa.UniqueConstraint("channel", "story", name="uq_alerts_channel_story"),
 )
 sa.Index("ix_alerts_due", alerts_table.c.status, alerts_table.c.next_attempt)
@@ -177,6 +179,9 @@ class OutboxAlert:
     sent_at: datetime | None = None
     message_id: int | None = None
     last_error: str | None = None
+    priority: str = "normal"
+    source: str = ""
+    published: datetime | None = None
 
 
 def story_key(article: Article) -> str:
@@ -186,6 +191,10 @@ def story_key(article: Article) -> str:
     if article.guid:
         return f"guid:{article.guid}"
     return f"{article.feed_id}:{article.key}"
+
+
+class _Conflict(Exception):
+    """Internal: another worker changed the rows first; the transaction is undone."""
 
 
 class Store:
@@ -657,6 +666,78 @@ class Store:
                 .values(broken_since=None)
             )
 
+    # ---- digests: alerts held back (digest channels, caps, quiet hours) go out together
+    def hold_alert(self, alert_id: int) -> None:
+        """Keep an alert for the channel's next digest instead of sending it now."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                alerts_table.update()
+                .where(alerts_table.c.id == alert_id, alerts_table.c.status == "pending")
+                .values(status="held")
+            )
+
+    def held_alerts(self, channel: str) -> list[OutboxAlert]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(alerts_table)
+                .where(alerts_table.c.channel == channel, alerts_table.c.status == "held")
+                .order_by(alerts_table.c.id)
+            ).all()
+        return [_outbox(row) for row in rows]
+
+    def last_digest_at(self, channel: str) -> datetime | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.max(alerts_table.c.created_at)).where(
+                    alerts_table.c.channel == channel, alerts_table.c.priority == "digest"
+                )
+            ).scalar()
+
+    def queue_digest(
+        self, channel: str, parts: Sequence[tuple[str, str]], held: Sequence[int], now: datetime
+    ) -> int:
+        """Queue a digest's messages and mark the alerts it lists, in one transaction.
+
+        Returns the number of messages queued: 0 when another worker digested
+        some of these alerts first (nothing is then changed).
+        """
+        try:
+            with self.engine.begin() as conn:
+                self._queue_digest(conn, channel, parts, held, now)
+        except _Conflict:
+            return 0
+        return len(parts)
+
+    def _queue_digest(
+        self,
+        conn: sa.Connection,
+        channel: str,
+        parts: Sequence[tuple[str, str]],
+        held: Sequence[int],
+        now: datetime,
+    ) -> None:
+        digested = conn.execute(
+            alerts_table.update()
+            .where(alerts_table.c.id.in_(list(held)), alerts_table.c.status == "held")
+            .values(status="digested")
+            .returning(alerts_table.c.id)
+        ).all()
+        if len(digested) != len(held):
+            raise _Conflict
+        for number, (html, text) in enumerate(parts, 1):
+            story = f"digest:{channel}:{now.isoformat()}:{number}"
+            digest = Alert(
+                article_key=story,
+                feed_id="",
+                channel=channel,
+                rules=(),
+                html=html,
+                text=text,
+                title=f"digest {number}/{len(parts)}",
+                priority="digest",
+            )
+            _queue(conn, digest, story, now)
+
     def mark_retry(self, alert_id: int, error: str, next_attempt: datetime) -> None:
         with self.engine.begin() as conn:
             conn.execute(
@@ -766,6 +847,9 @@ def _queue(conn: sa.Connection, alert: Alert, story: str, now: datetime) -> int:
             status="pending",
             created_at=now,
             next_attempt=now,
+            priority=alert.priority,
+            source=alert.source[:300],
+            published=alert.published,
         )
         .on_conflict_do_nothing(index_elements=["channel", "story"])
         .returning(alerts_table.c.id)
@@ -807,6 +891,9 @@ def _outbox(row: Any) -> OutboxAlert:
         sent_at=row.sent_at,
         message_id=row.message_id,
         last_error=row.last_error,
+        priority=row.priority,
+        source=row.source,
+        published=row.published,
     )
 
 

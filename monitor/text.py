@@ -16,17 +16,19 @@ tokens. Tokens are found in the *original* text, so their offsets are the
 offsets an alert highlights; each token is then normalised on its own (and
 cached, because news vocabulary repeats).
 
-Word forms are generated, not stripped blindly: an Arabic token yields the
-candidates left after removing each possible run of proclitics (``وبالمفاوضات``
-→ ``بالمفاوضات``, ``المفاوضات``, ``مفاوضات`` …) and keeps itself, so
-``لافروف`` still matches ``لافروف``. Russian uses pymorphy3 lemmas (loaded once,
-lazily). English/French and Arabic suffixes are generated from the *term*
-(``ceasefire`` → ``ceasefires``; ``مفاوضة`` → ``مفاوضات``), so article tokens
-need only a dictionary lookup.
+Word forms are candidates, never blind stripping: an Arabic token yields what is
+left after removing each possible run of proclitics (``وبالمفاوضات`` →
+``بالمفاوضات``, ``المفاوضات``, ``مفاوضات`` …) and keeps itself, so ``لافروف`` still
+matches ``لافروف``; each candidate then offers its light-suffix stems. English and
+French tokens offer the bases they may inflect from (``ceasefires`` →
+``ceasefire``). Russian tokens offer their pymorphy3 lemmas (the analyser is loaded
+once, lazily, and every analysis is cached). A candidate hits nothing unless a rule
+term is exactly that base, so over-generation is cheap and safe.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import unicodedata
@@ -389,16 +391,29 @@ _morph = None
 _morph_lock = threading.Lock()
 
 
-def _analyzer():  # pragma: no cover - trivial
-    """The pymorphy3 analyser, loaded once per process on first use (~0.15 s)."""
+_MORPH_MISSING = object()
+
+
+def _analyzer():
+    """The pymorphy3 analyser, loaded once per process on first use (~0.15 s).
+
+    ``None`` when it cannot be loaded (a broken install): Russian words then match
+    as written, and the reason is logged once, rather than failing every article.
+    """
     global _morph
     if _morph is None:
         with _morph_lock:
             if _morph is None:
-                import pymorphy3
+                try:
+                    import pymorphy3
 
-                _morph = pymorphy3.MorphAnalyzer()
-    return _morph
+                    _morph = pymorphy3.MorphAnalyzer()
+                except Exception as exc:  # ImportError, a missing or corrupt dictionary
+                    logging.getLogger(__name__).error(
+                        "pymorphy3 could not be loaded (%s); Russian word forms are off", exc
+                    )
+                    _morph = _MORPH_MISSING
+    return None if _morph is _MORPH_MISSING else _morph
 
 
 @lru_cache(maxsize=1 << 16)
@@ -406,10 +421,12 @@ def russian_lemmas(word: str) -> tuple[str, ...]:
     """Every dictionary form pymorphy3 proposes for a normalised Russian token.
 
     ``астане`` → (``астана``, ``астан``); ``лаврова`` → (``лавров``,). Cached: a parse
-    costs ~65 µs, a cache hit well under 1 µs.
+    costs ~65 µs for a dictionary word (~1 ms for a guessed one), a cache hit < 1 µs.
     """
-    parses = _analyzer().parse(word)
-    return tuple(dict.fromkeys(p.normal_form.replace("ё", "е") for p in parses))
+    morph = _analyzer()
+    if morph is None:
+        return (word,)
+    return tuple(dict.fromkeys(p.normal_form.replace("ё", "е") for p in morph.parse(word)))
 
 
 @lru_cache(maxsize=1 << 16)
@@ -421,7 +438,7 @@ def russian_term_lemmas(word: str) -> tuple[str, ...]:
     parse costs ~1 ms and a rule names a word in its dictionary form anyway.
     """
     morph = _analyzer()
-    if not morph.word_is_known(word):
+    if morph is None or not morph.word_is_known(word):
         return (word,)
     parses = morph.parse(word)
     return tuple(dict.fromkeys((word, *(p.normal_form.replace("ё", "е") for p in parses[:1]))))

@@ -29,6 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor import metrics, operator
 from monitor.config import Settings, load_settings
+from monitor.digest import DigestItem, digest_due, render_digest
 from monitor.exceptions import ConfigError, StorageError
 from monitor.fetcher import DEFAULT_USER_AGENT, Fetcher, FetchSettings
 from monitor.models import Channel, FeedSource
@@ -45,6 +46,7 @@ ONCE_RETRY_WINDOW = timedelta(seconds=90)  # `--once` waits this long for quick 
 RETENTION = timedelta(days=30)  # entries gone from their feed this long are forgotten
 RELOAD_POLL_SECONDS = 2.0  # config files are checked this often (plus SIGHUP)
 SHUTDOWN_GRACE = 6.0  # seconds in-flight polls get to finish on SIGTERM
+DIGEST_LEASE = timedelta(seconds=60)
 BOT_LEASE = timedelta(seconds=30)  # one worker answers Telegram commands; renewed every 10 s
 
 
@@ -74,6 +76,28 @@ def delivery_channels(settings: Settings, ruleset: Ruleset) -> dict[str, Channel
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def flush_digests(store: Store, channels: dict[str, Channel], owner: str, now: datetime) -> int:
+    """Turn each channel's held alerts into digest messages when its period is up.
+
+    Digest channels hold everything but high-priority alerts; instant channels
+    hold what their hourly cap or quiet hours kept back. Returns messages queued.
+    """
+    queued = 0
+    for channel in channels.values():
+        held = store.held_alerts(channel.name)
+        if not held:
+            continue
+        last = store.last_digest_at(channel.name)
+        if not digest_due(channel, last or held[0].created_at, now, True):
+            continue
+        if not store.hold_lease(f"digest:{channel.name}", owner, now, DIGEST_LEASE):
+            continue  # another worker is writing this digest
+        items = [DigestItem(a.title, a.link, a.rules, a.source, a.published) for a in held]
+        parts = render_digest(items, channel, last or held[0].created_at, now)
+        queued += store.queue_digest(channel.name, parts, [a.id for a in held], now)
+    return queued
 
 
 @dataclass(frozen=True)
@@ -129,6 +153,9 @@ async def run_once(settings: Settings, notifier: Notifier | None = None) -> Once
         )
         try:
             stats = await sender.drain(until=now_utc() + ONCE_RETRY_WINDOW)
+            channels = delivery_channels(settings, ruleset)
+            if await asyncio.to_thread(flush_digests, store, channels, sender.owner, now_utc()):
+                stats = await sender.drain(until=now_utc() + ONCE_RETRY_WINDOW)
         finally:
             await sender.release()
         pending = await asyncio.to_thread(store.pending_count)
@@ -189,6 +216,9 @@ class Worker:
         )
         self.scheduler.add_job(
             self._prune, "interval", hours=6, id="prune", next_run_time=self.clock()
+        )
+        self.scheduler.add_job(
+            self._digests, "interval", seconds=30, id="digests", max_instances=1, coalesce=True
         )
         tasks: list[asyncio.Task[Any]] = []
         try:
@@ -344,6 +374,14 @@ class Worker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _digests(self) -> None:
+        channels = delivery_channels(self.settings, self.ruleset)
+        queued = await asyncio.to_thread(
+            flush_digests, self.store, channels, self.owner, self.clock()
+        )
+        if queued:
+            self.wake_sender.set()
 
     async def _prune(self) -> None:
         removed = await asyncio.to_thread(self.store.prune_entries, self.clock(), RETENTION)

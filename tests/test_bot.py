@@ -630,3 +630,29 @@ async def test_mutes_survive_a_restart_of_the_bot(botapi: FakeBotApi, harness_ar
             assert "rule:ceasefire until 2026-11-29 12:00 UTC (1d left)" in got[1].plain_text
     finally:
         restarted.close()
+
+
+async def test_test_on_a_replied_message_and_on_a_huge_text(harness: Harness):
+    chat = harness.botapi.chat(ADMIN).to_json()
+    user = {"id": ADMIN, "is_bot": False, "first_name": "Admin"}
+    earlier = {"message_id": 90, "from": user, "chat": chat, "date": 0, "text": "Astana again"}
+    harness.botapi.push_update(
+        {
+            "message": {
+                "message_id": 91,
+                "from": user,
+                "chat": chat,
+                "date": int(T0.timestamp()),
+                "text": "/test",
+                "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
+                "reply_to_message": earlier,
+            }
+        }
+    )
+    got = await asyncio.to_thread(harness.botapi.wait_for_messages, 1, WAIT, ADMIN)
+    assert got and "✅ astana →" in got[0].plain_text
+    huge = "/test " + "Astana & <truce> " * 240  # 4086 characters, 5× longer once escaped
+    answer = await harness.ask(ADMIN, huge)
+    assert "✅ astana →" in answer.plain_text and "✅ ceasefire →" in answer.plain_text
+    assert len(answer.plain_text) <= MAX_REPLY
+    assert "Astana & <truce>" in answer.plain_text

@@ -7,7 +7,6 @@ a re-implementation of Telegram's own HTML parser: it must parse, stay within
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -220,7 +219,9 @@ def test_next_digest_at(last, every, now, expected):
 
 
 def test_next_digest_at_treats_naive_as_utc_and_rejects_zero():
-    assert next_digest_at(datetime(2026, 11, 29, 10, 17), timedelta(hours=1), utc("2026-11-29 10:20")) == utc("2026-11-29 11:00")  # noqa: E501
+    assert next_digest_at(
+        datetime(2026, 11, 29, 10, 17), timedelta(hours=1), utc("2026-11-29 10:20")
+    ) == utc("2026-11-29 11:00")
     with pytest.raises(ValueError, match="every"):
         next_digest_at(None, timedelta(0), utc("2026-11-29 10:20"))
 
@@ -298,7 +299,13 @@ DAILY = timedelta(days=1)
         ({"mode": "digest"}, "2026-11-29 10:17", "2026-11-29 11:00", True, True),
         ({"mode": "digest"}, "2026-11-29 10:17", "2026-11-29 11:00", False, False),
         ({"mode": "digest"}, None, "2026-11-29 10:17", True, True),
-        ({"mode": "digest", "every": DAILY}, "2026-11-28 00:00:02", "2026-11-28 23:59", True, False),
+        (
+            {"mode": "digest", "every": DAILY},
+            "2026-11-28 00:00:02",
+            "2026-11-28 23:59",
+            True,
+            False,
+        ),
         ({"mode": "digest", "every": DAILY}, "2026-11-28 00:00:02", "2026-11-29 00:00", True, True),
         # instant channel with overflow from max_per_hour: flushed on the hourly grid
         ({"max_per_hour": 5}, "2026-11-29 09:00", "2026-11-29 09:40", True, False),
@@ -436,14 +443,25 @@ def test_header_in_each_language(language, zone, count, header):
 
 @pytest.mark.parametrize(
     ("n", "words"),
-    [(1, "1 статья"), (2, "2 статьи"), (4, "4 статьи"), (5, "5 статей"), (11, "11 статей")]
-    + [(12, "12 статей"), (21, "21 статья"), (22, "22 статьи"), (111, "111 статей")],
+    [
+        (1, "1 статья"),
+        (2, "2 статьи"),
+        (4, "4 статьи"),
+        (5, "5 статей"),
+        (11, "11 статей"),
+        (12, "12 статей"),
+        (21, "21 статья"),
+        (22, "22 статьи"),
+        (111, "111 статей"),
+    ],
 )
 def test_russian_count_agrees_with_the_number(n, words):
     ch = channel(language="ru")
     messages = render_digest([item(i) for i in range(n)], ch, START, END)
-    assert all(html_text.split("\n")[0].endswith(words) or f"{words} · " in html_text
-               for html_text, _ in messages)
+    assert all(
+        html_text.split("\n")[0].endswith(words) or f"{words} · " in html_text
+        for html_text, _ in messages
+    )
 
 
 @pytest.mark.parametrize(
@@ -456,7 +474,12 @@ def test_russian_count_agrees_with_the_number(n, words):
             "2026-03-29 02:00",
             "2026-03-29 01:00 CET – 2026-03-29 04:00 CEST",
         ),
-        ("Europe/Moscow", "2026-11-28 00:00", "2026-11-29 00:00", "2026-11-28 03:00 – 2026-11-29 03:00 MSK"),  # noqa: E501
+        (
+            "Europe/Moscow",
+            "2026-11-28 00:00",
+            "2026-11-29 00:00",
+            "2026-11-28 03:00 – 2026-11-29 03:00 MSK",
+        ),
     ],
 )
 def test_period_across_midnight_and_dst(zone, start, end, period):
@@ -466,7 +489,7 @@ def test_period_across_midnight_and_dst(zone, start, end, period):
 
 def test_item_line_escapes_links_and_isolates():
     items = [
-        item(title="Profits <up> & costs \"down\" <b>", link='https://e.org/?q=<x>&r="y"'),
+        item(title='Profits <up> & costs "down" <b>', link='https://e.org/?q=<x>&r="y"'),
         item(title="وصل لافروف إلى أستانا", source="سانا", rules=("astana", "وقف-النار")),
         item(title="Evil \u202eoverride\u2066 title", link="javascript:alert(1)"),
         item(title="   ", link=None, source=""),
@@ -475,7 +498,10 @@ def test_item_line_escapes_links_and_isolates():
     (plain, entities), *_ = parse_all([(html_text, console)])
     lines = plain.split("\n")
     assert lines[1].startswith('• Profits <up> & costs "down" <b> · 🔔 ')
-    assert lines[2] == f"• وصل لافروف إلى أستانا · 🔔 {FSI}astana{PDI}, {FSI}وقف-النار{PDI} · 📰 {FSI}سانا{PDI}"  # noqa: E501
+    assert (
+        lines[2]
+        == f"• وصل لافروف إلى أستانا · 🔔 {FSI}astana{PDI}, {FSI}وقف-النار{PDI} · 📰 {FSI}سانا{PDI}"
+    )
     assert lines[3].startswith("• Evil override title · ")  # the feed's bidi controls are gone
     assert lines[4] == f"• (untitled) · 🔔 {FSI}astana{PDI}"
     for line in lines:
@@ -498,11 +524,13 @@ def test_long_digest_is_split_into_numbered_parts_without_cutting_items():
     parsed = parse_all(messages)
     seen = []
     for number, (plain, entities) in enumerate(parsed, 1):
-        assert plain.split("\n")[0].endswith(f"· 200 articles · {LRI}({number}/{len(messages)}){PDI}")  # noqa: E501
+        assert plain.split("\n")[0].endswith(
+            f"· 200 articles · {LRI}({number}/{len(messages)}){PDI}"
+        )
         seen += [e["url"] for e in entities if e["type"] == "text_link"]
         # every line after the header is a whole item
         assert all(line.startswith("• Headline number ") for line in plain.split("\n")[1:])
-    assert seen == [item(n).link.replace("&", "&") for n in range(200)]
+    assert seen == [i.link for i in items]
     # packed: each part but the last could not take the next item
     assert message_length(parsed[0][0]) > MAX_MESSAGE_LENGTH - 300
 
@@ -521,22 +549,22 @@ def test_thousands_of_items_each_appear_exactly_once():
     items = [item(n, title=f"خبر رقم {n} 🇸🇾 <&> " + "كلمة " * (n % 40)) for n in range(3000)]
     messages = render_digest(items, channel(language="ar"), START, END)
     urls = []
-    for plain, entities in parse_all(messages):
+    for _plain, entities in parse_all(messages):
         urls += [e["url"] for e in entities if e["type"] == "text_link"]
     assert urls == [i.link for i in items]
 
 
-TEXT = st.text(
-    alphabet=st.one_of(
+TEXT = st.lists(
+    st.one_of(
         st.sampled_from(list("<>&\"';/=abc xyz\n\t")),
         st.sampled_from(["\u200f", "\u200e", "\u202e", "\u2066", "\u2069", "\u061f", "ـ"]),
-        st.sampled_from(["😀", "🇸🇾", "👍🏽", "\u0301", "\ufeff", "\x00", "\r"]),
+        st.sampled_from(["😀", "🇸🇾", "👍🏽", "\u0301", "\ufeff", "\x00", "\r", "&amp;", "</a>"]),
         st.characters(min_codepoint=0x0600, max_codepoint=0x06FF),
         st.characters(min_codepoint=0x0400, max_codepoint=0x04FF),
         st.characters(blacklist_categories=("Cs",)),
     ),
     max_size=2000,
-)
+).map("".join)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -575,14 +603,8 @@ def test_many_items_with_any_title_fit_and_appear_once(count, title):
     items = [item(n, title=title) for n in range(count)]
     messages = render_digest(items, channel(language="ru"), START, END)
     urls = []
-    for plain, entities in parse_all(messages):
+    for _plain, entities in parse_all(messages):
         urls += [e["url"] for e in entities if e["type"] == "text_link"]
     assert urls == [i.link for i in items]
     if len(messages) > 1:
         assert all(f"/{len(messages)})" in h.split("\n")[0] for h, _ in messages)
-
-
-def test_replace_keeps_channel_frozen_values():
-    # the decisions read only configuration: an unchanged channel gives the same answer
-    ch = channel(max_per_hour=2)
-    assert delivery_decision(replace(ch), "normal", utc(DAY), 2) == "hold"

@@ -203,6 +203,8 @@ async def test_the_same_story_from_two_feeds_is_alerted_once(
         ("Lavrov: next Astana round to focus on the ceasefire",
          ["lavrov next geneva round to focus on humanitarian aid"], False),
         ("Breaking news", ["breaking news"], True),
+        ("Astana round 3: delegations arrive", ["astana round 4 delegations arrive"], False),
+        ("Astana round 3: delegations arrive", ["astana round 3 delegations arrived"], True),
         ("Breaking news", ["breaking newz"], False),  # short titles must be identical
     ],
 )
