@@ -154,7 +154,8 @@ class Phase:
         eps = self.entries / self.seconds if self.seconds else 0
         return (
             f"| {self.name} | {self.feeds:,} | {self.seconds:.2f} | {fps:,.0f} | {eps:,.0f} | "
-            f"{self.cpu:.2f} | {self.fetched:,} / {self.not_modified:,} / {self.errors:,} |"
+            f"{self.cpu:.2f} | {self.cpu / self.feeds * 1000:.2f} | "
+            f"{self.fetched:,} / {self.not_modified:,} / {self.errors:,} |"
         )
 
 
@@ -330,13 +331,23 @@ def main() -> int:
         f"\n{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {ENTRIES} entries/feed, "
         f"feed size {len(feed_body(0, 0)) / 1024:.0f} KiB\n"
     )
-    print("| phase | feeds | seconds | feeds/s | entries/s | CPU s | parsed / 304 / errors |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| phase | feeds | seconds | feeds/s | entries/s | CPU s | CPU ms/feed "
+        "| parsed / 304 / errors |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for p in phases:
         print(p.row())
-    first, plain = phases[0], next(p for p in phases if p.name.startswith("plain"))
-    ratio = (first.feeds / first.seconds) / (plain.feeds / plain.seconds)
-    print(f"\nfirst poll vs plain feedparser: {ratio:.1f}x feeds/s")
+    plain = next(p for p in phases if p.name.startswith("plain"))
+    plain_rate = plain.feeds / plain.seconds
+    for p in phases:
+        if p.name.startswith("first poll"):
+            print(f"{p.name} vs plain feedparser: {p.feeds / p.seconds / plain_rate:.1f}x feeds/s")
+    first = phases[0]
+    print(
+        f"CPU per feed, first poll vs plain feedparser: "
+        f"{(plain.cpu / plain.feeds) / (first.cpu / first.feeds):.1f}x less"
+    )
     print(f"peak RSS (client, whole run): {peak_rss_mb():.0f} MB")
     return 0
 

@@ -18,9 +18,9 @@ The rules, in the order they are applied (``delivery_decision``):
 4. ``max_per_hour`` reached: the alert is held (it rolls into the next digest).
 5. Quiet hours with ``quiet: silent``: sent without sound.
 
-Digest periods are aligned to multiples of ``every`` counted from the Unix
-epoch in UTC (``1h`` → the top of each hour, ``1d`` → midnight UTC), so a
-restart never shifts them.  A boundary that passes during ``quiet: hold``
+Digest periods are aligned to multiples of ``every`` counted from a fixed
+origin in UTC (``1h`` → the top of each hour, ``1d`` → midnight UTC, ``7d`` →
+Monday midnight UTC), so a restart never shifts them.  A boundary that passes during ``quiet: hold``
 hours is not lost: the digest goes out as soon as the quiet hours end.
 
 Quiet hours are wall-clock times in the channel's timezone and may wrap
@@ -58,6 +58,7 @@ from monitor.summarizer import (
 
 __all__ = [
     "DIGEST_LABELS",
+    "GRID_ORIGIN",
     "DigestItem",
     "QuietHours",
     "delivery_decision",
@@ -71,7 +72,8 @@ __all__ = [
 
 SEND, SEND_SILENT, HOLD = "send", "send_silent", "hold"
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The grid's origin: a Monday midnight UTC, so weekly digests start on Mondays.
+GRID_ORIGIN = datetime(1970, 1, 5, tzinfo=UTC)
 _QUIET_FORMAT = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*[-–]\s*(\d{1,2}):(\d{2})\s*$")
 _QUIET_MESSAGE = "quiet_hours must look like 23:00-07:00"
 _DIGEST_TITLE_MAX = 200  # a digest line is a headline, not the article
@@ -175,8 +177,8 @@ def next_digest_at(last: datetime | None, every: timedelta, now: datetime) -> da
     if every <= timedelta(0):
         raise ValueError("every must be a positive duration, like 1h")
     anchor = _aware(last if last is not None else now).astimezone(UTC)
-    periods = (anchor - _EPOCH) // every
-    return _EPOCH + (periods + 1) * every
+    periods = (anchor - GRID_ORIGIN) // every
+    return GRID_ORIGIN + (periods + 1) * every
 
 
 def delivery_decision(channel: Channel, priority: str, now: datetime, sent_last_hour: int) -> str:
@@ -259,7 +261,8 @@ def render_digest(
     language = _base_language(channel.language)
     labels = LABELS.get(language, LABELS["en"])
     digest_labels = DIGEST_LABELS.get(language, DIGEST_LABELS["en"])
-    lines = [_item_line(item, labels) for item in items]
+    long_period = _aware(period_end) - _aware(period_start) > timedelta(days=1)
+    lines = [_item_line(item, labels, channel.timezone, long_period) for item in items]
     period = _period_text(period_start, period_end, channel.timezone)
     count = _count_text(len(items), language)
 
@@ -301,8 +304,12 @@ def _header(labels: dict[str, str], period: str, count: str, part: tuple[int, in
     return _Line(text, console, len(plain))
 
 
-def _item_line(item: DigestItem, labels: dict[str, str]) -> _Line:
-    """``• Title · 🔔 rule, rule · 📰 Source``; the title leads, so it sets the direction."""
+def _item_line(item: DigestItem, labels: dict[str, str], timezone: str, dated: bool) -> _Line:
+    """``• Title · 🔔 rule, rule · 📰 Source · 10:42``; the title leads, so it sets the direction.
+
+    The time is the publication time in the channel's zone (with the date when
+    the digest covers more than a day); its zone is the header's.
+    """
     title = _truncate(_clean(item.title)[0], _DIGEST_TITLE_MAX) or labels["untitled"]
     link = safe_link(item.link)
     href = link if link and len(link) <= _HREF_MAX else None
@@ -314,12 +321,15 @@ def _item_line(item: DigestItem, labels: dict[str, str]) -> _Line:
         meta_plain += " · 🔔 " + ", ".join(f"{_FSI}{n}{_PDI}" for n in names)
     if source:
         meta_plain += f" · 📰 {_FSI}{source}{_PDI}"
+    if item.published is not None:
+        day, clock, _ = _format_time(_aware(item.published), timezone).split(" ", 2)
+        meta_plain += f" · {_LRI}{day[5:] + ' ' if dated else ''}{clock}{_PDI}"
     title_html = _esc(title)
     if href:
         title_html = f'<a href="{html.escape(href, quote=True)}">{title_html}</a>'
     text = f"• {title_html}{_esc(meta_plain)}"
     plain = f"• {title}{meta_plain}"
-    console = plain.replace(_FSI, "").replace(_PDI, "")
+    console = plain.replace(_FSI, "").replace(_LRI, "").replace(_PDI, "")
     if link:
         console += f"\n  {link}"
     return _Line(text, console, len(plain))

@@ -78,7 +78,7 @@ import gc
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate
 
@@ -127,7 +127,7 @@ class _Term:
 
     id: int
     text: str  # as the rule wrote it, shown in Hit.term
-    variants: list[tuple[frozenset[str], ...]] = field(default_factory=list)
+    variants: tuple[tuple[frozenset[str], ...], ...] = ()
     regex: re.Pattern[str] | None = None
     wildcard: re.Pattern[str] | None = None  # over normalised tokens
     fuzzy: int | None = None
@@ -187,7 +187,8 @@ def _split_term(body: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _variants(body: str, exact: bool) -> list[tuple[frozenset[str], ...]]:
+@lru_cache(maxsize=1 << 16)
+def _variants(body: str, exact: bool) -> tuple[tuple[frozenset[str], ...], ...]:
     """The word sequences a term hits: as written, and with compound halves joined."""
     pairs = _split_term(body)
     if not pairs:
@@ -199,7 +200,7 @@ def _variants(body: str, exact: bool) -> list[tuple[frozenset[str], ...]]:
         if tx.script(w1) in ("latin", "cyrillic") and tx.script(w2) == tx.script(w1):
             joined = _word_keys(w1 + w2, r1, exact)
             variants.append((*base[:j], joined, *base[j + 2 :]))
-    return variants
+    return tuple(variants)
 
 
 def _compile_regex(pattern: str) -> re.Pattern[str]:
@@ -367,29 +368,19 @@ def _compile_rule(rule: Rule, index: int, terms: _Terms, problems: list[RuleProb
         fuzzy = None
     if isinstance(rule.min_hits, bool) or not isinstance(rule.min_hits, int) or rule.min_hits < 1:
         problems.append(RuleProblem("min_hits", None, "min_hits must be a whole number ≥ 1"))
-    rule_fields = []
-    for i, name in enumerate(rule.fields):
-        if name not in FIELDS:
-            problems.append(
-                RuleProblem("fields", i, f"unknown field {name!r} (use {', '.join(FIELDS)})")
-            )
-        else:
-            rule_fields.append(name)
-    if not rule.fields:
-        problems.append(RuleProblem("fields", None, "fields must name at least one field"))
-
-    def ids(key: str, specs: Sequence[str], fz: int | None) -> tuple[int, ...]:
-        out = []
-        for i, spec in enumerate(specs):
-            try:
-                out.append(terms.get(spec, fuzzy=fz).id)
-            except _TermError as exc:
-                problems.append(RuleProblem(key, i, str(exc)))
-        return tuple(dict.fromkeys(out))
-
-    any_ids = ids("any", rule.any, fuzzy)
-    all_ids = ids("all", rule.all, fuzzy)
-    none_ids = ids("none", rule.none, None)
+    if tuple(rule.fields) == FIELDS:
+        rule_fields = _ALL_FIELDS
+    else:
+        rule_fields = frozenset(f for f in rule.fields if f in FIELDS)
+        for i, name in enumerate(rule.fields):
+            if name not in FIELDS:
+                message = f"unknown field {name!r} (use {', '.join(FIELDS)})"
+                problems.append(RuleProblem("fields", i, message))
+        if not rule.fields:
+            problems.append(RuleProblem("fields", None, "fields must name at least one field"))
+    any_ids = _term_ids("any", rule.any, fuzzy, terms, problems)
+    all_ids = _term_ids("all", rule.all, fuzzy, terms, problems)
+    none_ids = _term_ids("none", rule.none, None, terms, problems)
     query = None
     query_hits: tuple = ()
     if rule.query is not None:
@@ -402,7 +393,8 @@ def _compile_rule(rule: Rule, index: int, terms: _Terms, problems: list[RuleProb
                     dict.fromkeys((t, s) for t, neg, s in _query_term_ids(query) if not neg)
                 )
             except LuqumParseError as exc:
-                problems.append(RuleProblem("query", None, f"invalid query: {exc}"))
+                reason = str(exc).removeprefix("Syntax error in input : ").rstrip("!")
+                problems.append(RuleProblem("query", None, f"invalid query: {reason}"))
             except _TermError as exc:
                 problems.append(RuleProblem("query", None, str(exc)))
     compiled = _Rule(
@@ -413,7 +405,7 @@ def _compile_rule(rule: Rule, index: int, terms: _Terms, problems: list[RuleProb
         none=none_ids,
         query=query,
         query_hits=query_hits,
-        fields=frozenset(rule_fields),
+        fields=rule_fields,
         feeds=frozenset(rule.feeds),
         languages=tuple(rule.languages),
         min_hits=rule.min_hits if isinstance(rule.min_hits, int) else 1,
@@ -424,13 +416,26 @@ def _compile_rule(rule: Rule, index: int, terms: _Terms, problems: list[RuleProb
         and not none_ids
         and query is None
         and compiled.min_hits == 1
-        and compiled.fields == frozenset(FIELDS)
+        and compiled.fields == _ALL_FIELDS
     ):
         compiled.simple = any_ids[0]
     compiled.needs_hit = bool(any_ids or all_ids) or (
         query is not None and not _eval_query(query, {}, compiled.fields)
     )
     return compiled
+
+
+def _term_ids(
+    key: str, specs: Sequence[str], fuzzy: int | None, terms: _Terms, problems: list
+) -> tuple[int, ...]:
+    """Term ids of one list of a rule, recording a located problem per bad term."""
+    out = []
+    for i, spec in enumerate(specs):
+        try:
+            out.append(terms.get(spec, fuzzy=fuzzy).id)
+        except _TermError as exc:
+            problems.append(RuleProblem(key, i, str(exc)))
+    return tuple(dict.fromkeys(out))
 
 
 def check_rule(rule: Rule) -> list[RuleProblem]:
@@ -545,9 +550,9 @@ class Matcher:
                         # a Latin/Cyrillic compound may arrive split ("cease fire")
                         for k in range(2, len(key) - 1):
                             heads[key[:k]].add(key[k : k + 2])
-        self._index = {k: tuple(v) for k, v in index.items()}
+        self._index = dict(index)
         # head of a compound → how its second half may start ("cease" → {"fi"})
-        self._heads = {h: frozenset(t) for h, t in heads.items()}
+        self._heads = dict(heads)
         self._lemma_prefixes = frozenset(lemma_prefixes)
         self._term_rules: dict[int, tuple[int, ...]] = {}
         term_rules: dict[int, set[int]] = defaultdict(set)
@@ -559,9 +564,6 @@ class Matcher:
                     term_rules[tid].add(r.index)
         self._term_rules = {tid: tuple(sorted(v)) for tid, v in term_rules.items()}
         self._always = tuple(r.index for r in rules if not r.needs_hit)
-        self._simple = [
-            not r.all and not r.none and r.query is None and r.min_hits <= 1 for r in rules
-        ]
         self._regex_terms = [t for t in terms if t.regex is not None]
         self._wild_terms = [t for t in terms if t.wildcard is not None]
         self._fuzzy_terms = [t for t in terms if t.fuzzy is not None]
@@ -656,7 +658,7 @@ class Matcher:
             for i, (p, q) in enumerate(zip(preps, follow, strict=False))
             if p[7] is not None and (_joins(q, preps, i + 1) or not p[7].isdisjoint(q[1]))
         ]:
-            self._phrases(preps[i][3], i, i + 1, preps, starts, ends, text, name, hits)
+            self._phrases(preps[i], i, i + 1, preps, starts, ends, text, name, hits)
         for i in [i for i, p in enumerate(preps[:-1]) if p[4] and preps[i + 1][0][:2] in p[4]]:
             if not _COMPOUND_GAP_RE.fullmatch(text, ends[i], starts[i + 1]):
                 continue
@@ -666,26 +668,31 @@ class Matcher:
                     found_list = hits.setdefault(tid, {}).setdefault(name, [])
                     found_list.append((starts[i], ends[i + 1], i, i + 2))
                 if joined[3] is not None and i + 2 < n:
-                    self._phrases(joined[3], i, i + 2, preps, starts, ends, text, name, hits)
+                    self._phrases(joined, i, i + 2, preps, starts, ends, text, name, hits)
 
-    def _phrases(self, nexts, i, nxt, preps, starts, ends, text, name, hits) -> None:
-        """Phrase variants that start at token ``i`` and continue at token ``nxt``."""
+    def _phrases(self, p, i, nxt, preps, starts, ends, text, name, hits) -> None:
+        """Phrase variants whose first word is ``p`` at token ``i``, going on at ``nxt``."""
         q = preps[nxt]
-        cands: set[int] = set()
-        for k in q[1]:
-            found = nexts.get(k)
-            if found:
-                cands.update(found)
+        nexts = p[3]
+        direct: set[int] = set()
+        for k in p[7] & q[1]:
+            direct.update(nexts[k])
+        cands = direct
         if _joins(q, preps, nxt):  # the second word may be a split compound
             joined = self._joined(q, preps[nxt + 1])
             if joined is not None:
-                for k in joined[1]:
-                    found = nexts.get(k)
-                    if found:
-                        cands.update(found)
+                cands = set(direct)
+                for k in p[7] & joined[1]:
+                    cands.update(nexts[k])
+        if not cands:
+            return
+        gap_ok = _gap_ok(text, ends[nxt - 1], starts[nxt])
         for vid in cands:
             tid, slots = self._variants[vid]
-            end = self._extend(slots, nxt, preps, starts, ends, text)
+            if len(slots) == 2 and vid in direct:  # the common case: checked already
+                end = nxt + 1 if gap_ok else -1
+            else:
+                end = self._extend(slots, nxt, preps, starts, ends, text)
             if end >= 0:
                 found = hits.setdefault(tid, {}).setdefault(name, [])
                 found.append((starts[i], ends[end - 1], i, end))
@@ -694,7 +701,7 @@ class Matcher:
         """Token index after the whole variant, or -1 when the next words do not follow."""
         n = len(preps)
         for s in range(1, len(slots)):
-            if pos >= n or not _GAP_RE.fullmatch(text, ends[pos - 1], starts[pos]):
+            if pos >= n or not _gap_ok(text, ends[pos - 1], starts[pos]):
                 return -1
             if not slots[s].isdisjoint(preps[pos][1]):
                 pos += 1
@@ -801,7 +808,7 @@ class Matcher:
                 found_hits = term_hits.get(simple)
                 if found_hits is None:
                     found_hits = term_hits[simple] = self._term_hits(simple, hits, texts)
-                matches.append(Match(rule=rule.name, hits=found_hits))
+                matches.append(Match(rule.name, found_hits))
                 continue
             found = self._evaluate(rule, hits)
             if found is None:
@@ -882,6 +889,11 @@ class Matcher:
 
 
 _ALL_FIELDS = frozenset(FIELDS)
+
+
+def _gap_ok(text: str, a: int, b: int) -> bool:
+    """Whether ``text[a:b]`` may separate two words of a phrase (see ``_GAP_RE``)."""
+    return (b - a == 1 and text[a] == " ") or _GAP_RE.fullmatch(text, a, b) is not None
 
 
 def _joins(p: tuple, preps: list, i: int) -> bool:

@@ -59,7 +59,6 @@ _BLOCK_TAGS = frozenset(
         "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
     )
 )  # fmt: skip
-_SPACES = re.compile(r"[ \t\f\v\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\ufeff]")
 
 # Markers that end the article proper: whatever follows them is navigation.
@@ -162,9 +161,12 @@ def html_to_text(html: str) -> str:
 
 
 def _fold(text: str) -> str:
-    text = _CONTROL.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
-    text = _SPACES.sub(" ", text)  # _SPACES leaves newlines alone
-    return "\n".join(line for line in (line.strip() for line in text.split("\n")) if line)
+    """One line per paragraph, runs of (Unicode) whitespace as one space."""
+    if _CONTROL.search(text):
+        text = _CONTROL.sub("", text)
+    # str.split() knows every Unicode space (NBSP, thin, ideographic) and runs in C.
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 def strip_boilerplate(text: str) -> str:

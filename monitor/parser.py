@@ -14,6 +14,14 @@ cost half the parse time and the normalizer turns HTML into plain text with a
 real HTML parser anyway (scripts and styles dropped there). Entity and DOCTYPE
 handling stay feedparser's: it strips external and recursive entities before
 expat sees the document, so XXE and billion-laughs documents are inert.
+
+Fast path: a plain, well-formed UTF-8 RSS 2.0 document (the usual news wire)
+is read with lxml (no DTD, no entities, no network) and mapped with
+feedparser's own helpers, ~5× faster than feedparser (sanitiser off). Anything the fast
+path does not reproduce exactly (other encodings, DOCTYPEs, Atom/RDF, unknown
+elements feedparser would interpret, duplicates) goes to feedparser. Tests
+check that both paths return the same ``ParsedFeed`` on every corpus document
+and on generated documents. ``FAST_PATH = False`` switches it off.
 """
 
 from __future__ import annotations

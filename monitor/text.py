@@ -438,7 +438,7 @@ def russian_term_lemmas(word: str) -> tuple[str, ...]:
     parse costs ~1 ms and a rule names a word in its dictionary form anyway.
     """
     morph = _analyzer()
-    if morph is None or not morph.word_is_known(word):
+    if morph is None or len(word) < 3 or not morph.word_is_known(word):
         return (word,)
     parses = morph.parse(word)
     return tuple(dict.fromkeys((word, *(p.normal_form.replace("ё", "е") for p in parses[:1]))))

@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import metrics, operator
 from monitor.config import Settings, load_settings
 from monitor.digest import DigestItem, digest_due, render_digest
-from monitor.exceptions import ConfigError, StorageError
+from monitor.exceptions import ConfigError, NotifyError, StorageError
 from monitor.fetcher import DEFAULT_USER_AGENT, Fetcher, FetchSettings
 from monitor.models import Channel, FeedSource
 from monitor.notifier import ConsoleNotifier, Notifier, TelegramNotifier
@@ -42,6 +43,7 @@ from monitor.storage import Store
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0  # how often a worker looks for due feeds
+TICK_BUDGET = 5.0  # a tick may keep claiming this long while there is a backlog
 ONCE_RETRY_WINDOW = timedelta(seconds=90)  # `--once` waits this long for quick retries
 RETENTION = timedelta(days=30)  # entries gone from their feed this long are forgotten
 RELOAD_POLL_SECONDS = 2.0  # config files are checked this often (plus SIGHUP)
@@ -297,6 +299,8 @@ class Worker:
                         log.error("Telegram commands are unavailable: %s", exc)
                         await bot.aclose()
                         bot = None
+                        if isinstance(exc, NotifyError) and exc.permanent:
+                            return  # a refused token will not start working by itself
                 elif not held and bot is not None:
                     log.warning("another worker answers Telegram commands now")
                     await bot.aclose()
@@ -311,23 +315,39 @@ class Worker:
 
     # ---- polling
     async def _tick(self) -> None:
-        """Lease due feeds (as many as there is room for) and poll each in its own task."""
-        now = self.clock()
-        self.last_tick = now
+        """Lease due feeds (as many as there is room for) and poll each in its own task.
+
+        While claims come back full there is a backlog (a first start, a burst):
+        keep claiming as polls finish, for up to ``TICK_BUDGET`` seconds, instead of
+        waiting for the next tick.
+        """
+        loop = asyncio.get_running_loop()
+        budget_end = loop.time() + TICK_BUDGET
+        capacity = self.fetcher.settings.concurrency * 2
+        lease = timedelta(seconds=self.fetcher.settings.timeout * 2 + 10)
+        self.last_tick = self.clock()
         try:
-            self.muted = frozenset(await asyncio.to_thread(self.store.active_mutes, now))
-            room = max(0, self.fetcher.settings.concurrency * 2 - len(self.in_flight))
-            if room == 0:
-                return
-            lease = timedelta(seconds=self.fetcher.settings.timeout * 2 + 10)
-            claimed = await asyncio.to_thread(
-                self.store.claim_due_feeds, self.owner, now, lease, room
-            )
+            self.muted = frozenset(await asyncio.to_thread(self.store.active_mutes, self.clock()))
             metrics.ALERTS_PENDING.set(await asyncio.to_thread(self.store.pending_count))
-        except StorageError as exc:
+            while not self.stop.is_set():
+                room = capacity - len(self.in_flight)
+                claimed = []
+                if room > 0:
+                    now = self.clock()
+                    claimed = await asyncio.to_thread(
+                        self.store.claim_due_feeds, self.owner, now, lease, room
+                    )
+                    await self._start_polls(claimed, now)
+                if (room > 0 and len(claimed) < room) or loop.time() > budget_end:
+                    return
+                await asyncio.wait(
+                    set(self.in_flight), timeout=1.0, return_when=asyncio.FIRST_COMPLETED
+                )
+        except (StorageError, SQLAlchemyError) as exc:
             log.error("database unavailable: %s", exc)
-            return
-        for feed_id in claimed:
+
+    async def _start_polls(self, feed_ids: list[str], now: datetime) -> None:
+        for feed_id in feed_ids:
             feed = self.feeds.get(feed_id)
             if feed is None:  # in the database but not (or no longer) in our configuration
                 await asyncio.to_thread(self.store.release_feeds, self.owner, [feed_id])
@@ -397,18 +417,46 @@ class Worker:
             loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
 
     async def _watch_config(self) -> None:
-        """Reload when a config file changes (mtime/size polling) or on SIGHUP."""
+        """Reload when a config file changes, or on SIGHUP.
+
+        watchfiles (inotify and friends) wakes the loop as soon as a YAML file in
+        a configuration folder changes; the mtime/size comparison every
+        ``RELOAD_POLL_SECONDS`` is the fallback where file events do not arrive
+        (network filesystems, some containers).
+        """
         seen = _fingerprint(self.settings)
-        while not self.stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.reload_requested.wait(), RELOAD_POLL_SECONDS)
-            forced = self.reload_requested.is_set()
-            self.reload_requested.clear()
-            current = await asyncio.to_thread(_fingerprint, self.settings)
-            if forced or current != seen:
-                seen = current
-                await self.reload()
-                seen = await asyncio.to_thread(_fingerprint, self.settings)
+        events = asyncio.create_task(self._file_events())
+        try:
+            while not self.stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.reload_requested.wait(), RELOAD_POLL_SECONDS)
+                forced = self.reload_requested.is_set() and not self._file_event
+                self.reload_requested.clear()
+                self._file_event = False
+                current = await asyncio.to_thread(_fingerprint, self.settings)
+                if forced or current != seen:
+                    await self.reload()
+                    seen = await asyncio.to_thread(_fingerprint, self.settings)
+        finally:
+            await _cancel(events)
+
+    _file_event = False
+
+    async def _file_events(self) -> None:
+        """Turn file-system events on configuration files into an early wake-up."""
+        try:
+            from watchfiles import awatch
+        except ImportError:  # pragma: no cover - watchfiles is a dependency
+            return
+        folders = sorted({str(path.parent) for path in self.settings.files})
+        try:
+            async for _ in awatch(
+                *folders, watch_filter=_is_config_file, debounce=200, stop_event=self.stop
+            ):
+                self._file_event = True
+                self.reload_requested.set()
+        except Exception as exc:  # e.g. inotify limits: the polling fallback still works
+            log.info("file watching unavailable (%s); checking every %ss", exc, RELOAD_POLL_SECONDS)
 
     async def reload(self) -> bool:
         """Validate the configuration again and swap it in; keep the old one on errors."""
@@ -491,6 +539,10 @@ def _single_sqlite_worker(database_url: str) -> Any:
     finally:
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+
+
+def _is_config_file(_change: object, path: str) -> bool:
+    return path.endswith((".yaml", ".yml"))
 
 
 def _fingerprint(settings: Settings) -> tuple[tuple[str, float, int], ...]:

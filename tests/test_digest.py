@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.digest import (
+    GRID_ORIGIN,
     DigestItem,
     QuietHours,
     delivery_decision,
@@ -209,6 +210,7 @@ def test_quiet_ends_at_is_the_first_moment_outside(zone, start, end, now):
         ("2026-11-29 10:17", timedelta(minutes=90), "2026-11-29 10:18", "2026-11-29 10:30"),
         # missed while the worker was down: due (in the past), still on the grid
         ("2026-11-29 10:17", timedelta(hours=1), "2026-11-29 15:42", "2026-11-29 11:00"),
+        ("2026-11-29 10:17", timedelta(days=7), "2026-11-29 10:18", "2026-11-30 00:00"),  # Mon
         # DST in some zone changes nothing: the grid is UTC
         ("2026-03-29 00:30", timedelta(hours=1), "2026-03-29 00:31", "2026-03-29 01:00"),
     ],
@@ -236,7 +238,7 @@ def test_next_digest_at_is_on_the_grid_whatever_the_clock(last, minutes, later):
     last = last.replace(tzinfo=UTC)
     got = next_digest_at(last, every, last + later)
     assert last < got <= last + every
-    assert (got - datetime(1970, 1, 1, tzinfo=UTC)) % every == timedelta(0)
+    assert (got - GRID_ORIGIN) % every == timedelta(0)
     # a restart (a different "now") does not move it
     assert got == next_digest_at(last, every, last + later + timedelta(hours=5))
 
@@ -501,9 +503,10 @@ def test_item_line_escapes_links_and_isolates():
     assert (
         lines[2]
         == f"• وصل لافروف إلى أستانا · 🔔 {FSI}astana{PDI}, {FSI}وقف-النار{PDI} · 📰 {FSI}سانا{PDI}"
+        f" · {LRI}10:00{PDI}"
     )
     assert lines[3].startswith("• Evil override title · ")  # the feed's bidi controls are gone
-    assert lines[4] == f"• (untitled) · 🔔 {FSI}astana{PDI}"
+    assert lines[4] == f"• (untitled) · 🔔 {FSI}astana{PDI} · {LRI}10:00{PDI}"
     for line in lines:
         assert line.count(FSI) + line.count(LRI) == line.count(PDI)
     links = [e for e in entities if e["type"] == "text_link"]
@@ -515,6 +518,23 @@ def test_item_line_escapes_links_and_isolates():
     assert "javascript" not in html_text
     assert "https://e.org/?q=%3Cx%3E&r=%22y%22" in console
     assert "<a" not in console
+
+
+@pytest.mark.parametrize(
+    ("zone", "published", "end", "shown"),
+    [
+        ("Europe/Moscow", "2026-11-29 07:42", "2026-11-29 11:00", f" · {LRI}10:42{PDI}"),
+        ("Europe/Moscow", "2026-11-28 22:05", "2026-11-30 11:00", f" · {LRI}11-29 01:05{PDI}"),
+        ("Asia/Kolkata", "2026-11-29 10:00", "2026-11-29 11:00", f" · {LRI}15:30{PDI}"),
+        ("UTC", None, "2026-11-29 11:00", f" · 📰 {FSI}Reuters{PDI}"),
+    ],
+)
+def test_item_time_in_the_channel_zone(zone, published, end, shown):
+    one = item(published=utc(published) if published else None)
+    ((html_text, console),) = render_digest([one], channel(timezone=zone), START, utc(end))
+    (plain, _), *_ = parse_all([(html_text, console)])
+    assert plain.split("\n")[1].endswith(shown)
+    assert console.split("\n")[1].endswith(shown.replace(LRI, "").replace(PDI, "").replace(FSI, ""))
 
 
 def test_long_digest_is_split_into_numbered_parts_without_cutting_items():
