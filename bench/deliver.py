@@ -15,6 +15,9 @@ It reports, in one run:
 2. a naive baseline on a fresh stand-in: ``bot.send_message`` in a plain loop
    with no pacing, a 429 counted and the message dropped (fire-and-forget).
 
+Each run gets a fresh stand-in, so no run's messages count against another's
+pace; the one-round-trip probe uses its own unpaced stand-in.
+
 Usage:  python bench/deliver.py [--alerts 600] [--channels 30] [--runs 1]
 
 The theoretical minimum: with N messages, n per channel, the k-th message
@@ -55,7 +58,6 @@ from monitor.sender import (
     GROUP_LIMIT,
     GROUP_WINDOW,
     PER_CHAT_SPACING,
-    Pacer,
     Sender,
 )
 from monitor.storage import Store
@@ -129,15 +131,11 @@ class TimedNotifier(TelegramNotifier):
         self.timings = timings
         self.accepted_at: list[float] = []
         self.round_trips: list[float] = []
-        self.pacer: ProposedPacer | None = None  # told when each answer arrives
 
     async def send(self, alert_id: int, html: str, text: str, channel: Channel, **kw: Any) -> Any:
         start = time.perf_counter()
         delivery = await super().send(alert_id, html, text, channel, **kw)
         elapsed = time.perf_counter() - start
-        if self.pacer is not None:
-            loop_now = asyncio.get_running_loop().time()
-            self.pacer.answered(channel.chat, loop_now, counted=delivery.ok)
         self.timings.add("http.sendMessage", elapsed)
         self.round_trips.append(elapsed)
         if delivery.ok:
@@ -159,46 +157,6 @@ class TimedSleep:
         finally:
             if delay > 0:
                 self.timings.add("pacing sleep (summed over chats)", time.perf_counter() - start)
-
-
-class ProposedPacer(Pacer):
-    """The pacing change this benchmark proposes for ``monitor.sender`` (bench-only).
-
-    ``Pacer`` records a message when the request *leaves*; Telegram counts it
-    when it is *accepted*, some unknown time later (connection set-up, a busy
-    server), and never counts a refused one.  Pacing exactly at the limit from
-    the sending side therefore trips 429s whenever requests bunch up on the
-    way.  Here a message in flight holds its slot at "now" until its answer
-    arrives, and is then recorded at the answer's time — an upper bound of
-    when Telegram counted it — or dropped if Telegram refused it.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.in_flight: dict[str, int] = defaultdict(int)
-
-    def record(self, chat: str, now: float) -> None:  # called right before the request
-        self.in_flight[chat] += 1
-
-    def answered(self, chat: str, now: float, counted: bool) -> None:
-        self.in_flight[chat] -= 1
-        if counted:
-            super().record(chat, now)
-
-    def delay(self, chat: str, now: float) -> float:
-        flying = sum(self.in_flight.values())
-        mine = self.in_flight[chat]
-        for _ in range(mine):
-            self.sent[chat].append(now)
-        for _ in range(flying):
-            self.overall.append(now)
-        try:
-            return super().delay(chat, now)
-        finally:
-            for _ in range(mine):
-                self.sent[chat].pop()
-            for _ in range(flying):
-                self.overall.pop()
 
 
 # ---------------------------------------------------------------------------
@@ -277,7 +235,7 @@ async def one_round_trip() -> float:
     return statistics.median(samples[3:])
 
 
-async def run_sender(total: int, count: int, proposed: bool = False) -> dict[str, Any]:
+async def run_sender(total: int, count: int) -> dict[str, Any]:
     rtt = await one_round_trip()
     api = FakeBotApi(pace=Pace()).start()
     tmp = tempfile.TemporaryDirectory(prefix="monitor-bench-")
@@ -292,8 +250,6 @@ async def run_sender(total: int, count: int, proposed: bool = False) -> dict[str
         notifier = TimedNotifier(api.token, api.url, timings)
         await notifier.start()
         sender = Sender(TimedStore(store, timings), notifier, channels, paced=True, owner="bench")
-        if proposed:
-            sender.pacer = notifier.pacer = ProposedPacer()
         sleeper = TimedSleep(timings)
         asyncio.sleep = sleeper  # type: ignore[assignment]  # count the sender's pacing waits
         start = time.perf_counter()
@@ -391,19 +347,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alerts", type=int, default=600)
     parser.add_argument("--channels", type=int, default=30)
     parser.add_argument("--runs", type=int, default=1, help="repeat each sender run")
-    parser.add_argument(
-        "--no-proposed", action="store_true", help="skip the run with the proposed pacer"
-    )
     args = parser.parse_args(argv)
     per_channel = math.ceil(args.alerts / args.channels)
 
     results = []
     for _ in range(args.runs):
         results.append(("sender", asyncio.run(run_sender(args.alerts, args.channels))))
-    if not args.no_proposed:
-        for _ in range(args.runs):
-            run = asyncio.run(run_sender(args.alerts, args.channels, proposed=True))
-            results.append(("sender + proposed pacer", run))
     naive = asyncio.run(run_naive(args.alerts, args.channels))
 
     floor_api = theoretical_minimum(args.alerts, per_channel, per_chat_spacing=False)

@@ -36,12 +36,15 @@ not hit ``Ukraine`` or ``Iranian``, ``Astana`` does not hit ``Astanabad``.
   ``лавры``; ``Иран`` not ``иранский``); English/French through the bases an
   article word may inflect from (``ceasefire`` hits ``ceasefires``, ``negotiate``
   hits ``negotiating``, ``talks`` hits ``talk``, ``général`` hits ``généraux``);
-  Arabic through light suffixes (``مفاوضة`` hits ``مفاوضات``, ``حكومة`` hits
-  ``حكومته``, ``مسلح`` hits ``المسلحين``), never the nisba ``ي``/``ية`` (``إيران``
-  does not hit ``الإيراني`` or ``الإيرانية``). A Latin term written with a capital
-  is a proper noun and gets no forms (``Hama`` does not hit ``Hamas``); the
-  possessive ``'s`` and French elision (``l'Iran``) are handled for every term.
-  Forms are tied to the script of the word, whatever ``Article.language`` says.
+  Arabic through light suffixes on words of four or more letters (``مفاوضة`` hits
+  ``مفاوضات``, ``حكومة`` hits ``حكومته``, ``مسلح`` hits ``المسلحين``, ``موقف``
+  hits ``موقفها``), never the nisba ``ي``/``ية`` (``إيران`` does not hit
+  ``الإيراني`` or ``الإيرانية``) and never a bare final ``ه``, which after folding
+  is a ta marbuta (``قطر`` does not hit ``قطرة``, ``دول`` not ``دولة``). A Latin
+  term written with a capital is a proper noun and gets no forms (``Hama`` does not
+  hit ``Hamas``); the possessive ``'s`` and French elision (``l'Iran``) are
+  handled for every term. Forms follow the script of the word, whatever
+  ``Article.language`` says.
 * ``=word`` turns word forms off (normalisation and Arabic proclitics still apply):
   ``=Астана`` hits ``Астана`` but not ``Астане``.
 * Phrases hit consecutive tokens separated only by spaces, at most one line break,
@@ -720,16 +723,22 @@ class Matcher:
         return pos
 
     def _scan_regex(self, name: str, text: str, hits: _Hits) -> None:
+        """``re:`` terms, in the original text and (unless it is plain ASCII, where the
+        two agree) in its normalised form, mapped back to original offsets."""
+        norm: str | None = None
         norm_map = None
         for term in self._regex_terms:
             assert term.regex is not None
             found = {(m.start(), m.end()) for m in term.regex.finditer(text) if m.end() > m.start()}
-            if norm_map is None:
-                norm_map = tx.normalize_map(text)
-            norm, starts, ends = norm_map
-            for m in term.regex.finditer(norm):
-                if m.end() > m.start():
-                    found.add((starts[m.start()], ends[m.end() - 1]))
+            if not text.isascii():
+                if norm is None:
+                    norm = tx.normalize(text)
+                for m in term.regex.finditer(norm):
+                    if m.end() > m.start():
+                        if norm_map is None:  # offsets only once something hit
+                            norm_map = tx.normalize_map(text)
+                        _, starts, ends = norm_map
+                        found.add((starts[m.start()], ends[m.end() - 1]))
             if found:
                 per_field = hits.setdefault(term.id, {}).setdefault(name, [])
                 per_field.extend((a, b, -1, -1) for a, b in sorted(found))

@@ -24,7 +24,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from monitor.models import Article, FeedSource, ParsedFeed, RawEntry
 
-__all__ = ["canonical_url", "detect_language", "html_to_text", "normalize"]
+__all__ = ["canonical_url", "detect_language", "html_to_text", "normalize", "strip_boilerplate"]
 
 #: Query parameters that only track the click; dropping them makes links comparable.
 TRACKING_PARAMS = frozenset(

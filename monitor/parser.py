@@ -209,6 +209,7 @@ _ITEM_IGNORED = frozenset(
     }
 )
 _DC_DATE = "{http://purl.org/dc/elements/1.1/}date"
+_ATOM_LINK = "{http://www.w3.org/2005/Atom}link"
 _CHANNEL_ALLOWED = frozenset(
     {
         "title",
@@ -231,7 +232,7 @@ _CHANNEL_ALLOWED = frozenset(
         "skipDays",
         "rating",
         "item",
-        "{http://www.w3.org/2005/Atom}link",
+        _ATOM_LINK,
         "{http://purl.org/rss/1.0/modules/syndication/}updatePeriod",
         "{http://purl.org/rss/1.0/modules/syndication/}updateFrequency",
     }
@@ -302,6 +303,9 @@ def _fast_parse(content: bytes, base: str) -> ParsedFeed:
             raise _Fallback
         if tag == "item":
             entries.append(_fast_item(child, base))
+        elif tag == _ATOM_LINK:
+            if child.get("rel", "alternate") == "alternate":
+                raise _Fallback  # feedparser may take it as the feed's link
         elif tag == "title":
             if title is not None:
                 raise _Fallback

@@ -62,6 +62,7 @@ feeds_table = sa.Table(
     sa.Column("errors", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text),
     sa.Column("first_success", UTCDateTime),
+    sa.Column("last_success", UTCDateTime),  # entries not seen since then have left the feed
     sa.Column("lease_owner", sa.String(100)),  # the worker polling it now
     sa.Column("lease_until", UTCDateTime),  # a crashed worker's claim ends here
 )
@@ -279,13 +280,26 @@ class Store:
     def record_not_modified(
         self, feed_id: str, url: str, now: datetime, status: int | None, next_poll: datetime
     ) -> None:
+        """An unchanged feed still holds every entry it held: they are all seen again."""
         with self.engine.begin() as conn:
             self._ensure_feed(conn, feed_id, url)
+            conn.execute(
+                entries_table.update()
+                .where(
+                    entries_table.c.feed_id == feed_id,
+                    entries_table.c.last_seen
+                    >= sa.select(feeds_table.c.last_success)
+                    .where(feeds_table.c.feed_id == feed_id)
+                    .scalar_subquery(),
+                )
+                .values(last_seen=now)
+            )
             conn.execute(
                 feeds_table.update()
                 .where(feeds_table.c.feed_id == feed_id)
                 .values(
                     last_poll=now,
+                    last_success=now,
                     http_status=status,
                     errors=0,
                     last_error=None,
@@ -346,10 +360,13 @@ class Store:
                 }
                 for a in articles
             ]
-            for chunk in _chunks(rows, 200):
-                stmt = _insert(conn)(entries_table).values(chunk)
-                stmt = stmt.on_conflict_do_nothing(index_elements=["feed_id", "key"])
-                inserted.update(conn.execute(stmt.returning(entries_table.c.key)).scalars())
+            if rows:  # one cached statement, executed for many rows ("insertmanyvalues")
+                stmt = (
+                    _insert(conn)(entries_table)
+                    .on_conflict_do_nothing(index_elements=["feed_id", "key"])
+                    .returning(entries_table.c.key, sort_by_parameter_order=True)
+                )
+                inserted.update(conn.execute(stmt, rows).scalars())
             seen_again = [a.key for a in articles if a.key not in inserted]
             for chunk in _chunks(seen_again, 500):
                 conn.execute(
@@ -377,6 +394,7 @@ class Store:
                     next_poll=next_poll,
                     entries_seen=feeds_table.c.entries_seen + len(inserted),
                     first_success=sa.func.coalesce(feeds_table.c.first_success, now),
+                    last_success=now,
                     lease_owner=None,
                     lease_until=None,
                 )
@@ -405,10 +423,23 @@ class Store:
         return out
 
     def prune_entries(self, now: datetime, keep: timedelta) -> int:
-        """Forget entries that left their feed more than ``keep`` ago."""
+        """Forget entries that left their feed more than ``keep`` ago.
+
+        "Left" means a later successful poll no longer listed them; the entries of
+        a feed that is down (or unchanged) are kept however old, or they would
+        alert again when it comes back.
+        """
+        feed_success = (
+            sa.select(feeds_table.c.last_success)
+            .where(feeds_table.c.feed_id == entries_table.c.feed_id)
+            .scalar_subquery()
+        )
         with self.engine.begin() as conn:
             result = conn.execute(
-                entries_table.delete().where(entries_table.c.last_seen < now - keep)
+                entries_table.delete().where(
+                    entries_table.c.last_seen < now - keep,
+                    entries_table.c.last_seen < feed_success,
+                )
             )
         return result.rowcount or 0
 

@@ -159,7 +159,11 @@ def _normalize_slow(token: str) -> str:
 
 def normalize(text: str) -> str:
     """Normalise a whole text: tokens are normalised, everything between them is kept."""
-    return normalize_map(text)[0]
+    return _WORD_RE.sub(_normalize_match, text)
+
+
+def _normalize_match(m: re.Match[str]) -> str:
+    return normalize_token(m.group())
 
 
 def normalize_map(text: str) -> tuple[str, list[int], list[int]]:
@@ -173,34 +177,47 @@ def normalize_map(text: str) -> tuple[str, list[int], list[int]]:
     pos = 0
     for m in _WORD_RE.finditer(text):
         a, b = m.span()
-        for k in range(pos, a):  # the gap, unchanged
-            out.append(text[k])
+        if pos < a:  # the gap, unchanged
+            out.append(text[pos:a])
+            starts.extend(range(pos, a))
+            ends.extend(range(pos + 1, a + 1))
+        norm, rel_starts, rel_ends = _token_map(m.group())
+        out.append(norm)
+        if rel_starts is None:  # one char for one char
+            starts.extend(range(a, b))
+            ends.extend(range(a + 1, b + 1))
+        else:
+            starts.extend([a + k for k in rel_starts])
+            ends.extend([a + k for k in rel_ends])
+        pos = b
+    if pos < len(text):
+        out.append(text[pos:])
+        starts.extend(range(pos, len(text)))
+        ends.extend(range(pos + 1, len(text) + 1))
+    return "".join(out), starts, ends
+
+
+@lru_cache(maxsize=1 << 16)
+def _token_map(token: str) -> tuple[str, tuple[int, ...] | None, tuple[int, ...] | None]:
+    """A token's normalised form and, per normalised char, its offsets in the token
+    (``None`` when the mapping is one to one); cached like ``normalize_token``."""
+    norm = normalize_token(token)
+    if len(norm) == len(token) and _SIMPLE_RE.match(token.casefold()):
+        return norm, None, None
+    # map each normalised char to the original char it came from when the token
+    # normalises char by char (the usual case), else to the whole token
+    pieces = [normalize_token(ch) for ch in token]
+    if "".join(pieces) != norm:
+        return norm, (0,) * len(norm), (len(token),) * len(norm)
+    starts: list[int] = []
+    ends: list[int] = []
+    for k, piece in enumerate(pieces):
+        if not piece and starts:
+            ends[-1] = k + 1  # a dropped mark or tatweel widens the char before it
+        for _ in piece:
             starts.append(k)
             ends.append(k + 1)
-        norm = normalize_token(m.group())
-        # map each normalised char to the original char cluster it came from when the
-        # token normalises char by char (the usual case), else to the whole token
-        pieces = [normalize_token(text[k]) for k in range(a, b)]
-        if "".join(pieces) == norm:
-            first = len(out)
-            for k, piece in zip(range(a, b), pieces, strict=True):
-                if not piece and len(out) > first:
-                    ends[-1] = k + 1  # a dropped mark or tatweel widens the char before it
-                for ch in piece:
-                    out.append(ch)
-                    starts.append(k)
-                    ends.append(k + 1)
-        else:
-            for ch in norm:
-                out.append(ch)
-                starts.append(a)
-                ends.append(b)
-        pos = b
-    for k in range(pos, len(text)):
-        out.append(text[k])
-        starts.append(k)
-        ends.append(k + 1)
-    return "".join(out), starts, ends
+    return norm, tuple(starts), tuple(ends)
 
 
 def words(text: str) -> list[str]:
@@ -286,17 +303,20 @@ def arabic_term_bases(word: str) -> tuple[str, ...]:
 
 _AR_PRONOUNS = ("ها", "هم", "هما", "هن", "كم", "كما", "نا", "ه")
 _AR_PLURALS = ("ات", "ون", "ين", "ان")
-_MIN_SUFFIX_STEM = 3
+#: A suffix comes off only when four letters are left: most three-letter words are
+#: roots whose suffixed forms are other words (قطر/قطرات "drops", عرب/عربات "carts").
+_MIN_SUFFIX_STEM = 4
 
 
 def arabic_stems(word: str) -> tuple[str, ...]:
     """The word and what it may be without one light suffix (for article tokens).
 
-    Plural/dual ``ات ون ين ان`` and pronoun suffixes ``ه ها هم هما هن كم كما نا``; a
-    ``ت`` left before a pronoun is a ta marbuta again (``حكومته`` → ``حكومه``), and a
-    sound feminine plural gives its singular (``مفاوضات`` → ``مفاوضه``). Never the
-    nisba ``ي`` (``إيراني`` is not ``إيران``), and a bare ``ه`` only comes off after
-    a consonant (``سوريه`` keeps its ``ه``: it is ``سورية``, not ``سوري`` + ``ه``).
+    Plural/dual ``ات ون ين ان`` and pronoun suffixes ``ها هم هما هن كم كما نا``; a
+    ``ت`` left before a suffix is a ta marbuta again (``حكومته``, ``حكومتها`` and
+    ``حكومتان`` → ``حكومه``), and a sound feminine plural gives its singular
+    (``مفاوضات`` → ``مفاوضه``). A bare final ``ه`` is never taken for "his": after
+    folding ``ة`` → ``ه`` it is usually a ta marbuta (``دولة`` is not ``دول`` + ``ه``,
+    ``سورية`` is not ``سوري`` + ``ه``). Never the nisba ``ي`` (``إيراني``).
     """
     found = [word]
     for suffix in _AR_PLURALS:
@@ -313,7 +333,7 @@ def arabic_stems(word: str) -> tuple[str, ...]:
             if stem.endswith("ت"):
                 found.append(stem[:-1] + "ه")
                 found.append(stem)
-            elif suffix != "ه" or stem[-1] not in "اويه":
+            elif suffix != "ه":
                 found.append(stem)
     return tuple(dict.fromkeys(found))
 

@@ -210,8 +210,21 @@ def rss_documents(draw: st.DrawFn) -> bytes:
     doc = (
         '<?xml version="1.0" encoding="utf-8"?>'
         '<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/" '
-        'xmlns:dc="http://purl.org/dc/elements/1.1/"><channel>'
+        'xmlns:dc="http://purl.org/dc/elements/1.1/" '
+        'xmlns:atom="http://www.w3.org/2005/Atom"><channel>'
         f"<title>{_xml(draw(TEXT))}</title><link>{_xml(draw(LINKS))}</link>"
+        + draw(
+            st.sampled_from(
+                [
+                    "",
+                    '<atom:link href="https://a.example/feed" rel="self" '
+                    'type="application/rss+xml"/>',
+                    '<atom:link href="https://a.example/home" rel="alternate" type="text/html"/>',
+                    '<atom:link href="/home"/>',
+                ]
+            )
+        )
+        + "<image><title>Logo</title><url>https://a.example/l.png</url></image>"
         f"<language>{draw(st.sampled_from(['ar', 'ru-RU', 'en-us', '']))}</language>"
         + "".join(items)
         + "</channel></rss>"

@@ -9,6 +9,7 @@ word, a derived word that shares a stem, a football truce, another country).
 
 from __future__ import annotations
 
+import io
 import re
 from collections import Counter
 from datetime import UTC, datetime
@@ -84,7 +85,8 @@ NOW = datetime(2026, 11, 29, tzinfo=UTC)
 
 
 def _parse(name: str) -> Any:
-    return feedparser.parse((SAMPLES / name).read_bytes())
+    # a stream, never bare bytes: feedparser tries bare bytes as a file path first
+    return feedparser.parse(io.BytesIO((SAMPLES / name).read_bytes()))
 
 
 def _entry_id(entry: Any) -> str:

@@ -48,6 +48,20 @@ def test_thirty_a_second_overall():
     assert pacer.delay("@fresh", 11.0) == 0
 
 
+def test_messages_in_flight_hold_their_slot_until_answered():
+    pacer = Pacer()
+    pacer.start("@c")
+    assert pacer.delay("@c", 100.0) == pytest.approx(1.0)  # counted as sent "now"
+    pacer.answered("@c", 100.4, accepted=True)  # counted when Telegram accepted it
+    assert pacer.delay("@c", 100.5) == pytest.approx(0.9)
+    for n in range(29):
+        pacer.start(f"@x{n}")
+    assert pacer.delay("@fresh", 100.5) > 0  # 30 counted in the last second, 29 still flying
+    for n in range(29):
+        pacer.answered(f"@x{n}", 100.6, accepted=False)  # refused: they do not count
+    assert pacer.delay("@fresh", 100.6) == 0
+
+
 def test_retry_after_blocks_only_that_chat():
     pacer = Pacer()
     pacer.block("@c", 130.0)

@@ -137,6 +137,19 @@ def test_prune_forgets_only_entries_that_left_their_feed(store, now):
     assert store.known_keys("f", ["old", "kept"]) == {"kept"}
 
 
+def test_prune_keeps_entries_of_unchanged_and_failing_feeds(store, now):
+    commit(store, now, [article("a")])
+    # 40 days of 304s: the entry is still in the feed
+    much_later = now + timedelta(days=40)
+    store.record_not_modified("f", "u", much_later, 304, much_later)
+    assert store.prune_entries(much_later, timedelta(days=30)) == 0
+    # then 40 days down: no successful poll said the entry left, so it stays
+    down_until = much_later + timedelta(days=40)
+    store.record_failure("f", "u", down_until, "HTTP 500", 500, down_until)
+    assert store.prune_entries(down_until, timedelta(days=30)) == 0
+    assert store.known_keys("f", ["a"]) == {"a"}
+
+
 def test_story_key_prefers_link_then_guid():
     assert story_key(Article(key="k", feed_id="f", title="t", link="https://x/1")) == "https://x/1"
     assert story_key(Article(key="k", feed_id="f", title="t", guid="g")) == "guid:g"

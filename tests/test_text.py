@@ -154,7 +154,13 @@ def test_arabic_candidates_keep_the_word_itself() -> None:
         ("مسلحين", "مسلح", True),
         ("اجتماعان", "اجتماع", True),
         ("موقفها", "موقف", True),
-        ("موقفه", "موقف", True),
+        ("اتفاقنا", "اتفاق", True),
+        ("موقفه", "موقف", False),  # a bare ه is read as ta marbuta, not "his"
+        ("دوله", "دول", False),  # دولة "state" is not دول "states" + ه
+        ("قطره", "قطر", False),  # قطرة "drop" is not Qatar
+        ("قطرات", "قطر", False),  # three-letter roots keep their suffixes
+        ("عربات", "عرب", False),
+        ("عليها", "علي", False),  # "on it" is not the name Ali
         ("ايراني", "ايران", False),  # nisba is another word
         ("ايرانيه", "ايراني", False),  # سورية/إيرانية keep their ه
         ("سوريه", "سوري", False),
