@@ -659,7 +659,8 @@ class Matcher:
         for i in [
             i
             for i, (p, q) in enumerate(zip(preps, follow, strict=False))
-            if p[7] is not None and (_joins(q, preps, i + 1) or not p[7].isdisjoint(q[1]))
+            if p[7] is not None
+            and (not p[7].isdisjoint(q[1]) or (q[4] is not None and _joins(q, preps, i + 1)))
         ]:
             self._phrases(preps[i], i, i + 1, preps, starts, ends, text, name, hits)
         for i in [i for i, p in enumerate(preps[:-1]) if p[4] and preps[i + 1][0][:2] in p[4]]:

@@ -212,3 +212,21 @@ def test_same_story(title, seen, same):
     from monitor.pipeline import is_same_story, title_key
 
     assert is_same_story(title_key(title), [title_key(s) for s in seen]) is same
+
+
+async def test_muted_rules_and_channels_make_no_alerts(
+    feed_server, write_config, sqlite_url, monkeypatch
+):
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    url = serve(feed_server, ARABIC_ITEMS + RUSSIAN_ITEMS + ENGLISH_ITEMS)
+    settings = load_settings(write_config(RULES + feeds_yaml(("wire", url, "all"))))
+    store = Store(sqlite_url)
+    store.migrate()
+    now = datetime.now(UTC)
+    store.set_mute("rule:astana", now + timedelta(hours=1))
+    store.set_mute("rule:ceasefire", now - timedelta(minutes=1))  # already expired
+    store.close()
+    report, printed = await once(settings)
+    # only the ceasefire rule may fire: ar-1 (وقف إطلاق النار) and en-1 (cease-fire)
+    assert report.sent.sent == 2, printed
+    assert "Matched: astana" not in printed and printed.count("Matched: ceasefire") == 2

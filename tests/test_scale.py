@@ -104,7 +104,7 @@ def test_three_workers_on_postgresql_alert_each_story_once(
     tmp_path, feed_server, quiet_botapi, postgres_url
 ):
     botapi = quiet_botapi
-    config, expected = write_setup(tmp_path, feed_server, botapi, feeds=120)
+    config, expected = write_setup(tmp_path, feed_server, botapi, feeds=240)
     logs = [tmp_path / f"worker{n}.log" for n in range(3)]
     workers = [start_worker(config, postgres_url, botapi, log) for log in logs]
     try:

@@ -330,6 +330,7 @@ def test_fast_path_agrees_with_full_normalisation(text: str) -> None:
 @given(MIXED)
 def test_offset_map_covers_the_original(text: str) -> None:
     norm, starts, ends = tx.normalize_map(text)
+    assert norm == tx.normalize(text)
     assert len(norm) == len(starts) == len(ends)
     assert all(0 <= a < b <= len(text) for a, b in zip(starts, ends, strict=True))
     assert starts == sorted(starts)
