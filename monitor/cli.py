@@ -259,12 +259,7 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     from monitor.storage import Store
 
     settings = _settings(args)
-    store = Store(settings.database_url)
-    try:
-        store.migrate()
-        states = store.feed_states()
-    finally:
-        store.close()
+    states = _read_store(settings, Store.feed_states)
     rows = []
     for feed in settings.feeds:
         state = states.get(feed.id)
@@ -300,12 +295,7 @@ def cmd_channels(args: argparse.Namespace) -> int:
     from monitor.storage import Store
 
     settings = _settings(args)
-    store = Store(settings.database_url)
-    try:
-        store.migrate()
-        health = store.channel_health()
-    finally:
-        store.close()
+    health = _read_store(settings, Store.channel_health)
     rows = []
     for name, channel in settings.channels.items():
         h = health.get(name, {})
@@ -365,6 +355,18 @@ def cmd_send_test(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- output helpers
+
+
+def _read_store(settings: Settings, query: Any) -> Any:
+    """Open the state database (migrating it if new), run one query, close it."""
+    from monitor.storage import Store
+
+    store = Store(settings.database_url)
+    try:
+        store.migrate()
+        return query(store)
+    finally:
+        store.close()
 
 
 def _iso(value: datetime | None) -> str | None:

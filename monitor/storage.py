@@ -297,16 +297,7 @@ class Store:
             conn.execute(
                 feeds_table.update()
                 .where(feeds_table.c.feed_id == feed_id)
-                .values(
-                    last_poll=now,
-                    last_success=now,
-                    http_status=status,
-                    errors=0,
-                    last_error=None,
-                    next_poll=next_poll,
-                    lease_owner=None,
-                    lease_until=None,
-                )
+                .values(**_success(now, status, next_poll))
             )
 
     def known_keys(self, feed_id: str, keys: Iterable[str]) -> set[str]:
@@ -383,20 +374,13 @@ class Store:
                 feeds_table.update()
                 .where(feeds_table.c.feed_id == feed_id)
                 .values(
+                    **_success(now, status, next_poll),
                     url=url,
-                    last_poll=now,
-                    http_status=status,
                     etag=etag,
                     last_modified=last_modified,
                     content_hash=content_hash,
-                    errors=0,
-                    last_error=None,
-                    next_poll=next_poll,
                     entries_seen=feeds_table.c.entries_seen + len(inserted),
                     first_success=sa.func.coalesce(feeds_table.c.first_success, now),
-                    last_success=now,
-                    lease_owner=None,
-                    lease_until=None,
                 )
             )
         return inserted, queued
@@ -859,6 +843,20 @@ def _make_engine(url: str) -> Engine:
 
 def _insert(conn: sa.Connection) -> Any:
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+def _success(now: datetime, status: int | None, next_poll: datetime) -> dict[str, Any]:
+    """Feed columns after any successful poll: errors cleared, lease released."""
+    return {
+        "last_poll": now,
+        "last_success": now,
+        "http_status": status,
+        "errors": 0,
+        "last_error": None,
+        "next_poll": next_poll,
+        "lease_owner": None,
+        "lease_until": None,
+    }
 
 
 def _queue(conn: sa.Connection, alert: Alert, story: str, now: datetime) -> int:

@@ -10,23 +10,7 @@ import sys
 import pytest
 
 from .conftest import REPO
-
-BROKEN = """
-channels:
-  syria:
-    chat: "@syria_watch"
-feeds:
-  - id: sana
-    url: https://sana.sy/feed/
-    intervall: 5m
-  - id: other
-    url: https://example.org/rss
-    interval: 5 minutes
-rules:
-  - name: astana
-    any: [Astana]
-    notify: [syira]
-"""
+from .test_config import BROKEN
 
 
 def monitor(*args: str, env: dict[str, str] | None = None, stdin: str | None = None):

@@ -20,6 +20,24 @@ from monitor.exceptions import ConfigErrors
 
 from .conftest import REPO
 
+#: A typo in a key, a bad duration and an unknown channel (also used by test_cli).
+BROKEN = """
+channels:
+  syria:
+    chat: "@syria_watch"
+feeds:
+  - id: sana
+    url: https://sana.sy/feed/
+    intervall: 5m
+  - id: other
+    url: https://example.org/rss
+    interval: 5 minutes
+rules:
+  - name: astana
+    any: [Astana]
+    notify: [syira]
+"""
+
 GOOD = """
 defaults:
   interval: 2m
@@ -80,24 +98,7 @@ def test_bundled_config_is_valid():
 
 
 def test_typo_unknown_channel_and_bad_duration_are_all_reported_with_locations(write_config):
-    path = write_config(
-        """
-        channels:
-          syria:
-            chat: "@syria_watch"
-        feeds:
-          - id: sana
-            url: https://sana.sy/feed/
-            intervall: 5m
-          - id: other
-            url: https://example.org/rss
-            interval: 5 minutes
-        rules:
-          - name: astana
-            any: [Astana]
-            notify: [syira]
-        """
-    )
+    path = write_config(BROKEN)
     assert errors_of(path) == [
         f"{path}:7:5: unknown key 'intervall' (did you mean 'interval'?); allowed: id, url, "
         "interval, backfill, language, name, tags, user_agent, headers",

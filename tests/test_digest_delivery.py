@@ -16,21 +16,26 @@ from tests.fakes.feedserver import Item, rss_feed
 TITLES = [f"Astana round {n}: delegations arrive" for n in range(4)]
 
 
-def setup(write_config, feed_server, botapi, monkeypatch, sqlite_url, channel: str,
-          urgent: bool = False) -> object:
-    items = [Item(t, f"<p>{t}.</p>", f"https://n.example/{uuid.uuid4().hex}", f"g{n}")
-             for n, t in enumerate(TITLES)]
+def setup(
+    write_config, feed_server, botapi, monkeypatch, sqlite_url, channel: str, urgent: bool = False
+) -> object:
+    items = [
+        Item(t, f"<p>{t}.</p>", f"https://n.example/{uuid.uuid4().hex}", f"g{n}")
+        for n, t in enumerate(TITLES)
+    ]
     url = feed_server.add(f"/{uuid.uuid4().hex}.xml", rss_feed("Wire", items))
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", botapi.token)
     monkeypatch.setenv("TELEGRAM_API_URL", botapi.url)
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     urgent_rule = "  - {name: urgent, any: ['round 3'], priority: high, notify: [desk]}\n"
-    return load_settings(write_config(
-        f"channels:\n  desk: {{chat: '@test_channel', {channel}}}\n"
-        f"feeds:\n  - {{id: wire, url: '{url}', backfill: all}}\n"
-        "rules:\n  - {name: astana, any: [Astana], notify: [desk]}\n"
-        + (urgent_rule if urgent else "")
-    ))
+    return load_settings(
+        write_config(
+            f"channels:\n  desk: {{chat: '@test_channel', {channel}}}\n"
+            f"feeds:\n  - {{id: wire, url: '{url}', backfill: all}}\n"
+            "rules:\n  - {name: astana, any: [Astana], notify: [desk]}\n"
+            + (urgent_rule if urgent else "")
+        )
+    )
 
 
 def hhmm(when: datetime) -> str:
@@ -53,8 +58,15 @@ async def flush_and_send(settings, later: datetime):
 async def test_digest_channel_sends_one_message_per_period(
     write_config, feed_server, botapi, monkeypatch, sqlite_url
 ):
-    settings = setup(write_config, feed_server, botapi, monkeypatch, sqlite_url,
-                     "mode: digest, every: 1h", urgent=True)
+    settings = setup(
+        write_config,
+        feed_server,
+        botapi,
+        monkeypatch,
+        sqlite_url,
+        "mode: digest, every: 1h",
+        urgent=True,
+    )
     report = await run_once(settings)
     # only the high-priority article went out at once
     sent = botapi.sent("@test_channel")
@@ -92,8 +104,9 @@ async def test_quiet_hours_silent_sends_without_sound(
 ):
     now = datetime.now(UTC)
     quiet = f"quiet_hours: '{hhmm(now - timedelta(hours=1))}-{hhmm(now + timedelta(hours=1))}'"
-    settings = setup(write_config, feed_server, botapi, monkeypatch, sqlite_url,
-                     f"{quiet}, quiet: silent")
+    settings = setup(
+        write_config, feed_server, botapi, monkeypatch, sqlite_url, f"{quiet}, quiet: silent"
+    )
     await run_once(settings)
     sent = botapi.sent("@test_channel")
     assert len(sent) == 4 and all(m.disable_notification for m in sent)
@@ -104,8 +117,9 @@ async def test_quiet_hours_hold_keeps_alerts_for_later(
 ):
     now = datetime.now(UTC)
     quiet = f"quiet_hours: '{hhmm(now - timedelta(hours=1))}-{hhmm(now + timedelta(hours=1))}'"
-    settings = setup(write_config, feed_server, botapi, monkeypatch, sqlite_url,
-                     f"{quiet}, quiet: hold")
+    settings = setup(
+        write_config, feed_server, botapi, monkeypatch, sqlite_url, f"{quiet}, quiet: hold"
+    )
     report = await run_once(settings)
     assert botapi.sent("@test_channel") == [] and report.sent.held == 4
     # still quiet: no digest yet

@@ -39,8 +39,10 @@ def write_setup(tmp_path: Path, feed_server, botapi: FakeBotApi, feeds: int) -> 
         title = f"Bulletin {n} from the wire for topic{c}"
         url = feed_server.add(
             f"/{run}/{n}.xml",
-            rss_feed("Wire", [Item(title, f"<p>{title}.</p>", f"https://n.example/{run}/{n}",
-                                   f"{run}-{n}")]),
+            rss_feed(
+                "Wire",
+                [Item(title, f"<p>{title}.</p>", f"https://n.example/{run}/{n}", f"{run}-{n}")],
+            ),
         )
         lines.append(f"  - {{id: f{n}, url: '{url}'}}\n")
         expected.add((f"chan{c}", title))
@@ -52,13 +54,22 @@ def write_setup(tmp_path: Path, feed_server, botapi: FakeBotApi, feeds: int) -> 
     return config, expected
 
 
-def start_worker(config: Path, database_url: str, botapi: FakeBotApi, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": database_url, "TELEGRAM_BOT_TOKEN": botapi.token,
-           "TELEGRAM_API_URL": botapi.url}
+def start_worker(
+    config: Path, database_url: str, botapi: FakeBotApi, log: Path
+) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "TELEGRAM_BOT_TOKEN": botapi.token,
+        "TELEGRAM_API_URL": botapi.url,
+    }
     env.pop("PORT", None)
     return subprocess.Popen(
         [sys.executable, "-m", "monitor", "run", "--config", str(config)],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"),
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
     )
 
 

@@ -106,7 +106,7 @@ def test_outbox_lifecycle(store, now):
     assert store.pending_count() == 1
     health = store.channel_health()["c"]
     assert (health["pending"], health["sent"], health["failed"]) == (1, 1, 1)
-    sent = [x for x in store.recent_alerts() if x.id == a.id][0]
+    sent = next(x for x in store.recent_alerts() if x.id == a.id)
     assert sent.message_id == 42 and sent.sent_at == now
 
 
@@ -159,8 +159,10 @@ def test_story_key_prefers_link_then_guid():
 def feeds(*ids: str):
     from monitor.models import FeedSource
 
-    return [FeedSource(id=i, url=f"https://example.org/{i}", interval=timedelta(seconds=10))
-            for i in ids]
+    return [
+        FeedSource(id=i, url=f"https://example.org/{i}", interval=timedelta(seconds=10))
+        for i in ids
+    ]
 
 
 def test_due_feeds_are_leased_to_one_worker_at_a_time(store, now):
@@ -173,12 +175,16 @@ def test_due_feeds_are_leased_to_one_worker_at_a_time(store, now):
     assert set(first) | set(second) == {"a", "b", "c"}
     assert store.claim_due_feeds("w3", later, lease, limit=10) == []
     # a crashed worker's lease runs out; its feeds go to whoever asks next
-    assert sorted(store.claim_due_feeds("w3", later + lease + timedelta(seconds=1), lease, 10)) \
-        == ["a", "b", "c"]
+    assert sorted(store.claim_due_feeds("w3", later + lease + timedelta(seconds=1), lease, 10)) == [
+        "a",
+        "b",
+        "c",
+    ]
     # recording a poll releases the lease and moves the schedule on
     store.record_not_modified("a", "u", later, 304, later + timedelta(minutes=5))
     store.release_feeds("w3", ["b", "c"])
-    assert sorted(store.claim_due_feeds("w4", later + timedelta(seconds=1), lease, 10)) == ["b", "c"]
+    again = store.claim_due_feeds("w4", later + timedelta(seconds=1), lease, 10)
+    assert sorted(again) == ["b", "c"]
 
 
 def test_feeds_leaving_the_configuration_are_not_polled(store, now):

@@ -86,17 +86,25 @@ async def test_rules_reload_without_restart_and_broken_yaml_keeps_old_rules(
         # a new rule: applies to entries seen from now on
         config.write_text(config_text(url, ASTANA_RULE + AID_RULE), encoding="utf-8")
         await until(lambda: run.worker.reloads == 1, "the reload")
-        feed_server.add(path, rss_feed("Wire", [item("Aid convoy reaches Homs", "2"),
-                                                item("Talks in Astana", "1")]))
+        feed_server.add(
+            path,
+            rss_feed("Wire", [item("Aid convoy reaches Homs", "2"), item("Talks in Astana", "1")]),
+        )
         await until(lambda: "Aid convoy reaches Homs" in run.printed, "the new rule's alert")
 
         # broken YAML: located error in the log, the worker keeps the old rules
-        config.write_text(config_text(url, ASTANA_RULE + AID_RULE) + "  - name: [broken\n",
-                          encoding="utf-8")
+        config.write_text(
+            config_text(url, ASTANA_RULE + AID_RULE) + "  - name: [broken\n", encoding="utf-8"
+        )
         await until(lambda: run.worker.reload_failures == 1, "the refused reload")
         assert f"{config}:" in caplog.text and "YAML syntax error" in caplog.text
-        feed_server.add(path, rss_feed("Wire", [item("Second convoy on the way", "3"),
-                                                item("Aid convoy reaches Homs", "2")]))
+        feed_server.add(
+            path,
+            rss_feed(
+                "Wire",
+                [item("Second convoy on the way", "3"), item("Aid convoy reaches Homs", "2")],
+            ),
+        )
         await until(lambda: "Second convoy on the way" in run.printed, "alerts after a bad edit")
 
         # the next valid save is picked up again
@@ -159,7 +167,11 @@ def test_a_second_worker_on_the_same_sqlite_file_is_refused(write_config, sqlite
     env.pop("PORT", None)
     first = subprocess.Popen(
         [sys.executable, "-m", "monitor", "run", "--config", str(config)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + DEADLINE
@@ -168,7 +180,11 @@ def test_a_second_worker_on_the_same_sqlite_file_is_refused(write_config, sqlite
             time.sleep(0.1)
         second = subprocess.run(
             [sys.executable, "-m", "monitor", "run", "--config", str(config)],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert second.returncode == 1
         assert "already running" in second.stderr and "PostgreSQL" in second.stderr
@@ -176,7 +192,7 @@ def test_a_second_worker_on_the_same_sqlite_file_is_refused(write_config, sqlite
     finally:
         started = time.monotonic()
         first.send_signal(signal.SIGTERM)
-        out, err = first.communicate(timeout=15)
+        _, err = first.communicate(timeout=15)
     assert first.returncode == 0, err
     assert time.monotonic() - started < 10
     assert "worker stopped" in err
@@ -187,7 +203,11 @@ def test_sighup_reloads(write_config, sqlite_url, tmp_path):
     env = {**os.environ, "DATABASE_URL": sqlite_url}
     worker = subprocess.Popen(
         [sys.executable, "-m", "monitor", "run", "--config", str(config)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         lock = tmp_path / "monitor.db.worker-lock"
