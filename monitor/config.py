@@ -420,6 +420,19 @@ class _Loader:
             return None
         return value
 
+    def first_definition(self, seen: dict[str, _Node], key: str, node: _Node, what: str) -> bool:
+        """Record ``key``; a second definition is an error pointing at the first."""
+        if key in seen:
+            first = seen[key].start_mark
+            self.fail(
+                node,
+                f"duplicate {what} {key!r} (first defined at "
+                f"{first.name}:{first.line + 1}:{first.column + 1})",
+            )
+            return False
+        seen[key] = node
+        return True
+
     def choice(self, node: _Node, options: tuple[str, ...]) -> str | None:
         value = self.text(node, " or ".join(options))
         if value is not None and value not in options:
@@ -578,15 +591,8 @@ class _Loader:
             feed_id, url = values.get("id"), values.get("url")
             if feed_id is None or url is None:
                 continue
-            if feed_id in self.feed_nodes:
-                first = self.feed_nodes[feed_id].start_mark
-                self.fail(
-                    items["id"],
-                    f"duplicate feed id {feed_id!r} (first defined at "
-                    f"{first.name}:{first.line + 1}:{first.column + 1})",
-                )
+            if not self.first_definition(self.feed_nodes, feed_id, items["id"], "feed id"):
                 continue
-            self.feed_nodes[feed_id] = items["id"]
             values["url"] = resolve_feed_url(url, file.parent)
             values.setdefault("interval", defaults.interval)
             if "backfill" not in values:
@@ -624,15 +630,8 @@ class _Loader:
             name = self.text(items["name"], "a rule name")
             if name is None:
                 continue
-            if name in self.rule_nodes:
-                first = self.rule_nodes[name].start_mark
-                self.fail(
-                    items["name"],
-                    f"duplicate rule name {name!r} (first defined at "
-                    f"{first.name}:{first.line + 1}:{first.column + 1})",
-                )
+            if not self.first_definition(self.rule_nodes, name, items["name"], "rule name"):
                 continue
-            self.rule_nodes[name] = items["name"]
             where: dict[tuple[str, int | None], _Node] = {(k, None): v for k, v in items.items()}
             where[("name", None)] = items["name"]
             values: dict[str, Any] = {"name": name}

@@ -209,7 +209,9 @@ class Sender:
         loop = asyncio.get_running_loop()
         first = self.channels[alerts[0].channel]
         hour_ago = self.clock() - timedelta(hours=1)
-        sent_last_hour = len(await asyncio.to_thread(self.store.recent_sends, first.name, hour_ago))
+        sent_last_hour = len(
+            await asyncio.to_thread(self.store.recent_sends, first.name, hour_ago, True)
+        )
         for index, alert in enumerate(alerts):
             channel = self.channels[alert.channel]
             urgency = "normal" if alert.priority == "normal" else "high"

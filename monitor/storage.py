@@ -554,16 +554,20 @@ class Store:
                 .values(lease_owner=None, lease_until=None)
             )
 
-    def recent_sends(self, channel: str, since: datetime) -> list[datetime]:
-        """When this channel's alerts were accepted since ``since`` (seeds the pacer)."""
+    def recent_sends(
+        self, channel: str, since: datetime, instant_only: bool = False
+    ) -> list[datetime]:
+        """When this channel's messages were accepted since ``since`` (seeds the pacer;
+        ``instant_only`` leaves digests out, for the hourly cap)."""
+        query = (
+            sa.select(alerts_table.c.sent_at)
+            .where(alerts_table.c.channel == channel, alerts_table.c.sent_at >= since)
+            .order_by(alerts_table.c.sent_at)
+        )
+        if instant_only:
+            query = query.where(alerts_table.c.priority != "digest")
         with self.engine.connect() as conn:
-            return list(
-                conn.execute(
-                    sa.select(alerts_table.c.sent_at)
-                    .where(alerts_table.c.channel == channel, alerts_table.c.sent_at >= since)
-                    .order_by(alerts_table.c.sent_at)
-                ).scalars()
-            )
+            return list(conn.execute(query).scalars())
 
     def hold_lease(self, name: str, owner: str, now: datetime, duration: timedelta) -> bool:
         """Take or renew a named lease (e.g. "bot"); True while ``owner`` holds it."""
