@@ -27,6 +27,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
+from monitor.exceptions import NotifyError
 from monitor.models import Channel, Delivery
 
 # httpx logs every request URL at INFO, and a Bot API URL carries the token.
@@ -118,13 +119,33 @@ class TelegramNotifier:
         self._started = False
 
     async def start(self) -> None:
-        if not self._started:
+        """Check the token with getMe. A refused token is fatal (NotifyError); an
+        unreachable API is not — alerts wait in the outbox and sends retry it."""
+        if self._started:
+            return
+        try:
             await self.bot.initialize()
-            self._started = True
+        except InvalidToken:
+            raise NotifyError(
+                "TELEGRAM_BOT_TOKEN was rejected by Telegram (Unauthorized); check the token "
+                "@BotFather gave you",
+                permanent=True,
+            ) from None
+        except (NetworkError, TimedOut) as exc:
+            log.warning("Telegram is unreachable for now (%s); alerts wait in the outbox", exc)
+            return
+        self._started = True
 
     async def send(
         self, alert_id: int, html: str, text: str, channel: Channel, silent: bool = False
     ) -> Delivery:
+        if not self._started:
+            try:
+                await self.start()
+            except NotifyError as exc:
+                return Delivery(alert_id, ok=False, error=str(exc))
+            if not self._started:
+                return Delivery(alert_id, ok=False, error="network: Telegram is unreachable")
         try:
             message = await self.bot.send_message(
                 chat_id=_chat_id(channel.chat),

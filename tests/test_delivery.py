@@ -194,3 +194,47 @@ def test_send_test_reports_what_telegram_said(botapi, write_config, sqlite_url):
     assert refused.returncode == 1
     assert "Forbidden: bot was kicked from the channel chat" in refused.stderr
     assert botapi.token not in refused.stderr + refused.stdout
+
+
+def test_a_refused_token_is_one_clear_error(botapi, write_config, sqlite_url):
+    path = write_config('channels:\n  desk: {chat: "@test_channel"}\n')
+    env = {
+        "TELEGRAM_BOT_TOKEN": "42:not-the-right-token",
+        "TELEGRAM_API_URL": botapi.url,
+        "DATABASE_URL": sqlite_url,
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "run", "--once", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "TELEGRAM_BOT_TOKEN was rejected by Telegram" in result.stderr
+    assert "Traceback" not in result.stderr and "not-the-right-token" not in result.stderr
+
+
+async def test_unreachable_telegram_keeps_alerts_for_later(
+    write_config, feed_server, botapi, monkeypatch, sqlite_url
+):
+    settings = settings_for(write_config, feed_server, botapi, monkeypatch, sqlite_url)
+    dead = load_settings(
+        settings.path,
+        env={
+            "TELEGRAM_BOT_TOKEN": botapi.token,
+            "TELEGRAM_API_URL": "http://127.0.0.1:9",
+            "DATABASE_URL": sqlite_url,
+        },
+    )
+    from monitor import worker
+
+    monkeypatch.setattr(worker, "ONCE_RETRY_WINDOW", worker.timedelta(seconds=0))
+    report = await run_once(dead)
+    assert report.sent.sent == 0 and report.pending == 4
+    # Telegram is back: the same alerts, once each, when their retry is due (seconds)
+    monkeypatch.setattr(worker, "ONCE_RETRY_WINDOW", worker.timedelta(seconds=90))
+    report = await run_once(settings)
+    assert report.sent.sent == 4 and len(botapi.sent("@test_channel")) == 4
