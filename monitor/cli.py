@@ -122,7 +122,10 @@ def setup_logging(verbose: bool, command: str | None) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(config_path(args.config))
+    settings = load_settings(config_path(args.config))
+    for warning in settings.warnings:
+        print(warning, file=sys.stderr)
+    return settings
 
 
 # --------------------------------------------------------------------------- commands

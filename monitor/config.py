@@ -76,6 +76,7 @@ class Settings:
     database_url: str
     files: tuple[Path, ...] = ()
     version: str = ""  # short hash of every file's bytes: tells reloads apart
+    warnings: tuple[str, ...] = ()  # located remarks that did not stop loading
 
     def summary(self) -> str:
         """The one line `monitor check` prints."""
@@ -188,6 +189,7 @@ class _Loader:
     path: Path
     env: Mapping[str, str]
     errors: list[ConfigError] = field(default_factory=list)
+    warnings: list[tuple[str, int, int, str]] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     digest: Any = field(default_factory=hashlib.sha256)
     # where each rule, feed and channel was defined, for cross-checks
@@ -195,6 +197,12 @@ class _Loader:
     rule_nodes: dict[str, _Node] = field(default_factory=dict)
 
     # ---- reporting
+    def warn(self, node: _Node | None, message: str) -> None:
+        """A located remark that does not stop the configuration from loading."""
+        mark = node.start_mark if node is not None else None
+        where = (mark.name, mark.line + 1, mark.column + 1) if mark else (str(self.path), 1, 1)
+        self.warnings.append((*where, message))
+
     def fail(self, node: _Node | None, message: str, file: Path | None = None) -> None:
         if node is None:
             self.errors.append(ConfigError(message, str(file or self.path), 1, 1))
@@ -238,11 +246,14 @@ class _Loader:
             telegram=replace(
                 telegram,
                 token=self.env.get("TELEGRAM_BOT_TOKEN") or None,
-                api_url=(self.env.get("TELEGRAM_API_URL") or DEFAULT_TELEGRAM_API_URL).rstrip("/"),
+                api_url=_api_base(self.env.get("TELEGRAM_API_URL") or DEFAULT_TELEGRAM_API_URL),
             ),
             database_url=database_url_from_env(self.env),
             files=tuple(self.files),
             version=self.digest.hexdigest()[:12],
+            warnings=tuple(
+                f"{p}:{line}:{col}: warning: {m}" for p, line, col, m in sorted(self.warnings)
+            ),
         )
 
     # ---- files
@@ -661,9 +672,12 @@ class _Loader:
                     )
                 values["priority"] = priority if priority in ("normal", "high") else "normal"
             if "notify" not in items:
-                self.fail(items["name"], f"rule {name!r} needs 'notify': a list of channel names")
-            if not any(k in items for k in ("any", "all", "query")):
-                self.fail(items["name"], f"rule {name!r} needs at least one of any, all or query")
+                self.warn(
+                    items["name"],
+                    f"rule {name!r} notifies no channel: it shows in `monitor match` only",
+                )
+            if not any(k in items for k in ("any", "all", "none", "query")):
+                self.fail(items["name"], f"rule {name!r} needs any, all, none or query")
             rules.append(Rule(**{k: v for k, v in values.items() if v is not None}))
             locations.append(where)
 
@@ -689,9 +703,9 @@ class _Loader:
                     )
             for index, feed in enumerate(rule.feeds):
                 if feed not in feed_names:
-                    self.fail(
+                    self.warn(
                         where.get(("feeds", index)),
-                        f"rule {rule.name!r} names unknown feed or tag {feed!r}",
+                        f"rule {rule.name!r} names feed or tag {feed!r}, which no feed has",
                     )
             for problem in check_rule(rule):
                 node = where.get((problem.key, problem.index)) or where.get((problem.key, None))
@@ -703,6 +717,13 @@ def _rule_checker() -> Callable[[Rule], list[Any]]:
     from monitor.matcher import check_rule
 
     return check_rule
+
+
+def _api_base(url: str) -> str:
+    """The Bot API base URL without a trailing slash or "/bot" (python-telegram-bot
+    adds "/bot<token>" itself)."""
+    url = url.rstrip("/")
+    return url[: -len("/bot")] if url.endswith("/bot") else url
 
 
 def resolve_feed_url(url: str, base: Path) -> str:

@@ -487,6 +487,8 @@ class Worker:
             if old is not None and old.interval != feed.interval:
                 await asyncio.to_thread(self.store.reschedule_feed, feed_id, now + feed.interval)
         self.settings, self.ruleset, self.feeds = settings, ruleset, new_feeds
+        for warning in settings.warnings:
+            log.warning("%s", warning)
         self.sender.channels = delivery_channels(settings, ruleset)
         self.reloads += 1
         log.info(

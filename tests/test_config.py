@@ -136,7 +136,7 @@ def test_typo_unknown_channel_and_bad_duration_are_all_reported_with_locations(w
             "channels:\n  c: {chat: '@c', timezone: Mars/Base}\n",
             ":2:29: unknown time zone 'Mars/Base'",
         ),
-        ("rules:\n  - name: r\n    notify: []\n", ":2:11: rule 'r' needs at least one of any, all"),
+        ("rules:\n  - name: r\n    notify: []\n", ":2:11: rule 'r' needs any, all, none or query"),
         ("rules:\n  - any: [x]\n", ":2:5: a rule needs a 'name'"),
         ("feeds:\n  - id: f\n", ":2:5: a feed needs 'url'"),
         ("telegram:\n  admins: [me]\n", ":2:12: expected a whole number"),
@@ -160,7 +160,6 @@ def test_errors_in_included_files_name_that_file(write_config):
     bad = write_config("rules:\n  - name: bad\n    any: [y]\n    notfy: [c]\n", "rules/b.yaml")
     problems = errors_of(main)
     assert problems == [
-        f"{bad}:2:11: rule 'bad' needs 'notify': a list of channel names",
         f"{bad}:4:5: unknown key 'notfy' (did you mean 'notify'?); allowed: name, any, all, none, "
         "query, fuzzy, feeds, languages, fields, min_hits, priority, notify",
     ]
@@ -200,6 +199,8 @@ def test_environment_overrides(write_config, monkeypatch):
     settings = load_settings(path, env=env)
     assert settings.telegram.token == "123:abc"
     assert settings.telegram.api_url == "http://127.0.0.1:8081"
+    with_bot = load_settings(path, env={"TELEGRAM_API_URL": "http://127.0.0.1:8081/bot/"})
+    assert with_bot.telegram.api_url == "http://127.0.0.1:8081"
     assert settings.database_url == "postgresql+psycopg://u:p@db:5432/monitor"
     assert load_settings(path, env={}).database_url == DEFAULT_DATABASE_URL
     monkeypatch.setenv("MONITOR_CONFIG", str(path))
@@ -246,3 +247,17 @@ def test_duration_sums_its_parts(parts):
     text = "".join(f"{n}{unit}" for n, unit in parts)
     unit_seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     assert parse_duration(text).total_seconds() == sum(n * unit_seconds[u] for n, u in parts)
+
+
+def test_back_test_configs_load_with_warnings(write_config):
+    """A rules-only file (for `monitor match`) needs no channels or feeds."""
+    path = write_config(
+        "rules:\n  - {name: a, any: [Astana], feeds: [sana-ar]}\n  - {name: b, none: [football]}\n"
+    )
+    settings = load_settings(path, env={})
+    assert [r.name for r in settings.rules] == ["a", "b"]
+    assert settings.warnings == (
+        f"{path}:2:12: warning: rule 'a' notifies no channel: it shows in `monitor match` only",
+        f"{path}:2:38: warning: rule 'a' names feed or tag 'sana-ar', which no feed has",
+        f"{path}:3:12: warning: rule 'b' notifies no channel: it shows in `monitor match` only",
+    )
