@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -251,3 +252,69 @@ async def test_muted_rules_and_channels_make_no_alerts(
     # only the ceasefire rule may fire: ar-1 (وقف إطلاق النار) and en-1 (cease-fire)
     assert report.sent.sent == 2, printed
     assert "Matched: astana" not in printed and printed.count("Matched: ceasefire") == 2
+
+
+async def test_hostile_feeds_beside_good_ones(feed_server, write_config, tmp_path, monkeypatch):
+    """Every hostile endpoint ends within its limits and the good feeds are still alerted."""
+    from tests.fakes.feedserver import SECRET_MARKER
+
+    database = tmp_path / "hostile.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{database}")
+    hostile = [
+        "/hang",
+        "/trickle",
+        "/huge",
+        "/huge-chunked",
+        "/gzip-bomb",
+        "/status/500",
+        "/status/410",
+        "/retry-after/429",
+        "/html",
+        "/empty",
+        "/xxe.xml",
+        "/billion-laughs.xml",
+        "/path-body",
+        "/redirect-loop/x",
+    ]
+    good = serve(feed_server, ENGLISH_ITEMS)
+    feeds = [
+        ("good", good, "all"),
+        ("win1256", feed_server.url("/win1256.xml"), "all"),
+        ("koi8r", feed_server.url("/koi8r.xml"), "all"),
+    ]
+    feeds += [(f"h{n}", feed_server.url(path), "all") for n, path in enumerate(hostile)]
+    config = RULES.replace("channels:", "defaults:\n  timeout: 3s\nchannels:", 1)
+    settings = load_settings(write_config(config + feeds_yaml(*feeds)))
+
+    started = time.monotonic()
+    report, printed = await once(settings)
+    assert time.monotonic() - started < 30  # each hostile request ends at its 3 s cap
+
+    assert "Ceasefire talks resume in Astana" in printed  # the good feed
+    assert "لافروف يصل إلى أستانا" in printed  # windows-1256, charset only in the XML declaration
+    assert (
+        "Переговоры в Астане продолжатся в среду" in printed
+    )  # koi8-r, charset only in the header
+    outcomes = {o.feed_id: o for o in report.outcomes}
+    failing = {feed_id for feed_id, o in outcomes.items() if not o.ok}
+    assert {
+        f"h{hostile.index(p)}"
+        for p in [
+            "/hang",
+            "/trickle",
+            "/huge",
+            "/gzip-bomb",
+            "/status/500",
+            "/status/410",
+            "/retry-after/429",
+            "/html",
+            "/empty",
+            "/redirect-loop/x",
+        ]
+    } <= failing
+    assert all(outcomes[f].error for f in failing)
+    files = [database, database.with_name(database.name + "-wal")]
+    stored = [f.read_bytes().decode("utf-8", "replace") for f in files if f.exists()]
+    for text in (printed, *stored):
+        assert SECRET_MARKER not in text
+    assert "more than 5 redirects" in outcomes[f"h{hostile.index('/redirect-loop/x')}"].error
