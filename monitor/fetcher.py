@@ -43,7 +43,7 @@ __all__ = [
     "parse_retry_after",
 ]
 
-DEFAULT_USER_AGENT = f"monitor/{__version__} (+https://github.com/monitor-news/monitor)"
+DEFAULT_USER_AGENT = f"monitor/{__version__} (news-monitoring alert bot)"
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, "
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
