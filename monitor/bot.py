@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import difflib
 import html
-import json
 import logging
 import re
 import warnings
@@ -56,8 +55,7 @@ from monitor.exceptions import NotifyError, StorageError
 from monitor.models import FIELDS, Article, Channel, FeedSource, FeedState, Match, Rule
 from monitor.normalizer import detect_language
 from monitor.pipeline import Ruleset
-from monitor.storage import OutboxAlert, Store, alerts_table
-from monitor.storage import _outbox as _outbox_row  # the row → OutboxAlert mapping
+from monitor.storage import OutboxAlert, Store
 from monitor.summarizer import safe_link
 
 __all__ = [
@@ -356,12 +354,7 @@ class _Handlers:
         args = context.args or []
         rule = args[0] if args else None
         ruleset = self.ctx.get_ruleset()
-        if rule is None:
-            alerts = await asyncio.to_thread(self.ctx.store.recent_alerts, RECENT_LIMIT)
-        else:
-            alerts = await asyncio.to_thread(
-                _recent_alerts_of_rule, self.ctx.store, rule, RECENT_LIMIT
-            )
+        alerts = await asyncio.to_thread(self.ctx.store.recent_alerts, RECENT_LIMIT, rule)
         await _reply(update, render_recent(alerts, rule, ruleset, self.ctx.clock()))
 
     async def mute(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -473,39 +466,6 @@ def _command_text(message: Message) -> str:
 
 
 # --------------------------------------------------------------------------- queries
-
-
-def _recent_alerts_of_rule(store: Store, rule: str, limit: int) -> list[OutboxAlert]:
-    """The last ``limit`` alerts naming ``rule`` (Store has no per-rule query of its own).
-
-    ``rules`` is a JSON list in a text column, so LIKE only narrows the rows;
-    the exact test is done on the decoded list.
-    """
-    needle = json.dumps(rule, ensure_ascii=False)
-    pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    found: list[OutboxAlert] = []
-    last_id: int | None = None
-    with store.engine.connect() as conn:
-        for _ in range(20):  # bounded: at most 20 pages of candidates
-            query = (
-                sa.select(alerts_table)
-                .where(alerts_table.c.rules.like(pattern, escape="\\"))
-                .order_by(alerts_table.c.id.desc())
-                .limit(limit * 5)
-            )
-            if last_id is not None:
-                query = query.where(alerts_table.c.id < last_id)
-            rows = conn.execute(query).all()
-            for row in rows:
-                alert = _outbox_row(row)
-                if rule in alert.rules:
-                    found.append(alert)
-                    if len(found) >= limit:
-                        return found
-            if len(rows) < limit * 5:
-                break
-            last_id = rows[-1].id
-    return found
 
 
 # --------------------------------------------------------------------------- rendering

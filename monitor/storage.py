@@ -816,12 +816,30 @@ class Store:
                 health["broken_since"] = row.broken_since
         return out
 
-    def recent_alerts(self, limit: int = 10) -> list[OutboxAlert]:
+    def recent_alerts(self, limit: int = 10, rule: str | None = None) -> list[OutboxAlert]:
+        """The newest alerts, optionally only those naming ``rule``.
+
+        ``rules`` is a JSON list in a text column, so LIKE only narrows the rows;
+        the exact test is done on the decoded list, over at most 20 pages.
+        """
+        query = sa.select(alerts_table).order_by(alerts_table.c.id.desc())
+        if rule is None:
+            with self.engine.connect() as conn:
+                return [_outbox(row) for row in conn.execute(query.limit(limit))]
+        needle = json.dumps(rule, ensure_ascii=False)
+        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(alerts_table.c.rules.like(pattern, escape="\\")).limit(limit * 5)
+        found: list[OutboxAlert] = []
+        last_id: int | None = None
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(alerts_table).order_by(alerts_table.c.id.desc()).limit(limit)
-            ).all()
-        return [_outbox(row) for row in rows]
+            for _ in range(20):
+                page = query if last_id is None else query.where(alerts_table.c.id < last_id)
+                rows = conn.execute(page).all()
+                found += [a for a in map(_outbox, rows) if rule in a.rules]
+                if len(found) >= limit or len(rows) < limit * 5:
+                    break
+                last_id = rows[-1].id
+        return found[:limit]
 
     # ---- helpers
     def _ensure_feed(self, conn: sa.Connection, feed_id: str, url: str) -> None:

@@ -236,3 +236,19 @@ def test_reports(store, now):
     assert store.last_alert_at() == now
     assert store.recent_sends("c", now - timedelta(minutes=1)) == [now]
     assert store.ping() is True
+
+
+def test_recent_alerts_of_one_rule(store, now):
+    tricky = Alert(
+        article_key="t", feed_id="f", channel="c", rules=("50%_off",), html="x", text="x", title="t"
+    )
+    commit(
+        store,
+        now,
+        [article("a"), article("b"), article("t")],
+        [alert("a"), alert("b", "other"), tricky],
+    )
+    assert [a.article_key for a in store.recent_alerts(10, "astana")] == ["b", "a"]
+    assert [a.article_key for a in store.recent_alerts(1, "astana")] == ["b"]
+    assert [a.article_key for a in store.recent_alerts(10, "50%_off")] == ["t"]
+    assert store.recent_alerts(10, "50") == []  # LIKE narrows, the decoded list decides
