@@ -366,9 +366,13 @@ class Worker:
                 now=now,
                 muted=self.muted,
             )
+        except (StorageError, SQLAlchemyError) as exc:  # its lease expires; polled again then
+            log.error("feed %s: database unavailable: %s", feed.id, exc)
+            return
         except Exception:
             log.exception("feed %s: unexpected error while polling (a bug; please report)", feed.id)
-            await asyncio.to_thread(self.store.release_feeds, self.owner, [feed.id])
+            with contextlib.suppress(SQLAlchemyError):
+                await asyncio.to_thread(self.store.release_feeds, self.owner, [feed.id])
             return
         if outcome.alerts:
             self.wake_sender.set()
@@ -385,7 +389,11 @@ class Worker:
             message = operator.feed_recovered(feed.id, outcome.previous_errors, now)
         else:
             return
-        await asyncio.to_thread(self.store.queue_alert, *message, now)
+        try:
+            await asyncio.to_thread(self.store.queue_alert, *message, now)
+        except SQLAlchemyError as exc:
+            log.error("could not queue the operator alert for feed %s: %s", feed.id, exc)
+            return
         self.wake_sender.set()
 
     async def _finish_in_flight(self) -> None:
