@@ -178,6 +178,8 @@ class Worker:
     reloads: int = 0
     reload_failures: int = 0
     last_tick: datetime | None = None
+    _sighup: bool = False
+    _last_reload_error: str | None = None
 
     async def run(self) -> None:
         self.owner = _owner_id()
@@ -422,7 +424,11 @@ class Worker:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop.set)
         with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
-            loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
+            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+
+    def _on_sighup(self) -> None:
+        self._sighup = True
+        self.reload_requested.set()
 
     async def _watch_config(self) -> None:
         """Reload when a config file changes, or on SIGHUP.
@@ -438,17 +444,15 @@ class Worker:
             while not self.stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.reload_requested.wait(), RELOAD_POLL_SECONDS)
-                forced = self.reload_requested.is_set() and not self._file_event
+                woken = self.reload_requested.is_set()  # a file event or SIGHUP
                 self.reload_requested.clear()
-                self._file_event = False
+                sighup, self._sighup = self._sighup, False
                 current = await asyncio.to_thread(_fingerprint, self.settings)
-                if forced or current != seen:
-                    await self.reload()
+                if woken or current != seen:  # an unchanged file reloads as a no-op
+                    await self.reload(announce=sighup)
                     seen = await asyncio.to_thread(_fingerprint, self.settings)
         finally:
             await _cancel(events)
-
-    _file_event = False
 
     async def _file_events(self) -> None:
         """Turn file-system events on configuration files into an early wake-up."""
@@ -461,17 +465,23 @@ class Worker:
             async for _ in awatch(
                 *folders, watch_filter=_is_config_file, debounce=200, stop_event=self.stop
             ):
-                self._file_event = True
                 self.reload_requested.set()
         except Exception as exc:  # e.g. inotify limits: the polling fallback still works
             log.info("file watching unavailable (%s); checking every %ss", exc, RELOAD_POLL_SECONDS)
 
-    async def reload(self) -> bool:
-        """Validate the configuration again and swap it in; keep the old one on errors."""
+    async def reload(self, announce: bool = False) -> bool:
+        """Validate the configuration again and swap it in; keep the old one on errors.
+
+        The same broken configuration is reported once, not on every file event;
+        ``announce`` logs a reload that found nothing changed (SIGHUP).
+        """
         try:
             settings = await asyncio.to_thread(load_settings, self.settings.path)
             ruleset = Ruleset.from_settings(settings)
         except ConfigError as exc:
+            if str(exc) == self._last_reload_error:
+                return False
+            self._last_reload_error = str(exc)
             self.reload_failures += 1
             metrics.RELOAD_FAILURES.inc()
             log.error(
@@ -484,7 +494,10 @@ class Worker:
                 )
                 self.wake_sender.set()
             return False
+        self._last_reload_error = None
         if settings.version == self.settings.version:
+            if announce:
+                log.info("reload requested: configuration unchanged (version %s)", settings.version)
             return True
         old_feeds = self.feeds
         new_feeds = {feed.id: feed for feed in settings.feeds}

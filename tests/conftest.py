@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -15,6 +18,53 @@ pytest_plugins = ["tests.fakes.fixtures", "tests.fakes.feedserver"]
 
 REPO = Path(__file__).resolve().parents[1]
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def monitor_command(*args: str) -> list[str]:
+    """``python -m monitor ARGS`` with this interpreter."""
+    return [sys.executable, "-m", "monitor", *args]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without monitor's own variables, plus ``extra``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEGRAM_", "MONITOR_")) and k not in ("DATABASE_URL", "PORT")
+    }
+    return {**env, **extra}
+
+
+def run_monitor(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the command line as a user would, from the repository root."""
+    return subprocess.run(
+        monitor_command(*args),
+        capture_output=True,
+        text=True,
+        env=clean_env(**(env or {})),
+        cwd=REPO,
+        input=stdin,
+        timeout=timeout,
+    )
+
+
+def start_worker_process(config: Path, database_url: str, lock_dir: Path) -> subprocess.Popen:
+    """`monitor run` on SQLite in the background; returns once it holds the worker lock."""
+    worker = subprocess.Popen(
+        monitor_command("run", "--config", str(config)),
+        cwd=REPO,
+        env=clean_env(DATABASE_URL=database_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lock = lock_dir / "monitor.db.worker-lock"
+    deadline = time.monotonic() + 20
+    while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return worker
 
 
 @pytest.fixture(autouse=True)

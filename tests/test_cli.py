@@ -3,29 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from .conftest import REPO
+from .conftest import run_monitor as monitor
 from .test_config import BROKEN
-
-
-def monitor(*args: str, env: dict[str, str] | None = None, stdin: str | None = None):
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "MONITOR_"))}
-    full_env.pop("DATABASE_URL", None)
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "monitor", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=REPO,
-        input=stdin,
-        timeout=120,
-    )
 
 
 def test_check_bundled_config():

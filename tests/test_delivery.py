@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime
 
@@ -17,7 +15,7 @@ from monitor.worker import run_once
 from tests.fakes.botapi import FakeBotApi, Pace
 from tests.fakes.feedserver import ARABIC_ITEMS, ENGLISH_ITEMS, RUSSIAN_ITEMS, rss_feed
 
-from .conftest import REPO
+from .conftest import run_monitor
 
 CONFIG = """
 channels:
@@ -170,27 +168,12 @@ def test_send_test_reports_what_telegram_said(botapi, write_config, sqlite_url):
         "TELEGRAM_BOT_TOKEN": botapi.token,
         "TELEGRAM_API_URL": botapi.url,
         "DATABASE_URL": sqlite_url,
-        "PATH": "/usr/bin:/bin",
     }
-    ok = subprocess.run(
-        [sys.executable, "-m", "monitor", "send-test", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=60,
-    )
+    ok = run_monitor("send-test", "--config", str(path), env=env)
     assert ok.returncode == 0, ok.stderr
     assert "sent a sample alert to Telegram chat @test_channel" in ok.stdout
     assert len(botapi.sent("@test_channel")) == 1
-    refused = subprocess.run(
-        [sys.executable, "-m", "monitor", "send-test", "--config", str(path), "--channel", "gone"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=60,
-    )
+    refused = run_monitor("send-test", "--config", str(path), "--channel", "gone", env=env)
     assert refused.returncode == 1
     assert "Forbidden: bot was kicked from the channel chat" in refused.stderr
     assert botapi.token not in refused.stderr + refused.stdout
@@ -202,16 +185,8 @@ def test_a_refused_token_is_one_clear_error(botapi, write_config, sqlite_url):
         "TELEGRAM_BOT_TOKEN": "42:not-the-right-token",
         "TELEGRAM_API_URL": botapi.url,
         "DATABASE_URL": sqlite_url,
-        "PATH": "/usr/bin:/bin",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "monitor", "run", "--once", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=60,
-    )
+    result = run_monitor("run", "--once", "--config", str(path), env=env)
     assert result.returncode == 1
     assert "TELEGRAM_BOT_TOKEN was rejected by Telegram" in result.stderr
     assert "Traceback" not in result.stderr and "not-the-right-token" not in result.stderr

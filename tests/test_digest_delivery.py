@@ -38,8 +38,11 @@ def setup(
     )
 
 
-def hhmm(when: datetime) -> str:
-    return when.strftime("%H:%M")
+def quiet_now(quiet: str) -> str:
+    """Channel keys for quiet hours from an hour ago to an hour from now (UTC)."""
+    now = datetime.now(UTC)
+    start, end = ((now + timedelta(hours=h)).strftime("%H:%M") for h in (-1, 1))
+    return f"quiet_hours: '{start}-{end}', quiet: {quiet}"
 
 
 async def flush_and_send(settings, later: datetime):
@@ -102,10 +105,8 @@ async def test_hourly_cap_rolls_overflow_into_the_next_digest(
 async def test_quiet_hours_silent_sends_without_sound(
     write_config, feed_server, botapi, monkeypatch, sqlite_url
 ):
-    now = datetime.now(UTC)
-    quiet = f"quiet_hours: '{hhmm(now - timedelta(hours=1))}-{hhmm(now + timedelta(hours=1))}'"
     settings = setup(
-        write_config, feed_server, botapi, monkeypatch, sqlite_url, f"{quiet}, quiet: silent"
+        write_config, feed_server, botapi, monkeypatch, sqlite_url, quiet_now("silent")
     )
     await run_once(settings)
     sent = botapi.sent("@test_channel")
@@ -116,10 +117,7 @@ async def test_quiet_hours_hold_keeps_alerts_for_later(
     write_config, feed_server, botapi, monkeypatch, sqlite_url
 ):
     now = datetime.now(UTC)
-    quiet = f"quiet_hours: '{hhmm(now - timedelta(hours=1))}-{hhmm(now + timedelta(hours=1))}'"
-    settings = setup(
-        write_config, feed_server, botapi, monkeypatch, sqlite_url, f"{quiet}, quiet: hold"
-    )
+    settings = setup(write_config, feed_server, botapi, monkeypatch, sqlite_url, quiet_now("hold"))
     report = await run_once(settings)
     assert botapi.sent("@test_channel") == [] and report.sent.held == 4
     # still quiet: no digest yet

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -286,9 +286,8 @@ async def test_hostile_feeds_beside_good_ones(feed_server, write_config, tmp_pat
     config = RULES.replace("channels:", "defaults:\n  timeout: 3s\nchannels:", 1)
     settings = load_settings(write_config(config + feeds_yaml(*feeds)))
 
-    started = time.monotonic()
-    report, printed = await once(settings)
-    assert time.monotonic() - started < 30  # each hostile request ends at its 3 s cap
+    # bounded: each hostile request ends at its 3 s cap, so the poll cannot hang
+    report, printed = await asyncio.wait_for(once(settings), 60)
 
     assert "Ceasefire talks resume in Astana" in printed  # the good feed
     assert "لافروف يصل إلى أستانا" in printed  # windows-1256, charset only in the XML declaration

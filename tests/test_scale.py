@@ -6,10 +6,8 @@ process on 127.0.0.1. Every wait is bounded.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -20,7 +18,7 @@ import pytest
 from tests.fakes.botapi import FakeBotApi
 from tests.fakes.feedserver import Item, rss_feed
 
-from .conftest import REPO
+from .conftest import REPO, clean_env, monitor_command
 
 CHANNELS = 12
 
@@ -57,15 +55,11 @@ def write_setup(tmp_path: Path, feed_server, botapi: FakeBotApi, feeds: int) -> 
 def start_worker(
     config: Path, database_url: str, botapi: FakeBotApi, log: Path
 ) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "TELEGRAM_BOT_TOKEN": botapi.token,
-        "TELEGRAM_API_URL": botapi.url,
-    }
-    env.pop("PORT", None)
+    env = clean_env(
+        DATABASE_URL=database_url, TELEGRAM_BOT_TOKEN=botapi.token, TELEGRAM_API_URL=botapi.url
+    )
     return subprocess.Popen(
-        [sys.executable, "-m", "monitor", "run", "--config", str(config)],
+        monitor_command("run", "--config", str(config)),
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
