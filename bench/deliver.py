@@ -51,17 +51,17 @@ from telegram.constants import ParseMode
 from telegram.error import RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 
-from monitor.models import Article, Channel
-from monitor.notifier import TelegramNotifier
-from monitor.sender import (
+from monitor.deliver.notifier import TelegramNotifier
+from monitor.deliver.sender import (
     GLOBAL_LIMIT,
     GROUP_LIMIT,
     GROUP_WINDOW,
     PER_CHAT_SPACING,
     Sender,
 )
+from monitor.models import Article, Channel
+from monitor.render.alert import render_sample_alert
 from monitor.storage import Store
-from monitor.summarizer import render_sample_alert
 from tests.fakes.botapi import FakeBotApi, Pace
 
 LANGUAGES = ("en", "ar", "ru")

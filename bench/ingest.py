@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import feedparser
 import httpx
 
+from monitor.articles import normalize
 from monitor.exceptions import FeedError
-from monitor.fetcher import Fetcher, FetchSettings
+from monitor.fetch import Fetcher, FetchSettings
 from monitor.models import Article, FeedSource, FeedState, FetchResult
-from monitor.normalizer import normalize
-from monitor.parser import parse_feed
+from monitor.parse import parse_feed
 
 ENTRIES = 20
 AR = [
@@ -233,7 +233,7 @@ def baseline(urls: list[str]) -> Phase:
 
 async def fetch_only(urls: list[str], concurrency: int) -> tuple[Phase, Phase]:
     feeds = [FeedSource(id=str(i), url=u) for i, u in enumerate(urls)]
-    a = Phase("fetch only: aiohttp (monitor.fetcher)", len(urls), 0.0, 0.0)
+    a = Phase("fetch only: aiohttp (monitor.fetch)", len(urls), 0.0, 0.0)
     async with Fetcher(FetchSettings(concurrency=concurrency, per_host=concurrency)) as fetcher:
         cpu0, t0 = cpu_seconds(), time.perf_counter()
         results = await asyncio.gather(*(fetcher.fetch(f) for f in feeds))

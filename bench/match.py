@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor import matcher as matcher_module
+from monitor import match as matcher_module
 from monitor import text as tx
-from monitor.matcher import compile_rules
+from monitor.match import compile_rules
 from monitor.models import Article, Rule
 
 ARABIC = [

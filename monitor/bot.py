@@ -50,13 +50,13 @@ from telegram.error import InvalidToken, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, CommandHandler, ContextTypes, filters
 from telegram.warnings import PTBDeprecationWarning
 
+from monitor.articles import detect_language
 from monitor.config import Settings, parse_duration
 from monitor.exceptions import NotifyError, StorageError
 from monitor.models import FIELDS, Article, Channel, FeedSource, FeedState, Match, Rule
-from monitor.normalizer import detect_language
 from monitor.pipeline import Ruleset
+from monitor.render.alert import safe_link
 from monitor.storage import OutboxAlert, Store
-from monitor.summarizer import safe_link
 
 __all__ = [
     "COMMANDS",

@@ -111,7 +111,7 @@ def setup_logging(verbose: bool, command: str | None) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     token = os.environ.get("TELEGRAM_BOT_TOKEN")
     if token:
-        from monitor.notifier import redact_token_in_logs
+        from monitor.deliver.notifier import redact_token_in_logs
 
         redact_token_in_logs(token)
     root = logging.getLogger()
@@ -163,7 +163,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_match(args: argparse.Namespace) -> int:
-    from monitor.matcher import compile_rules
+    from monitor.match import compile_rules
 
     settings = _settings(args)
     matcher = compile_rules(settings.rules)
@@ -190,8 +190,8 @@ def _open_input(path: str) -> TextIO:
 
 
 def _article(key: str, title: str, text: str, language: str | None, feed: str) -> Any:
+    from monitor.articles import detect_language
     from monitor.models import Article
-    from monitor.normalizer import detect_language
 
     language = language or detect_language(f"{title}\n{text}")
     return Article(key=key, feed_id=feed, title=title, content=text, language=language)
@@ -321,7 +321,7 @@ def cmd_channels(args: argparse.Namespace) -> int:
 
 
 def cmd_send_test(args: argparse.Namespace) -> int:
-    from monitor.summarizer import render_sample_alert
+    from monitor.render.alert import render_sample_alert
     from monitor.worker import make_notifier
 
     settings = _settings(args)

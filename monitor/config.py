@@ -452,7 +452,7 @@ class _Loader:
         return value
 
     def quiet_hours(self, node: _Node) -> str | None:
-        from monitor.digest import parse_quiet_hours
+        from monitor.render.digest import parse_quiet_hours
 
         value = self.text(node, 'a time range such as "23:00-07:00"')
         if value is None:
@@ -714,7 +714,7 @@ class _Loader:
 
 def _rule_checker() -> Callable[[Rule], list[Any]]:
     """The matcher's own rule validation (bad regex, bad query, empty term …)."""
-    from monitor.matcher import check_rule
+    from monitor.match import check_rule
 
     return check_rule
 

@@ -13,35 +13,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from rapidfuzz import fuzz, process
-
 from monitor import metrics
+from monitor.articles import normalize
 from monitor.config import Settings
 from monitor.exceptions import FeedError, FetchError
-from monitor.fetcher import Fetcher
-from monitor.matcher import Matcher, compile_rules
+from monitor.fetch import Fetcher
+from monitor.match import Matcher, compile_rules
 from monitor.models import Alert, Article, Channel, FeedSource, FeedState, FetchResult, Match, Rule
-from monitor.normalizer import normalize
-from monitor.parser import parse_feed
+from monitor.parse import parse_feed
+from monitor.render.alert import render_alert
 from monitor.scheduler import next_poll_at
-from monitor.storage import Store, story_key
-from monitor.summarizer import render_alert
-from monitor.text import words
+from monitor.storage import Store
+from monitor.stories import SAME_STORY_WINDOW, is_same_story, story_key, title_key
 
 log = logging.getLogger(__name__)
 
 _story_lock = threading.Lock()
-SAME_STORY_WINDOW = timedelta(hours=24)
-SAME_STORY_SCORE = 92.0  # rapidfuzz ratio of normalised titles
-SAME_STORY_MIN_LENGTH = 24  # shorter titles ("Breaking news") must match exactly
-_NUMBER = re.compile(r"\d+")
 
 
 @dataclass(frozen=True)
@@ -230,25 +223,6 @@ def _process(
     if inserted:
         log.info("feed %s: %d new entries, %d alerts queued", feed.id, len(inserted), queued)
     return len(inserted), queued
-
-
-def title_key(title: str) -> str:
-    """A title reduced for comparison: normalised words (same rules as the matcher)."""
-    return " ".join(words(title))
-
-
-def is_same_story(key: str, seen: Sequence[str]) -> bool:
-    """Near-identical normalised titles are one story (another feed's copy of a wire).
-
-    Titles whose numbers differ ("round 3" / "round 4", "12 killed" / "15 killed")
-    are different stories however alike the words.
-    """
-    if len(key) < SAME_STORY_MIN_LENGTH:
-        return key in seen
-    numbers = _NUMBER.findall(key)
-    candidates = [s for s in seen if _NUMBER.findall(s) == numbers]
-    best = process.extractOne(key, candidates, scorer=fuzz.ratio, score_cutoff=SAME_STORY_SCORE)
-    return best is not None
 
 
 def drop_repeated_stories(

@@ -28,16 +28,17 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor import metrics, operator
+from monitor import metrics
 from monitor.config import Settings, load_settings
-from monitor.digest import DigestItem, digest_due, render_digest
+from monitor.deliver.notifier import ConsoleNotifier, Notifier, TelegramNotifier
+from monitor.deliver.sender import Sender, SendStats
 from monitor.exceptions import ConfigError, NotifyError, StorageError
-from monitor.fetcher import DEFAULT_USER_AGENT, Fetcher, FetchSettings
+from monitor.fetch import DEFAULT_USER_AGENT, Fetcher, FetchSettings
 from monitor.models import Channel, FeedSource
-from monitor.notifier import ConsoleNotifier, Notifier, TelegramNotifier
-from monitor.operator import OPERATOR_CHANNEL
 from monitor.pipeline import PollOutcome, Ruleset, poll_feed
-from monitor.sender import Sender, SendStats
+from monitor.render import operator_alerts as operator
+from monitor.render.digest import DigestItem, digest_due, render_digest
+from monitor.render.operator_alerts import OPERATOR_CHANNEL
 from monitor.storage import Store
 
 log = logging.getLogger(__name__)

@@ -548,7 +548,7 @@ _TINY: list[Ruleset] = []
 
 def _tiny_ruleset() -> Ruleset:
     if not _TINY:
-        from monitor.matcher import compile_rules
+        from monitor.match import compile_rules
         from monitor.models import Channel, Rule
 
         rules = [Rule("astana", notify=("syria",), any=("Astana",))]

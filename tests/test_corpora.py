@@ -18,11 +18,11 @@ from pathlib import Path
 import feedparser
 import pytest
 
+from monitor.articles import normalize
 from monitor.exceptions import ParseError
-from monitor.fetcher import Fetcher, FetchSettings
+from monitor.fetch import Fetcher, FetchSettings
 from monitor.models import FeedSource
-from monitor.normalizer import normalize
-from monitor.parser import _fast_eligible, parse_bytes, parse_feed
+from monitor.parse import _fast_eligible, parse_bytes, parse_feed
 from tests.fakes.feedserver import FeedServer
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

@@ -7,9 +7,9 @@ import uuid
 from datetime import UTC, datetime
 
 from monitor.config import load_settings
+from monitor.deliver.notifier import TelegramNotifier
+from monitor.deliver.sender import Sender
 from monitor.models import Alert, Article, Channel
-from monitor.notifier import TelegramNotifier
-from monitor.sender import Sender
 from monitor.storage import Store
 from monitor.worker import run_once
 from tests.fakes.botapi import FakeBotApi, Pace

@@ -6,9 +6,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from monitor.config import load_settings
-from monitor.notifier import TelegramNotifier
+from monitor.deliver.notifier import TelegramNotifier
+from monitor.deliver.sender import Sender
 from monitor.pipeline import Ruleset
-from monitor.sender import Sender
 from monitor.storage import Store
 from monitor.worker import delivery_channels, flush_digests, run_once
 from tests.fakes.feedserver import Item, rss_feed

@@ -11,7 +11,7 @@ from email.utils import format_datetime
 import pytest
 
 from monitor.config import load_settings
-from monitor.notifier import ConsoleNotifier
+from monitor.deliver.notifier import ConsoleNotifier
 from monitor.pipeline import in_backfill
 from monitor.storage import Store
 from monitor.worker import run_once
@@ -231,7 +231,7 @@ async def test_the_same_story_from_two_feeds_is_alerted_once(
     ],
 )
 def test_same_story(title, seen, same):
-    from monitor.pipeline import is_same_story, title_key
+    from monitor.stories import is_same_story, title_key
 
     assert is_same_story(title_key(title), [title_key(s) for s in seen]) is same
 

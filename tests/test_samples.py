@@ -249,9 +249,9 @@ def test_each_sample_has_hits_for_every_rule_and_at_least_two_traps(name: str) -
 @pytest.fixture(scope="module")
 def articles() -> dict[str, Any]:
     """Every sample entry as the pipeline sees it: parser → normalizer, keyed by GUID."""
-    parser = pytest.importorskip("monitor.parser", reason="monitor.parser is not written yet")
+    parser = pytest.importorskip("monitor.parse", reason="monitor.parse is not written yet")
     normalizer = pytest.importorskip(
-        "monitor.normalizer", reason="monitor.normalizer is not written yet"
+        "monitor.articles", reason="monitor.articles is not written yet"
     )
     out: dict[str, Any] = {}
     for name in FEEDS:
@@ -267,7 +267,7 @@ def articles() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def match_names() -> Any:
     """A function Article → set of matched rule names, using the real compiled rules."""
-    matcher = pytest.importorskip("monitor.matcher", reason="monitor.matcher is not written yet")
+    matcher = pytest.importorskip("monitor.match", reason="monitor.match is not written yet")
     compiled = matcher.compile_rules(RULES)
     return lambda article: {m.rule for m in compiled.match(article)}
 
@@ -309,7 +309,7 @@ def test_real_sources_example_is_a_valid_feed_list() -> None:
 
 
 def test_real_sources_example_loads_with_the_config_loader() -> None:
-    pytest.importorskip("monitor.matcher", reason="monitor.config checks rules with the matcher")
+    pytest.importorskip("monitor.match", reason="monitor.config checks rules with the matcher")
     config = pytest.importorskip("monitor.config")
     settings = config.load_settings(REAL_SOURCES, env={})
     by_id = {f.id: f for f in settings.feeds}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.matcher import compile_rules
+from monitor.match import compile_rules
 from monitor.models import Article, Match, Rule
 
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from monitor.sender import GROUP_LIMIT, Pacer, is_group_chat, retry_delay
+from monitor.deliver.sender import GROUP_LIMIT, Pacer, is_group_chat, retry_delay
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 
 from monitor.models import Alert, Article
-from monitor.storage import SCHEMA_VERSION, Store, story_key
+from monitor.storage import SCHEMA_VERSION, Store
+from monitor.stories import story_key
 
 
 @pytest.fixture

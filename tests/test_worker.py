@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from monitor.config import load_settings
-from monitor.notifier import ConsoleNotifier
+from monitor.deliver.notifier import ConsoleNotifier
 from monitor.worker import Worker
 from tests.fakes.feedserver import Item, rss_feed
 

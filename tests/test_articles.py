@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.models import FeedSource, ParsedFeed, RawEntry
-from monitor.normalizer import (
+from monitor.articles import (
     canonical_url,
     detect_language,
     html_to_text,
     normalize,
     strip_boilerplate,
 )
+from monitor.models import FeedSource, ParsedFeed, RawEntry
 
 NOW = datetime(2026, 2, 10, 12, 0, tzinfo=UTC)
 FEED = FeedSource(id="wire", url="https://wire.example/feed")

@@ -39,7 +39,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.models import Channel
-from monitor.summarizer import (
+from monitor.render.alert import (
     _FSI,
     _HREF_MAX,
     _LRI,

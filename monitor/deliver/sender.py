@@ -17,11 +17,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from monitor import metrics, operator
-from monitor.digest import delivery_decision
+from monitor import metrics
+from monitor.deliver.notifier import Notifier
 from monitor.models import Channel, Delivery
-from monitor.notifier import Notifier
-from monitor.operator import OPERATOR_CHANNEL
+from monitor.render import operator_alerts as operator
+from monitor.render.digest import delivery_decision
+from monitor.render.operator_alerts import OPERATOR_CHANNEL
 from monitor.storage import OutboxAlert, Store
 
 log = logging.getLogger(__name__)

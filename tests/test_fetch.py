@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 import pytest
 
 from monitor import __version__
+from monitor.articles import normalize
 from monitor.exceptions import FetchError, ParseError
-from monitor.fetcher import (
+from monitor.fetch import (
     Fetcher,
     FetchSettings,
     content_hash,
@@ -18,8 +19,7 @@ from monitor.fetcher import (
     parse_retry_after,
 )
 from monitor.models import FeedSource, FeedState
-from monitor.normalizer import normalize
-from monitor.parser import parse_feed
+from monitor.parse import parse_feed
 from tests.fakes.feedserver import SECRET_MARKER, FeedServer
 
 NOW = datetime(2026, 2, 10, 12, 0, tzinfo=UTC)

@@ -2,7 +2,7 @@
 
 Validity is proven with ``tests.fakes.telegram_html``, a re-implementation of
 Telegram's own HTML parser and clean-up.  Golden files live in ``tests/golden``;
-regenerate them with ``MONITOR_UPDATE_GOLDEN=1 pytest tests/test_summarizer.py``.
+regenerate them with ``MONITOR_UPDATE_GOLDEN=1 pytest tests/test_render_alert.py``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.models import Alert, Article, Channel, Hit, Match
-from monitor.sentences import guess_language, split_sentences
-from monitor.summarizer import (
+from monitor.render.alert import (
     MAX_HTML_BYTES,
     MAX_MESSAGE_LENGTH,
     Segment,
@@ -27,6 +26,7 @@ from monitor.summarizer import (
     safe_link,
     summarize,
 )
+from monitor.sentences import guess_language, split_sentences
 from tests.fakes.telegram_html import message_length, parse_telegram_html
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

@@ -13,7 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.digest import (
+from monitor.models import Channel
+from monitor.render.alert import MAX_HTML_BYTES, MAX_MESSAGE_LENGTH
+from monitor.render.digest import (
     GRID_ORIGIN,
     DigestItem,
     QuietHours,
@@ -25,8 +27,6 @@ from monitor.digest import (
     quiet_ends_at,
     render_digest,
 )
-from monitor.models import Channel
-from monitor.summarizer import MAX_HTML_BYTES, MAX_MESSAGE_LENGTH
 from tests.fakes.telegram_html import message_length, parse_telegram_html
 
 FSI, LRI, PDI = "\u2068", "\u2066", "\u2069"

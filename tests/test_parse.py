@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from monitor.exceptions import ParseError
 from monitor.models import FetchResult
-from monitor.parser import _fast_eligible, _fast_parse, parse_bytes, parse_feed
+from monitor.parse import _fast_eligible, _fast_parse, parse_bytes, parse_feed
 from tests.fakes.feedserver import ARABIC_ITEMS, RUSSIAN_ITEMS, Item, rss_feed
 
 AR_TITLE = ARABIC_ITEMS[0].title

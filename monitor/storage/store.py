@@ -185,15 +185,6 @@ class OutboxAlert:
     published: datetime | None = None
 
 
-def story_key(article: Article) -> str:
-    """Identity of a story across feeds: canonical link, else GUID, else feed+key."""
-    if article.link:
-        return article.link
-    if article.guid:
-        return f"guid:{article.guid}"
-    return f"{article.feed_id}:{article.key}"
-
-
 class _Conflict(Exception):
     """Internal: another worker changed the rows first; the transaction is undone."""
 

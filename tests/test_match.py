@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.exceptions import ConfigError
-from monitor.matcher import Matcher, RuleProblem, check_rule, compile_rules
+from monitor.match import Matcher, RuleProblem, check_rule, compile_rules
 from monitor.models import FIELDS, Article, Rule
 from monitor.text import PROCLITICS
 

@@ -1,0 +1,1 @@
+"""Delivery: the sender that paces the outbox and the notifiers that post (I/O)."""

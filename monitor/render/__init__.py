@@ -1,0 +1,1 @@
+"""Telegram text: escaping and limits, alerts, digests and operator alerts (pure)."""
