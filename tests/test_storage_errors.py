@@ -219,3 +219,25 @@ def test_a_new_method_cannot_escape_the_wrapper(sqlite_url: str, now: datetime) 
         assert store.active_mutes(now - timedelta(seconds=1)) == {}  # the transaction was undone
     finally:
         store.close()
+
+
+def test_only_storage_imports_sqlalchemy() -> None:
+    """Callers catch our errors; SQLAlchemy stays behind the storage package."""
+    import ast
+
+    import monitor
+
+    root = Path(monitor.__file__).parent
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        if path.parent.name == "storage":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(name.split(".")[0] == "sqlalchemy" for name in names):
+                offenders.append(str(path.relative_to(root)))
+    assert offenders == []
