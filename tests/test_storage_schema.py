@@ -4,6 +4,7 @@ steps through the numbered migrations; and the retention of finished alerts."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -128,10 +129,10 @@ def _alert(key: str) -> Alert:
 
 
 @pytest.fixture
-def store(database_url: str) -> Store:
+def store(database_url: str) -> Iterator[Store]:
     store = Store(database_url)
     store.migrate()
-    yield store  # type: ignore[misc]
+    yield store
     store.close()
 
 
