@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from telegram import BotCommand, LinkPreviewOptions, Message, Update
 from telegram.constants import MessageEntityType, MessageLimit, ParseMode
 from telegram.error import InvalidToken, RetryAfter, TelegramError
@@ -231,7 +230,7 @@ async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     if isinstance(error, TelegramError):  # the answer itself failed: nobody to tell
         log.warning("bot: could not answer a command: %s", error)
         return
-    if isinstance(error, StorageError | sa.exc.SQLAlchemyError):
+    if isinstance(error, StorageError):
         log.warning("bot command failed: the database did not answer: %s", error)
         answer = "Sorry, the state database did not answer. Please try again in a moment."
     else:

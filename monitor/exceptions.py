@@ -7,6 +7,7 @@
     │   ├── FetchError            .status .retry_after .gone
     │   └── ParseError
     ├── StorageError
+    │   └── StorageUnavailable    the database cannot be reached (down, gone, timed out)
     └── NotifyError               .chat .retry_after .permanent
 
 Third-party errors are translated once, at the I/O module that meets them, with
@@ -83,6 +84,10 @@ class ParseError(FeedError):
 
 class StorageError(MonitorError):
     """The state database refused or is unreachable."""
+
+
+class StorageUnavailable(StorageError):
+    """The state database cannot be reached now; trying again later may work."""
 
 
 class NotifyError(MonitorError):

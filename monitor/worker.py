@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy.exc import SQLAlchemyError
 
 from monitor import metrics
 from monitor.config import Settings, load_settings
@@ -346,7 +345,7 @@ class Worker:
                 await asyncio.wait(
                     set(self.in_flight), timeout=1.0, return_when=asyncio.FIRST_COMPLETED
                 )
-        except (StorageError, SQLAlchemyError) as exc:
+        except StorageError as exc:
             log.error("database unavailable: %s", exc)
 
     async def _start_polls(self, feed_ids: list[str], now: datetime) -> None:
@@ -369,12 +368,12 @@ class Worker:
                 now=now,
                 muted=self.muted,
             )
-        except (StorageError, SQLAlchemyError) as exc:  # its lease expires; polled again then
+        except StorageError as exc:  # its lease expires; polled again then
             log.error("feed %s: database unavailable: %s", feed.id, exc)
             return
         except Exception:
             log.exception("feed %s: unexpected error while polling (a bug; please report)", feed.id)
-            with contextlib.suppress(SQLAlchemyError):
+            with contextlib.suppress(StorageError):
                 await asyncio.to_thread(self.store.release_feeds, self.owner, [feed.id])
             return
         if outcome.alerts:
@@ -394,7 +393,7 @@ class Worker:
             return
         try:
             await asyncio.to_thread(self.store.queue_alert, *message, now)
-        except SQLAlchemyError as exc:
+        except StorageError as exc:
             log.error("could not queue the operator alert for feed %s: %s", feed.id, exc)
             return
         self.wake_sender.set()

@@ -1,5 +1,12 @@
-"""Storage: the one ``Store`` over SQLite or PostgreSQL (I/O)."""
+"""Storage: the one ``Store`` over SQLite or PostgreSQL (I/O).
 
-from monitor.storage.store import SCHEMA_VERSION, OutboxAlert, Store
+``store.py`` assembles the parts: ``base`` (engine, UTC type, error
+translation), ``schema`` (tables, migrations), ``feeds``, ``entries``,
+``outbox``, ``digests``, ``leases``, ``mutes``, ``reports``.
+"""
 
-__all__ = ["SCHEMA_VERSION", "OutboxAlert", "Store"]
+from monitor.storage.outbox import ALERT_RETENTION, OutboxAlert
+from monitor.storage.schema import SCHEMA_VERSION
+from monitor.storage.store import Store
+
+__all__ = ["ALERT_RETENTION", "SCHEMA_VERSION", "OutboxAlert", "Store"]

@@ -1,0 +1,129 @@
+"""Seen entries: storage is where "new" is decided.
+
+An entry is new exactly when its ``(feed_id, key)`` row is inserted, and the
+alerts for it are inserted in the same transaction, so a crash can never
+record an entry as seen while losing its alerts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from monitor.models import Alert, Article
+from monitor.storage.base import StoreBase, chunks, insert
+from monitor.storage.feeds import ensure_feed, success_values
+from monitor.storage.outbox import queue_row
+from monitor.storage.schema import entries_table, feeds_table
+
+
+class EntriesMixin(StoreBase):
+    """Which entries each feed has shown, the commit of a poll, and retention."""
+
+    def known_keys(self, feed_id: str, keys: Iterable[str]) -> set[str]:
+        """Which of these entry keys this feed has already seen."""
+        keys = list(keys)
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in chunks(keys, 500):
+                found.update(
+                    conn.execute(
+                        sa.select(entries_table.c.key).where(
+                            entries_table.c.feed_id == feed_id, entries_table.c.key.in_(chunk)
+                        )
+                    ).scalars()
+                )
+        return found
+
+    def commit_poll(
+        self,
+        *,
+        feed_id: str,
+        url: str,
+        now: datetime,
+        articles: Sequence[Article],
+        alerts: Sequence[tuple[Alert, str]],
+        status: int | None,
+        etag: str | None,
+        last_modified: str | None,
+        content_hash: str | None,
+        next_poll: datetime,
+    ) -> tuple[set[str], int]:
+        """Record a successful poll atomically: new entries, their alerts, feed state.
+
+        ``alerts`` pairs each rendered alert with its story key. Only alerts of
+        entries that this call actually inserted are queued, so concurrent or
+        repeated polls of the same feed never queue an alert twice. Returns the
+        keys inserted and the number of alerts queued.
+        """
+        with self.engine.begin() as conn:
+            ensure_feed(conn, feed_id, url)
+            inserted: set[str] = set()
+            rows = [
+                {
+                    "feed_id": feed_id,
+                    "key": a.key,
+                    "title": a.title[:1000],
+                    "link": a.link,
+                    "published": a.published,
+                    "first_seen": now,
+                    "last_seen": now,
+                }
+                for a in articles
+            ]
+            if rows:  # one cached statement, executed for many rows ("insertmanyvalues")
+                stmt = (
+                    insert(conn)(entries_table)
+                    .on_conflict_do_nothing(index_elements=["feed_id", "key"])
+                    .returning(entries_table.c.key, sort_by_parameter_order=True)
+                )
+                inserted.update(conn.execute(stmt, rows).scalars())
+            seen_again = [a.key for a in articles if a.key not in inserted]
+            for chunk in chunks(seen_again, 500):
+                conn.execute(
+                    entries_table.update()
+                    .where(entries_table.c.feed_id == feed_id, entries_table.c.key.in_(chunk))
+                    .values(last_seen=now)
+                )
+            queued = 0
+            for alert, story in alerts:
+                if alert.article_key not in inserted:
+                    continue
+                queued += queue_row(conn, alert, story, now)
+            conn.execute(
+                feeds_table.update()
+                .where(feeds_table.c.feed_id == feed_id)
+                .values(
+                    **success_values(now, status, next_poll),
+                    url=url,
+                    etag=etag,
+                    last_modified=last_modified,
+                    content_hash=content_hash,
+                    entries_seen=feeds_table.c.entries_seen + len(inserted),
+                    first_success=sa.func.coalesce(feeds_table.c.first_success, now),
+                )
+            )
+        return inserted, queued
+
+    def prune_entries(self, now: datetime, keep: timedelta) -> int:
+        """Forget entries that left their feed more than ``keep`` ago.
+
+        "Left" means a later successful poll no longer listed them; the entries of
+        a feed that is down (or unchanged) are kept however old, or they would
+        alert again when it comes back.
+        """
+        feed_success = (
+            sa.select(feeds_table.c.last_success)
+            .where(feeds_table.c.feed_id == entries_table.c.feed_id)
+            .scalar_subquery()
+        )
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                entries_table.delete().where(
+                    entries_table.c.last_seen < now - keep,
+                    entries_table.c.last_seen < feed_success,
+                )
+            )
+        return result.rowcount or 0
