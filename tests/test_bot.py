@@ -191,7 +191,7 @@ def add_alerts(store: Store, ruleset: Ruleset, now: datetime) -> None:
             url=f"https://{article.feed_id}.example/feed",
             now=now,
             articles=[article],
-            alerts=alerts,
+            alerts=[(a, a.story) for a in alerts],
             status=200,
             etag=None,
             last_modified=None,
