@@ -23,7 +23,7 @@ from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
-from monitor.models import Article, FeedSource, ParsedFeed, RawEntry
+from monitor.models import Article, FeedSource, ParsedFeed, RawEntry, utc_now
 from monitor.text import ARABIC_RANGES, CYRILLIC_RANGES, char_class
 
 __all__ = ["canonical_url", "detect_language", "html_to_text", "strip_boilerplate", "to_articles"]
@@ -260,7 +260,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 def to_articles(feed: FeedSource, parsed: ParsedFeed, now: datetime) -> list[Article]:
     """Every entry of a parsed feed as an Article, in feed order, one per key."""
-    now = _utc(now) or datetime.now(UTC)
+    now = _utc(now) or utc_now()
     source = feed.name or parsed.title or feed.id
     articles: list[Article] = []
     seen: set[str] = set()

@@ -174,7 +174,7 @@ class FeedSource:
 
 @dataclass(frozen=True)
 class Rule:
-    """A watch rule; the semantics live in ``matcher``'s module docstring."""
+    """A watch rule; the semantics live in ``match.py``'s module docstring."""
 
     name: str
     notify: tuple[str, ...] = ()
