@@ -60,11 +60,6 @@ class Ruleset:
     feed_tags: Mapping[str, tuple[str, ...]]
     version: str = ""
 
-    @property
-    def priorities(self) -> dict[str, Priority]:
-        """Each rule's priority, for the renderer."""
-        return {name: rule.priority for name, rule in self.rules.items()}
-
     @classmethod
     def from_settings(cls, settings: Settings) -> Ruleset:
         return cls(
@@ -90,7 +85,7 @@ class Ruleset:
             for channel in self.rules[match.rule].notify:
                 if str(MuteTarget.channel(channel)) not in muted:
                     per_channel.setdefault(channel, []).append(match)
-        priorities = self.priorities
+        priorities: dict[str, Priority] = {m.rule: self.rules[m.rule].priority for m in matches}
         return [
             render_alert(article, channel_matches, self.channels[name], priorities)
             for name, channel_matches in per_channel.items()
