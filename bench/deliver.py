@@ -189,8 +189,9 @@ def queue_alerts(store: Store, channels: dict[str, Channel], total: int, now: da
             channel=channel.name,
             html=f"{sample.html}\n{MARK}{n}",
             text=f"{sample.text}\n{MARK}{n}",
+            story=key,
         )
-        alerts.append((alert, key))
+        alerts.append(alert)
         articles.append(Article(key=key, feed_id="bench", title=f"{sample.title} {n}"))
     store.commit_poll(
         feed_id="bench",

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import feedparser
 import httpx
 
-from monitor.articles import normalize
+from monitor.articles import to_articles
 from monitor.exceptions import FeedError
 from monitor.fetch import Fetcher, FetchSettings
 from monitor.models import Article, FeedSource, FeedState, FetchResult
@@ -173,7 +173,7 @@ def peak_rss_mb() -> float:
 
 def parse_and_normalize(feed: FeedSource, result: FetchResult, now: datetime) -> list[Article]:
     """The CPU part of a poll; module-level so a process pool can run it."""
-    return normalize(feed, parse_feed(result), now)
+    return to_articles(feed, parse_feed(result), now)
 
 
 async def poll_all(

@@ -9,7 +9,8 @@
 - Dates: published, else updated; missing → ``now`` (first seen), future →
   clamped to ``now`` so a wrong clock cannot pin an entry to the top.
 - Language: the feed's configured language, else the feed's own tag, else the
-  dominant script of the entry's text.
+  dominant script of the entry's text (``detect_language``; the Arabic and
+  Cyrillic ranges are ``text.py``'s, the one definition of those scripts).
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
-from monitor.models import Article, FeedSource, ParsedFeed, RawEntry
+from monitor.models import Article, FeedSource, ParsedFeed, RawEntry, utc_now
+from monitor.text import ARABIC_RANGES, CYRILLIC_RANGES, char_class
 
-__all__ = ["canonical_url", "detect_language", "html_to_text", "normalize", "strip_boilerplate"]
+__all__ = ["canonical_url", "detect_language", "html_to_text", "strip_boilerplate", "to_articles"]
 
 #: Query parameters that only track the click; dropping them makes links comparable.
 TRACKING_PARAMS = frozenset(
@@ -195,8 +197,8 @@ def strip_boilerplate(text: str) -> str:
 
 
 _SCRIPTS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("ar", re.compile(r"[\u0600-\u06ff\u0750-\u077f\ufb50-\ufdff\ufe70-\ufefe]")),
-    ("ru", re.compile(r"[\u0400-\u04ff]")),
+    ("ar", re.compile(char_class(ARABIC_RANGES))),
+    ("ru", re.compile(char_class(CYRILLIC_RANGES))),
     ("he", re.compile(r"[\u0590-\u05ff]")),
     ("el", re.compile(r"[\u0370-\u03ff]")),
     ("hi", re.compile(r"[\u0900-\u097f]")),
@@ -256,9 +258,9 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC)
 
 
-def normalize(feed: FeedSource, parsed: ParsedFeed, now: datetime) -> list[Article]:
+def to_articles(feed: FeedSource, parsed: ParsedFeed, now: datetime) -> list[Article]:
     """Every entry of a parsed feed as an Article, in feed order, one per key."""
-    now = _utc(now) or datetime.now(UTC)
+    now = _utc(now) or utc_now()
     source = feed.name or parsed.title or feed.id
     articles: list[Article] = []
     seen: set[str] = set()

@@ -36,25 +36,41 @@ import difflib
 import html
 import logging
 import re
-import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from telegram import BotCommand, LinkPreviewOptions, Message, Update
 from telegram.constants import MessageEntityType, MessageLimit, ParseMode
 from telegram.error import InvalidToken, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, CommandHandler, ContextTypes, filters
-from telegram.warnings import PTBDeprecationWarning
 
 from monitor.articles import detect_language
 from monitor.config import Settings, parse_duration
 from monitor.exceptions import NotifyError, StorageError
-from monitor.models import FIELDS, Article, Channel, FeedSource, FeedState, Match, Rule
+from monitor.models import (
+    FIELDS,
+    AlertStatus,
+    Article,
+    Channel,
+    FeedSource,
+    FeedState,
+    Match,
+    MuteKind,
+    MuteTarget,
+    Rule,
+    utc_now,
+)
 from monitor.pipeline import Ruleset
-from monitor.render.alert import safe_link
+from monitor.render.telegram_text import (
+    esc,
+    format_utc,
+    href_attr,
+    retry_after_seconds,
+    safe_link,
+)
 from monitor.storage import OutboxAlert, Store
 
 __all__ = [
@@ -112,10 +128,6 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class BotContext:
     """What the commands read: the store, the current rules and settings, the clock."""
@@ -124,7 +136,7 @@ class BotContext:
     get_ruleset: Callable[[], Ruleset]  # the current rules (swapped on reload)
     get_settings: Callable[[], Settings]  # the current settings
     started_at: datetime
-    clock: Callable[[], datetime] = field(default=_utcnow)
+    clock: Callable[[], datetime] = field(default=utc_now)
 
 
 # --------------------------------------------------------------------------- lifecycle
@@ -375,7 +387,7 @@ class _Handlers:
         try:
             duration = parse_duration("".join(args[1:]))  # "1h 30m" as well as "1h30m"
         except ValueError as exc:
-            await _reply(update, f"{_esc(str(exc))}\n\n{_MUTE_USAGE}")
+            await _reply(update, f"{esc(str(exc))}\n\n{_MUTE_USAGE}")
             return
         if duration <= timedelta(0) or duration > MAX_MUTE:
             await _reply(update, "The duration must be more than 0 and at most 365d.")
@@ -385,13 +397,17 @@ class _Handlers:
         by = _who(user.id, user.username) if user else None
         await asyncio.to_thread(self.ctx.store.set_mute, target, until, by)
         log.info("bot: %s muted until %s by %s", target, until.isoformat(), by)
-        kind, name = target.split(":", 1)
-        effect = "its matches make no alerts" if kind == "rule" else "no alerts are queued for it"
+        muted = _target(target)
+        if muted.kind == MuteKind.RULE:
+            effect = "its matches make no alerts"
+        else:
+            effect = "no alerts are queued for it"
         await _reply(
             update,
-            f"🔇 Muted {kind} <b>{_esc(name)}</b> until {_when(until)} ({_span(duration)}): "
+            f"🔇 Muted {muted.kind} <b>{esc(muted.name)}</b> "
+            f"until {_when(until)} ({_span(duration)}): "
             f"{effect} until then (articles seen meanwhile are not alerted later). "
-            f"Undo with <code>/unmute {_esc(args[0])}</code>.",
+            f"Undo with <code>/unmute {esc(args[0])}</code>.",
         )
 
     async def unmute(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -409,12 +425,12 @@ class _Handlers:
             return
         cleared = await asyncio.to_thread(self.ctx.store.clear_mute, target)
         was_active = target in mutes
-        kind, name = target.split(":", 1)
+        muted = _target(target)
         if cleared and was_active:
             log.info("bot: %s unmuted", target)
-            await _reply(update, f"🔔 Unmuted {kind} <b>{_esc(name)}</b>.")
+            await _reply(update, f"🔔 Unmuted {muted.kind} <b>{esc(muted.name)}</b>.")
         else:
-            await _reply(update, f"The {kind} <b>{_esc(name)}</b> was not muted.")
+            await _reply(update, f"The {muted.kind} <b>{esc(muted.name)}</b> was not muted.")
 
 
 _MUTE_USAGE = (
@@ -441,18 +457,10 @@ async def _reply(update: Update, text: str) -> None:
             )
             return
         except RetryAfter as exc:  # a human typing fast into a private chat: wait briefly
-            wait = _retry_seconds(exc)
+            wait = retry_after_seconds(exc)
             if attempt + 1 == _REPLY_ATTEMPTS or wait > _REPLY_MAX_WAIT:
                 raise
             await asyncio.sleep(wait)
-
-
-def _retry_seconds(exc: RetryAfter) -> float:
-    """``retry_after`` in seconds (PTB 22 warns that its type will become timedelta)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
-        value = exc.retry_after
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 def _command_text(message: Message) -> str:
@@ -495,9 +503,9 @@ def render_help(chat_id: int | None, user_id: int | None, *, is_admin: bool) -> 
     for command in COMMANDS:
         if command.name == "start":
             continue
-        usage = f" {_esc(command.usage)}" if command.usage else ""
+        usage = f" {esc(command.usage)}" if command.usage else ""
         note = " (admins)" if command.admin else ""
-        lines.append(f"/{command.name}{usage} — {_esc(command.description)}{note}")
+        lines.append(f"/{command.name}{usage} — {esc(command.description)}{note}")
     return "\n".join(lines)
 
 
@@ -523,14 +531,14 @@ def render_status(
     if failing:
         feed_line += " — see /feeds"
     lines = [
-        f"<b>Status</b> · config version <code>{_esc(version or '?')}</code>",
+        f"<b>Status</b> · config version <code>{esc(version or '?')}</code>",
         ("❌ " if failing else "✅ ") + feed_line,
         f"Last poll: {_ago(last_poll, now)}",
         f"Last alert sent: {_ago(last_alert, now)}",
         f"Outbox: {pending} alert{'s' if pending != 1 else ''} waiting to be sent",
     ]
     if mutes:
-        muted = ", ".join(_esc(t) for t in sorted(mutes))
+        muted = ", ".join(esc(t) for t in sorted(mutes))
         lines.append(f"Muted: {muted}")
     lines.append(f"Uptime: {_span(now - started_at)} (since {_when(started_at)})")
     return _fit(lines, [])
@@ -549,10 +557,10 @@ def render_feeds(
             continue
         status = f" · HTTP {state.http_status}" if state.http_status else ""
         items.append(
-            f"❌ <b>{_esc(feed.id)}</b> — {state.errors} failed poll"
+            f"❌ <b>{esc(feed.id)}</b> — {state.errors} failed poll"
             f"{'s' if state.errors != 1 else ''} in a row{status}\n"
             f"   last try {_ago(state.last_poll, now)}, next {_ago(state.next_poll, now)}\n"
-            f"   <i>{_esc(_cap(state.last_error or 'no error text', _ITEM_MAX))}</i>"
+            f"   <i>{esc(_cap(state.last_error or 'no error text', _ITEM_MAX))}</i>"
         )
     if not items:
         head.append("All polled feeds are OK." if ok else "No feed has failed.")
@@ -569,13 +577,13 @@ def render_rules(
         count = counts.get(name, 0)
         channels = []
         for channel in rule.notify:
-            until = mutes.get(f"channel:{channel}")
-            channels.append(_esc(channel) + (f" 🔇 until {_when(until)}" if until else ""))
+            until = mutes.get(str(MuteTarget.channel(channel)))
+            channels.append(esc(channel) + (f" 🔇 until {_when(until)}" if until else ""))
         line = (
-            f"• <b>{_esc(name)}</b> → {', '.join(channels) or '(no channel)'} — "
+            f"• <b>{esc(name)}</b> → {', '.join(channels) or '(no channel)'} — "
             f"{count} alert{'s' if count != 1 else ''}"
         )
-        until = mutes.get(f"rule:{name}")
+        until = mutes.get(str(MuteTarget.rule(name)))
         if until:
             line += f" · 🔇 muted until {_when(until)}"
         items.append(_cap_html_line(line, name))
@@ -589,13 +597,13 @@ def render_test(article: Article, matches: Sequence[Match], ruleset: Ruleset) ->
     language = article.language or "?"
     if not matches:
         head = [
-            f"No rule matches this text (language: {_esc(language)}; "
+            f"No rule matches this text (language: {esc(language)}; "
             f"{len(ruleset.rules)} rules checked)."
         ]
         return _fit([*head, "", *_highlighted(article, ())], [])
     head = [
         f"<b>{len(matches)} rule{'s' if len(matches) != 1 else ''} match</b> "
-        f"(language: {_esc(language)}):"
+        f"(language: {esc(language)}):"
     ]
     items = []
     for match in matches:
@@ -611,35 +619,35 @@ def render_recent(
     """The /recent answer: the last alerts, newest first."""
     if not alerts:
         if rule is not None and rule not in ruleset.rules:
-            return f"No alerts from a rule named <b>{_esc(rule)}</b>. " + _names_hint(
+            return f"No alerts from a rule named <b>{esc(rule)}</b>. " + _names_hint(
                 "Rules", ruleset.rules, rule
             )
-        scope = f" from rule <b>{_esc(rule)}</b>" if rule else ""
+        scope = f" from rule <b>{esc(rule)}</b>" if rule else ""
         return f"No alerts{scope} yet."
-    scope = f" of rule <b>{_esc(rule)}</b>" if rule else ""
+    scope = f" of rule <b>{esc(rule)}</b>" if rule else ""
     head = [f"<b>Last {len(alerts)} alert{'s' if len(alerts) != 1 else ''}</b>{scope}"]
     items = []
     for alert in alerts:
-        title = _esc(_cap(alert.title or "(untitled)", 200))
+        title = esc(_cap(alert.title or "(untitled)", 200))
         href = safe_link(alert.link)
-        linked = f'<a href="{html.escape(href, quote=True)}">{title}</a>' if href else title
-        status = _STATUS.get(alert.status, _esc(alert.status))
+        linked = f'<a href="{href_attr(href)}">{title}</a>' if href else title
+        status = _STATUS.get(alert.status, esc(alert.status))
         when = alert.sent_at or alert.created_at
-        rules = ", ".join(_esc(_cap(r, 60)) for r in alert.rules[:5])
+        rules = ", ".join(esc(_cap(r, 60)) for r in alert.rules[:5])
         if len(alert.rules) > 5:
             rules += f" +{len(alert.rules) - 5}"
         items.append(
-            f"• {_when(when)} · {_esc(_cap(alert.channel, 60))} · {rules} · {status}\n   {linked}"
+            f"• {_when(when)} · {esc(_cap(alert.channel, 60))} · {rules} · {status}\n   {linked}"
         )
     return _fit(head, items)
 
 
-_STATUS = {
-    "sent": "✅ sent",
-    "pending": "⏳ pending",
-    "failed": "❌ failed",
-    "held": "⏸ held for a digest",
-    "digested": "📋 sent in a digest",
+_STATUS: dict[str, str] = {
+    AlertStatus.SENT: "✅ sent",
+    AlertStatus.PENDING: "⏳ pending",
+    AlertStatus.FAILED: "❌ failed",
+    AlertStatus.HELD: "⏸ held for a digest",
+    AlertStatus.DIGESTED: "📋 sent in a digest",
 }
 
 
@@ -647,7 +655,7 @@ def render_mutes(mutes: Mapping[str, datetime], now: datetime, *, usage: bool = 
     """The active mutes (``/mute`` without arguments)."""
     head = ["<b>Active mutes</b>" if mutes else "Nothing is muted."]
     items = [
-        f"• {_esc(target)} until {_when(until)} ({_span(until - now)} left)"
+        f"• {esc(target)} until {_when(until)} ({_span(until - now)} left)"
         for target, until in sorted(mutes.items(), key=lambda kv: kv[1])
     ]
     tail = f"\n\n{_MUTE_USAGE}" if usage else ""
@@ -665,28 +673,28 @@ def resolve_target(
     ``mutes`` (for /unmute) also accepts a muted name no longer in the configuration.
     """
     mutes = mutes or {}
-    kind, sep, bare = name.partition(":")
-    if sep and kind in ("rule", "channel"):
-        pool = rules if kind == "rule" else channels
-        if bare in pool or f"{kind}:{bare}" in mutes:
-            return f"{kind}:{bare}", ""
-        return None, f"No {kind} named <b>{_esc(bare)}</b>. " + _names_hint(
-            "Rules" if kind == "rule" else "Channels", pool, bare
+    typed = MuteTarget.parse(name)
+    if typed is not None:
+        pool: Mapping[str, object] = rules if typed.kind == MuteKind.RULE else channels
+        if typed.name in pool or str(typed) in mutes:
+            return str(typed), ""
+        return None, f"No {typed.kind} named <b>{esc(typed.name)}</b>. " + _names_hint(
+            "Rules" if typed.kind == MuteKind.RULE else "Channels", pool, typed.name
         )
     found = [
-        f"{k}:{name}"
-        for k, pool in (("rule", rules), ("channel", channels))
-        if name in pool or f"{k}:{name}" in mutes
+        str(target)
+        for target, pool in ((MuteTarget.rule(name), rules), (MuteTarget.channel(name), channels))
+        if name in pool or str(target) in mutes
     ]
     if len(found) == 1:
         return found[0], ""
     if len(found) > 1:
         return None, (
-            f"<b>{_esc(name)}</b> is both a rule and a channel: write "
-            f"<code>rule:{_esc(name)}</code> or <code>channel:{_esc(name)}</code>."
+            f"<b>{esc(name)}</b> is both a rule and a channel: write "
+            f"<code>rule:{esc(name)}</code> or <code>channel:{esc(name)}</code>."
         )
     return None, (
-        f"No rule or channel named <b>{_esc(name)}</b>. "
+        f"No rule or channel named <b>{esc(name)}</b>. "
         + _names_hint("Rules", rules, name)
         + "\n"
         + _names_hint("Channels", channels, name)
@@ -719,17 +727,17 @@ def _feed_ids_and_tags(feeds: Sequence[FeedSource]) -> list[str]:
 
 def _explain(match: Match, rule: Rule | None) -> str:
     """Why a rule matched: its channels, its limits and each distinct hit."""
-    name = _esc(_cap(match.rule, 80))
-    channels = ", ".join(_esc(c) for c in rule.notify) if rule else "?"
+    name = esc(_cap(match.rule, 80))
+    channels = ", ".join(esc(c) for c in rule.notify) if rule else "?"
     lines = [f"✅ <b>{name}</b> → {channels or '(no channel)'}"]
     if rule is not None:
         limits = []
         if rule.feeds:
-            limits.append("only feeds " + ", ".join(_esc(f) for f in rule.feeds[:5]))
+            limits.append("only feeds " + ", ".join(esc(f) for f in rule.feeds[:5]))
         if rule.languages:
-            limits.append("languages " + ", ".join(_esc(x) for x in rule.languages))
+            limits.append("languages " + ", ".join(esc(x) for x in rule.languages))
         if rule.query:
-            limits.append(f"query <code>{_esc(_cap(rule.query, 200))}</code>")
+            limits.append(f"query <code>{esc(_cap(rule.query, 200))}</code>")
         if limits:
             lines.append("   " + "; ".join(limits))
     seen: dict[tuple[str, str, str], int] = {}
@@ -740,8 +748,8 @@ def _explain(match: Match, rule: Rule | None) -> str:
     for (term, text, field_name), times in shown[:8]:
         repeat = f" ×{times}" if times > 1 else ""
         lines.append(
-            f"   “{_esc(_cap(term, 80))}” hit “<b>{_esc(_cap(text, 80))}</b>” in "
-            f"{_esc(field_name)}{repeat}"
+            f"   “{esc(_cap(term, 80))}” hit “<b>{esc(_cap(text, 80))}</b>” in "
+            f"{esc(field_name)}{repeat}"
         )
     if len(shown) > 8:
         lines.append(f"   … and {len(shown) - 8} more hits")
@@ -790,10 +798,10 @@ def _render_spans(visible: str, merged: Sequence[Sequence[int]]) -> str:
         if start >= len(visible):
             break
         end = min(end, len(visible))
-        out.append(_esc(visible[pos:start]))
-        out.append(f"<b>{_esc(visible[start:end])}</b>")
+        out.append(esc(visible[pos:start]))
+        out.append(f"<b>{esc(visible[start:end])}</b>")
         pos = end
-    out.append(_esc(visible[pos:]))
+    out.append(esc(visible[pos:]))
     return "".join(out)
 
 
@@ -820,8 +828,8 @@ def _names_hint(label: str, names: Mapping[str, Any], typed: str) -> str:
     close = difflib.get_close_matches(typed, list(names), n=3, cutoff=0.6)
     hint = ""
     if close:
-        hint = "Did you mean " + " or ".join(f"<b>{_esc(c)}</b>" for c in close) + "? "
-    listed = [_esc(_cap(n, 60)) for n in list(names)[:_NAMES_MAX]]
+        hint = "Did you mean " + " or ".join(f"<b>{esc(c)}</b>" for c in close) + "? "
+    listed = [esc(_cap(n, 60)) for n in list(names)[:_NAMES_MAX]]
     more = f" … and {len(names) - _NAMES_MAX} more" if len(names) > _NAMES_MAX else ""
     return f"{hint}{label}: {', '.join(listed)}{more}"
 
@@ -847,7 +855,7 @@ def _fit_text(text: str) -> str:
     if len(text) <= MAX_REPLY:
         return text
     log.warning("bot reply of %d characters cut to fit", len(text))
-    return _esc(_cap(html.unescape(_strip_tags(text)), MAX_REPLY - 10))
+    return esc(_cap(html.unescape(_strip_tags(text)), MAX_REPLY - 10))
 
 
 def _strip_tags(text: str) -> str:
@@ -861,7 +869,15 @@ def _who(user_id: int, username: str | None) -> str:
 def _cap_html_line(line: str, name: str) -> str:
     if len(line) <= _ITEM_MAX:
         return line
-    return f"• <b>{_esc(_cap(name, 80))}</b> (details too long to show)"
+    return f"• <b>{esc(_cap(name, 80))}</b> (details too long to show)"
+
+
+def _target(text: str) -> MuteTarget:
+    """A target ``resolve_target`` returned (always ``kind:name``) as a ``MuteTarget``."""
+    target = MuteTarget.parse(text)
+    if target is None:  # pragma: no cover - resolve_target only returns typed targets
+        raise ValueError(f"not a mute target: {text!r}")
+    return target
 
 
 def _cap(text: str, limit: int) -> str:
@@ -869,14 +885,8 @@ def _cap(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _esc(text: str) -> str:
-    return html.escape(text, quote=False)
-
-
 def _when(moment: datetime | None) -> str:
-    if moment is None:
-        return "never"
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return format_utc(moment)
 
 
 def _ago(moment: datetime | None, now: datetime) -> str:

@@ -295,6 +295,7 @@ def cmd_feeds(args: argparse.Namespace) -> int:
 
 
 def cmd_channels(args: argparse.Namespace) -> int:
+    from monitor.models import AlertStatus
     from monitor.storage import Store
 
     settings = _settings(args)
@@ -306,9 +307,9 @@ def cmd_channels(args: argparse.Namespace) -> int:
             {
                 "name": name,
                 "chat": channel.chat,
-                "pending": h.get("pending", 0),
-                "sent": h.get("sent", 0),
-                "failed": h.get("failed", 0),
+                "pending": h.get(AlertStatus.PENDING, 0),
+                "sent": h.get(AlertStatus.SENT, 0),
+                "failed": h.get(AlertStatus.FAILED, 0),
                 "broken_since": _iso(h.get("broken_since")),
                 "last_error": h.get("last_error"),
             }

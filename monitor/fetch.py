@@ -234,7 +234,6 @@ class Fetcher:
                         or (state.last_modified if state else None),
                         content_hash=state.content_hash if state else None,
                         max_age=parse_max_age(headers.get("cache-control")),
-                        fetched_at=now,
                     )
                 if status >= 400:
                     raise _status_error(feed, final_url, status, resp.reason, headers, now)
@@ -387,5 +386,4 @@ def _result(
         last_modified=headers.get("last-modified"),
         content_hash=digest,
         max_age=parse_max_age(headers.get("cache-control")),
-        fetched_at=now,
     )

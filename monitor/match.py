@@ -1,7 +1,7 @@
 """Watch rules compiled into one index; an article in, the rules it matches out.
 
-Rule semantics (the contract; SPEC "Rule semantics" is the user-facing summary)
-===============================================================================
+Rule semantics (the contract; README "Watch rules: how matching works" sums it up)
+==================================================================================
 
 A rule matches an article when every clause holds:
 

@@ -1,8 +1,19 @@
 """Plain values passed between pipeline stages, named by where they are in the flow.
 
-config → FeedSource, Rule, Channel
-fetcher → FetchResult → parser → ParsedFeed/RawEntry → normalizer → Article
-matcher → Match(Hit…) → summarizer → Alert → notifier → Delivery
+    config.py           → FeedSource, Rule, Channel
+    fetch.py            → FetchResult
+    parse.py            → ParsedFeed / RawEntry
+    articles.py         → Article            (text.py, sentences.py: the text tools)
+    match.py            → Match(Hit…)
+    stories.py          → the story key that makes one alert per story and channel
+    render/             → Alert              (alert.py, digest.py, operator_alerts.py)
+    deliver/            → Delivery           (sender.py paces the outbox, notifier.py sends)
+
+``pipeline.py`` runs fetch → … → render for one feed; ``storage/`` keeps feed
+state, entries and the outbox between the stages; ``worker.py`` runs polls,
+the sender, digests and reloads.  The enums below name every state that
+travels as a string (and is stored as one): being ``StrEnum``s they compare
+equal to, and are stored as, the same strings as before.
 
 All datetimes are timezone-aware UTC. Every stage returns a new, complete value.
 """
@@ -11,7 +22,113 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+
+def utc_now() -> datetime:
+    """The current time, aware UTC: the one wall clock the I/O modules pass down as ``now``."""
+    return datetime.now(UTC)
+
+
+class AlertStatus(StrEnum):
+    """Where an outbox row is (the ``alerts.status`` column)."""
+
+    PENDING = "pending"  # waiting to be sent (or retried)
+    SENT = "sent"  # Telegram accepted it
+    FAILED = "failed"  # given up: permanent error or held too long
+    HELD = "held"  # kept back for the channel's next digest
+    DIGESTED = "digested"  # went out as a line of a digest
+
+
+class Decision(StrEnum):
+    """What the sender does with an alert that is due (``render.digest.delivery_decision``)."""
+
+    SEND = "send"
+    SEND_SILENT = "send_silent"  # without a notification sound (quiet hours)
+    HOLD = "hold"  # keep it for the channel's next digest
+
+
+class ChannelMode(StrEnum):
+    """``mode`` of a channel."""
+
+    INSTANT = "instant"  # one message per article
+    DIGEST = "digest"  # one message per period
+
+
+class QuietMode(StrEnum):
+    """``quiet`` of a channel: what quiet hours do to an alert."""
+
+    SILENT = "silent"  # send it without sound
+    HOLD = "hold"  # keep it for the digest
+
+
+class Priority(StrEnum):
+    """``priority`` of a rule, and of the alerts it makes."""
+
+    NORMAL = "normal"
+    HIGH = "high"
+
+
+class AlertKind(StrEnum):
+    """What an outbox message is."""
+
+    ARTICLE = "article"  # one article for one channel
+    DIGEST = "digest"  # a channel's held alerts in one message
+    OPERATOR = "operator"  # a state change for ``telegram.admin_chat``
+
+
+#: What the outbox's ``priority`` column holds for a digest message (storage keeps
+#: the kind there; see ``stored_kind``).
+DIGEST_PRIORITY = "digest"
+
+
+def stored_kind(priority: str) -> tuple[AlertKind, Priority]:
+    """The kind and priority of an outbox row from its stored ``priority`` column.
+
+    Storage writes ``"digest"`` there for digest messages and the alert's
+    priority otherwise; anything unknown reads as a normal article.
+    """
+    if priority == DIGEST_PRIORITY:
+        return AlertKind.DIGEST, Priority.NORMAL
+    if priority == Priority.HIGH:
+        return AlertKind.ARTICLE, Priority.HIGH
+    return AlertKind.ARTICLE, Priority.NORMAL
+
+
+class MuteKind(StrEnum):
+    """What a /mute silences."""
+
+    RULE = "rule"
+    CHANNEL = "channel"
+
+
+@dataclass(frozen=True)
+class MuteTarget:
+    """A muted rule or channel; stored and compared as ``"rule:NAME"`` / ``"channel:NAME"``."""
+
+    kind: MuteKind
+    name: str
+
+    @classmethod
+    def parse(cls, text: str) -> MuteTarget | None:
+        """``"rule:NAME"`` → ``MuteTarget``; None when ``text`` has no known kind prefix."""
+        kind, sep, name = text.partition(":")
+        if not sep or kind not in (MuteKind.RULE, MuteKind.CHANNEL):
+            return None
+        return cls(MuteKind(kind), name)
+
+    @classmethod
+    def rule(cls, name: str) -> MuteTarget:
+        return cls(MuteKind.RULE, name)
+
+    @classmethod
+    def channel(cls, name: str) -> MuteTarget:
+        return cls(MuteKind.CHANNEL, name)
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}"
+
 
 #: Article fields a rule can look at, in the order alerts show them.
 FIELDS: tuple[str, ...] = ("title", "summary", "content")
@@ -28,11 +145,16 @@ class Channel:
     link_preview: bool = False
     thread_id: int | None = None  # forum topic (message_thread_id)
     summary_length: int = 600  # characters of summary in an alert
-    mode: str = "instant"  # "instant": one message per article; "digest": one per period
+    mode: ChannelMode = ChannelMode.INSTANT
     every: timedelta = timedelta(hours=1)  # digest period (also flushes held overflow)
     max_per_hour: int | None = None  # instant alerts beyond this roll into the next digest
     quiet_hours: str | None = None  # "23:00-07:00" in the channel's timezone
-    quiet: str = "silent"  # during quiet hours: "silent" (no sound) or "hold" (to the digest)
+    quiet: QuietMode = QuietMode.SILENT  # what quiet hours do
+
+    def __post_init__(self) -> None:
+        # config validates the strings; this makes them the enums whoever builds a Channel
+        object.__setattr__(self, "mode", ChannelMode(self.mode))
+        object.__setattr__(self, "quiet", QuietMode(self.quiet))
 
 
 @dataclass(frozen=True)
@@ -52,7 +174,7 @@ class FeedSource:
 
 @dataclass(frozen=True)
 class Rule:
-    """A watch rule; the semantics live in ``matcher``'s module docstring."""
+    """A watch rule; the semantics live in ``match.py``'s module docstring."""
 
     name: str
     notify: tuple[str, ...] = ()
@@ -65,7 +187,10 @@ class Rule:
     languages: tuple[str, ...] = ()  # empty = every language
     fields: tuple[str, ...] = FIELDS
     min_hits: int = 1
-    priority: str = "normal"  # or "high"
+    priority: Priority = Priority.NORMAL
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "priority", Priority(self.priority))
 
 
 @dataclass(frozen=True)
@@ -99,7 +224,6 @@ class FetchResult:
     last_modified: str | None = None
     content_hash: str | None = None
     max_age: float | None = None  # Cache-Control max-age in seconds, if sent
-    fetched_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -168,7 +292,7 @@ class Match:
 
 @dataclass(frozen=True)
 class Alert:
-    """One message for one article and channel, rendered and ready to send."""
+    """One message for one channel, rendered and ready to queue: what it is says ``kind``."""
 
     article_key: str
     feed_id: str
@@ -178,9 +302,11 @@ class Alert:
     text: str  # the same alert as readable plain text (console)
     link: str | None = None
     title: str = ""
-    priority: str = "normal"  # "high" (a high-priority rule matched) or "digest"
+    priority: Priority = Priority.NORMAL  # high when a high-priority rule matched
     source: str = ""  # the feed's display name (listed in digests)
     published: datetime | None = None
+    kind: AlertKind = AlertKind.ARTICLE
+    story: str = ""  # the outbox's one-per-channel key (``stories.story_key`` for articles)
 
 
 @dataclass(frozen=True)

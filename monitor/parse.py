@@ -10,7 +10,7 @@ Only a body with nothing feed-like in it (an HTML page, an empty 200, plain
 garbage) raises ``ParseError``.
 
 feedparser's HTML sanitiser and relative-URI rewriting are switched off: they
-cost half the parse time and the normalizer turns HTML into plain text with a
+cost half the parse time and ``articles.py`` turns HTML into plain text with a
 real HTML parser anyway (scripts and styles dropped there). Entity and DOCTYPE
 handling stay feedparser's: it strips external and recursive entities before
 expat sees the document, so XXE and billion-laughs documents are inert.

@@ -1,7 +1,9 @@
 """``poll_feed``: the one place that runs the stages in order for one feed.
 
-fetch → parse → normalise → (storage: which entries are new) → backfill →
-match → render → (storage: entries, alerts and feed state in one transaction).
+fetch → parse → articles → (storage: which entries are new) → backfill →
+match → render (one alert per channel, carrying its story key) → stories
+(drop a story already alerted under another link) → (storage: entries, alerts
+and feed state in one transaction).
 
 A feed that fails is recorded and backed off here; nothing a feed does can
 stop the others. Rules and channels come from a ``Ruleset`` that the worker
@@ -16,21 +18,32 @@ import random
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from monitor import metrics
-from monitor.articles import normalize
+from monitor.articles import to_articles
 from monitor.config import Settings
 from monitor.exceptions import FeedError, FetchError
 from monitor.fetch import Fetcher
 from monitor.match import Matcher, compile_rules
-from monitor.models import Alert, Article, Channel, FeedSource, FeedState, FetchResult, Match, Rule
+from monitor.models import (
+    Alert,
+    Article,
+    Channel,
+    FeedSource,
+    FeedState,
+    FetchResult,
+    Match,
+    MuteTarget,
+    Priority,
+    Rule,
+)
 from monitor.parse import parse_feed
 from monitor.render.alert import render_alert
 from monitor.scheduler import next_poll_at
 from monitor.storage import Store
-from monitor.stories import SAME_STORY_WINDOW, is_same_story, story_key, title_key
+from monitor.stories import SAME_STORY_WINDOW, is_same_story, title_key
 
 log = logging.getLogger(__name__)
 
@@ -57,35 +70,27 @@ class Ruleset:
             version=settings.version,
         )
 
-    def alerts_for(self, article: Article, muted: Collection[str] = ()) -> list[tuple[Alert, str]]:
+    def alerts_for(self, article: Article, muted: Collection[str] = ()) -> list[Alert]:
         """One rendered alert per channel that any matching rule notifies.
 
-        ``muted`` holds "rule:NAME" and "channel:NAME" targets silenced with /mute.
+        ``muted`` holds the targets silenced with /mute as stored ("rule:NAME",
+        "channel:NAME"; see ``MuteTarget``).
         """
         matches = self.matcher.match(article, self.feed_tags.get(article.feed_id, ()))
         per_channel: dict[str, list[Match]] = {}
         for match in matches:
             metrics.MATCHES.labels(match.rule).inc()
-            if f"rule:{match.rule}" in muted:
+            if str(MuteTarget.rule(match.rule)) in muted:
                 continue
             for channel in self.rules[match.rule].notify:
-                if f"channel:{channel}" not in muted:
+                if str(MuteTarget.channel(channel)) not in muted:
                     per_channel.setdefault(channel, []).append(match)
-        story = story_key(article)
-        out = []
-        for name, channel_matches in per_channel.items():
-            if name not in self.channels:
-                continue
-            high = any(self.rules[m.rule].priority == "high" for m in channel_matches)
-            alert = render_alert(article, channel_matches, self.channels[name])
-            alert = replace(
-                alert,
-                priority="high" if high else "normal",
-                source=article.source,
-                published=article.published,
-            )
-            out.append((alert, story))
-        return out
+        priorities: dict[str, Priority] = {m.rule: self.rules[m.rule].priority for m in matches}
+        return [
+            render_alert(article, channel_matches, self.channels[name], priorities)
+            for name, channel_matches in per_channel.items()
+            if name in self.channels
+        ]
 
 
 @dataclass(frozen=True)
@@ -194,10 +199,10 @@ def _process(
 ) -> tuple[int, int]:
     """The CPU-bound middle of a poll (runs in a thread): parse, match, render, commit."""
     parsed = parse_feed(result)
-    articles = list({a.key: a for a in normalize(feed, parsed, now)}.values())
+    articles = list({a.key: a for a in to_articles(feed, parsed, now)}.values())
     known = store.known_keys(feed.id, (a.key for a in articles))
     first_poll = state is None or state.first_success is None
-    alerts: list[tuple[Alert, str]] = []
+    alerts: list[Alert] = []
     for article in articles:
         if article.key in known:
             continue
@@ -225,9 +230,7 @@ def _process(
     return len(inserted), queued
 
 
-def drop_repeated_stories(
-    alerts: list[tuple[Alert, str]], store: Store, now: datetime
-) -> list[tuple[Alert, str]]:
+def drop_repeated_stories(alerts: list[Alert], store: Store, now: datetime) -> list[Alert]:
     """Keep one alert per channel for a story already alerted under another link in 24 h.
 
     Stories with the same canonical link or GUID are merged by the outbox's
@@ -235,10 +238,10 @@ def drop_repeated_stories(
     """
     if not alerts:
         return alerts
-    recent = store.recent_titles(sorted({a.channel for a, _ in alerts}), now - SAME_STORY_WINDOW)
+    recent = store.recent_titles(sorted({a.channel for a in alerts}), now - SAME_STORY_WINDOW)
     seen = {channel: [title_key(t) for t in titles] for channel, titles in recent.items()}
     kept = []
-    for alert, story in alerts:
+    for alert in alerts:
         key = title_key(alert.title)
         channel_seen = seen.setdefault(alert.channel, [])
         if key and is_same_story(key, channel_seen):
@@ -249,7 +252,7 @@ def drop_repeated_stories(
             )
             continue
         channel_seen.append(key)
-        kept.append((alert, story))
+        kept.append(alert)
     return kept
 
 

@@ -26,6 +26,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from monitor.text import char_script
+
 __all__ = ["guess_language", "split_sentences"]
 
 _TERMINATOR = re.compile(r"[.!?…؟؛。]+[\"'»”’)\]」]*(?=\s|$)")
@@ -75,9 +77,10 @@ def guess_language(text: str) -> str:
     for ch in text[:400]:
         if not ch.isalpha():
             continue
-        if "\u0600" <= ch <= "\u06ff" or "\u0750" <= ch <= "\u077f" or "\ufb50" <= ch <= "\ufeff":
+        script = char_script(ch)
+        if script == "arabic":
             arabic += 1
-        elif "\u0400" <= ch <= "\u04ff":
+        elif script == "cyrillic":
             cyrillic += 1
         else:
             latin += 1

@@ -31,7 +31,7 @@ def story_key(article: Article) -> str:
 
 
 def title_key(title: str) -> str:
-    """A title reduced for comparison: normalised words (same rules as the matcher)."""
+    """A title reduced for comparison: normalised words (same rules as ``match.py``)."""
     return " ".join(words(title))
 
 

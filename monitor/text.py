@@ -35,6 +35,7 @@ import unicodedata
 from collections import Counter
 from functools import lru_cache
 from itertools import accumulate
+from typing import Any
 
 # --------------------------------------------------------------------------- tokens
 
@@ -101,12 +102,56 @@ _HAMZA_MARKS = "\u0653\u0654\u0655"  # madda, hamza above, hamza below (NFD of �
 _CYRILLIC_KEEP = "\u0306"  # breve: й, ў stay distinct from и, у
 
 
+# The one definition of the scripts monitor tells apart (articles, sentences and
+# matching all ask ``char_script``).  Arabic: Arabic, Arabic Supplement, Arabic
+# Extended-B and -A, Presentation Forms-A and -B (without U+FEFF, the BOM).
+# Cyrillic: Cyrillic, Supplement, Extended-C, -A and -B.
+ARABIC_RANGES: tuple[tuple[int, int], ...] = (
+    (0x0600, 0x06FF),
+    (0x0750, 0x077F),
+    (0x0870, 0x089F),
+    (0x08A0, 0x08FF),
+    (0xFB50, 0xFDFF),
+    (0xFE70, 0xFEFE),
+)
+CYRILLIC_RANGES: tuple[tuple[int, int], ...] = (
+    (0x0400, 0x052F),
+    (0x1C80, 0x1C8F),
+    (0x2DE0, 0x2DFF),
+    (0xA640, 0xA69F),
+)
+_LATIN_END = 0x0250  # Basic Latin through Latin Extended-B
+
+
+def char_class(ranges: tuple[tuple[int, int], ...]) -> str:
+    """A regular-expression character class matching any character in ``ranges``."""
+    return "[" + "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges) + "]"
+
+
+def _in(ranges: tuple[tuple[int, int], ...], ch: str) -> bool:
+    code = ord(ch)
+    return any(a <= code <= b for a, b in ranges)
+
+
 def _is_arabic_letter(ch: str) -> bool:
-    return "\u0600" <= ch <= "\u06ff" or "\u0750" <= ch <= "\u077f" or "\u08a0" <= ch <= "\u08ff"
+    return bool(ch) and _in(ARABIC_RANGES, ch)
 
 
 def _is_cyrillic(ch: str) -> bool:
-    return "\u0400" <= ch <= "\u052f"
+    return bool(ch) and _in(CYRILLIC_RANGES, ch)
+
+
+def char_script(ch: str) -> str:
+    """``"arabic"``, ``"cyrillic"``, ``"latin"`` or ``"other"`` for one letter."""
+    if not ch:
+        return "other"
+    if ord(ch) < _LATIN_END:
+        return "latin"
+    if _is_cyrillic(ch):
+        return "cyrillic"
+    if _is_arabic_letter(ch):
+        return "arabic"
+    return "other"
 
 
 #: Characters that normalise to themselves after case folding (the common case).
@@ -183,7 +228,7 @@ def normalize_map(text: str) -> tuple[str, list[int], list[int]]:
             ends.extend(range(pos + 1, a + 1))
         norm, rel_starts, rel_ends = _token_map(m.group())
         out.append(norm)
-        if rel_starts is None:  # one char for one char
+        if rel_starts is None or rel_ends is None:  # one char for one char
             starts.extend(range(a, b))
             ends.extend(range(a + 1, b + 1))
         else:
@@ -239,14 +284,7 @@ def script(word: str) -> str:
     m = _FIRST_LETTER_RE.search(word)
     if m is None:
         return "other"
-    ch = m.group()
-    if ch < "\u0250":
-        return "latin"
-    if "\u0400" <= ch <= "\u052f":
-        return "cyrillic"
-    if _is_arabic_letter(ch):
-        return "arabic"
-    return "other"
+    return char_script(m.group())
 
 
 def letter_count(word: str) -> int:
@@ -407,14 +445,14 @@ def latin_term_bases(word: str) -> tuple[str, ...]:
 
 # ------------------------------------------------------------------------ Russian
 
-_morph = None
+_morph: Any = None
 _morph_lock = threading.Lock()
 
 
 _MORPH_MISSING = object()
 
 
-def _analyzer():
+def _analyzer() -> Any:
     """The pymorphy3 analyser, loaded once per process on first use (~0.15 s).
 
     ``None`` when it cannot be loaded (a broken install): Russian words then match
@@ -507,6 +545,8 @@ def language_matches(wanted: str, actual: str | None) -> bool:
 
 
 __all__ = [
+    "ARABIC_RANGES",
+    "CYRILLIC_RANGES",
     "PROCLITICS",
     "TOKEN_RE",
     "TOKEN_SPLIT_RE",
@@ -514,6 +554,8 @@ __all__ = [
     "arabic_stems",
     "arabic_term_bases",
     "arabic_term_stems",
+    "char_class",
+    "char_script",
     "guess_language",
     "language_matches",
     "latin_stems",

@@ -33,7 +33,7 @@ from monitor.deliver.notifier import ConsoleNotifier, Notifier, TelegramNotifier
 from monitor.deliver.sender import Sender, SendStats
 from monitor.exceptions import ConfigError, NotifyError, StorageError
 from monitor.fetch import DEFAULT_USER_AGENT, Fetcher, FetchSettings
-from monitor.models import Channel, FeedSource
+from monitor.models import Channel, FeedSource, utc_now
 from monitor.pipeline import PollOutcome, Ruleset, poll_feed
 from monitor.render import operator_alerts as operator
 from monitor.render.digest import DigestItem, digest_due, render_digest
@@ -74,10 +74,6 @@ def delivery_channels(settings: Settings, ruleset: Ruleset) -> dict[str, Channel
     if settings.telegram.admin_chat:
         channels[OPERATOR_CHANNEL] = Channel(OPERATOR_CHANNEL, settings.telegram.admin_chat)
     return channels
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 def flush_digests(store: Store, channels: dict[str, Channel], owner: str, now: datetime) -> int:
@@ -128,7 +124,7 @@ async def run_once(settings: Settings, notifier: Notifier | None = None) -> Once
     await asyncio.to_thread(store.migrate)
     notifier = notifier or make_notifier(settings)
     ruleset = Ruleset.from_settings(settings)
-    now = now_utc()
+    now = utc_now()
     muted = frozenset(await asyncio.to_thread(store.active_mutes, now))
     try:
         await notifier.start()
@@ -154,10 +150,10 @@ async def run_once(settings: Settings, notifier: Notifier | None = None) -> Once
             owner=_owner_id(),
         )
         try:
-            stats = await sender.drain(until=now_utc() + ONCE_RETRY_WINDOW)
+            stats = await sender.drain(until=utc_now() + ONCE_RETRY_WINDOW)
             channels = delivery_channels(settings, ruleset)
-            if await asyncio.to_thread(flush_digests, store, channels, sender.owner, now_utc()):
-                stats = await sender.drain(until=now_utc() + ONCE_RETRY_WINDOW)
+            if await asyncio.to_thread(flush_digests, store, channels, sender.owner, utc_now()):
+                stats = await sender.drain(until=utc_now() + ONCE_RETRY_WINDOW)
         finally:
             await sender.release()
         pending = await asyncio.to_thread(store.pending_count)
@@ -173,7 +169,7 @@ class Worker:
 
     settings: Settings
     notifier: Notifier | None = None
-    clock: Callable[[], datetime] = now_utc
+    clock: Callable[[], datetime] = utc_now
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     reloads: int = 0
     reload_failures: int = 0
@@ -392,7 +388,7 @@ class Worker:
         else:
             return
         try:
-            await asyncio.to_thread(self.store.queue_alert, *message, now)
+            await asyncio.to_thread(self.store.queue_alert, message, now)
         except StorageError as exc:
             log.error("could not queue the operator alert for feed %s: %s", feed.id, exc)
             return
@@ -489,9 +485,8 @@ class Worker:
             )
             if self.settings.telegram.admin_chat:
                 now = self.clock()
-                await asyncio.to_thread(
-                    self.store.queue_alert, *operator.reload_failed(str(exc), now), now
-                )
+                message = operator.reload_failed(str(exc), now)
+                await asyncio.to_thread(self.store.queue_alert, message, now)
                 self.wake_sender.set()
             return False
         self._last_reload_error = None

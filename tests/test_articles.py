@@ -1,4 +1,4 @@
-"""normalize / canonical_url / html_to_text: table tests from real text plus properties."""
+"""to_articles / canonical_url / html_to_text: table tests from real text plus properties."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from monitor.articles import (
     canonical_url,
     detect_language,
     html_to_text,
-    normalize,
     strip_boilerplate,
+    to_articles,
 )
 from monitor.models import FeedSource, ParsedFeed, RawEntry
 
@@ -131,7 +131,7 @@ def entry(**kw: object) -> RawEntry:
 
 def one(raw: RawEntry, feed: FeedSource = FEED, parsed: ParsedFeed | None = None):
     parsed = parsed or ParsedFeed(title="Wire", entries=(raw,))
-    return normalize(feed, ParsedFeed(parsed.title, parsed.link, parsed.language, (raw,)), NOW)[0]
+    return to_articles(feed, ParsedFeed(parsed.title, parsed.link, parsed.language, (raw,)), NOW)[0]
 
 
 def test_article_fields() -> None:
@@ -228,7 +228,7 @@ def test_title_html_is_text_and_duplicates_collapse() -> None:
         entry(guid="a", title="duplicate guid"),
         entry(guid="b", title="Talks &amp; more"),
     )
-    articles = normalize(FEED, ParsedFeed(title="Wire", entries=raws), NOW)
+    articles = to_articles(FEED, ParsedFeed(title="Wire", entries=raws), NOW)
     assert [a.title for a in articles] == ["Lavrov in Astana", "Talks & more"]
 
 
@@ -296,8 +296,8 @@ def test_html_to_text_is_folded_plain_text(html: str) -> None:
         max_size=8,
     )
 )
-def test_normalize_invariants(raws: list[RawEntry]) -> None:
-    articles = normalize(FEED, ParsedFeed(entries=tuple(raws)), NOW)
+def test_to_articles_invariants(raws: list[RawEntry]) -> None:
+    articles = to_articles(FEED, ParsedFeed(entries=tuple(raws)), NOW)
     keys = [a.key for a in articles]
     assert len(keys) == len(set(keys))
     assert all(a.published is not None and a.published <= NOW for a in articles)

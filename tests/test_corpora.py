@@ -18,7 +18,7 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from monitor.articles import normalize
+from monitor.articles import to_articles
 from monitor.exceptions import ParseError
 from monitor.fetch import Fetcher, FetchSettings
 from monitor.models import FeedSource
@@ -83,7 +83,7 @@ def test_realfeed_matches_expected(realfeeds, name: str) -> None:
     source, result = realfeeds[name]
     assert result.content == (REALFEEDS / name).read_bytes()
     parsed = parse_feed(result)
-    articles = normalize(source, parsed, NOW)
+    articles = to_articles(source, parsed, NOW)
     assert len(parsed.entries) == expected["entries"]
     if expected["entries"]:
         assert articles[0].title == _fold(expected["first_entry_title"])
@@ -98,12 +98,12 @@ def test_newsru_encodings_give_identical_titles(realfeeds) -> None:
     titles = []
     for name in NEWSRU:
         source, result = realfeeds[name]
-        articles = normalize(source, parse_feed(result), NOW)
+        articles = to_articles(source, parse_feed(result), NOW)
         titles.append([a.title for a in articles])
     assert len(titles[0]) == 30
     assert all(t == titles[0] for t in titles[1:])
     assert titles[0][0].startswith("В Турции")
-    assert all(a.language == "ru" for a in normalize(*_pair(realfeeds, NEWSRU[0])))
+    assert all(a.language == "ru" for a in to_articles(*_pair(realfeeds, NEWSRU[0])))
 
 
 def _pair(realfeeds, name: str):
@@ -131,7 +131,7 @@ def test_feedparser_corpus_never_crashes(feed_server: FeedServer) -> None:
             assert not reference.get("version") and not reference.get("entries"), source.id
             refused.append(source.id)
             continue
-        articles = normalize(source, parsed, NOW)
+        articles = to_articles(source, parsed, NOW)
         articles_total += len(articles)
         for article in articles:
             assert article.key

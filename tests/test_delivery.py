@@ -85,17 +85,15 @@ async def test_kicked_channel_is_reported_and_does_not_hold_up_others(
     assert health["desk"]["sent"] == 4
 
 
-def alert_for(channel: str, n: int) -> tuple[Alert, str]:
-    return (
-        Alert(
-            article_key=f"{channel}-{n}",
-            feed_id="f",
-            channel=channel,
-            rules=("r",),
-            html=f"<b>alert {n}</b> for {channel}",
-            text=f"alert {n}",
-        ),
-        f"story-{channel}-{n}",
+def alert_for(channel: str, n: int) -> Alert:
+    return Alert(
+        article_key=f"{channel}-{n}",
+        feed_id="f",
+        channel=channel,
+        rules=("r",),
+        html=f"<b>alert {n}</b> for {channel}",
+        text=f"alert {n}",
+        story=f"story-{channel}-{n}",
     )
 
 
@@ -113,7 +111,7 @@ async def test_429_pauses_only_that_chat(sqlite_url):
             feed_id="f",
             url="u",
             now=now,
-            articles=[Article(key=a.article_key, feed_id="f", title="t") for a, _ in alerts],
+            articles=[Article(key=a.article_key, feed_id="f", title="t") for a in alerts],
             alerts=alerts,
             status=200,
             etag=None,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from monitor import __version__
-from monitor.articles import normalize
+from monitor.articles import to_articles
 from monitor.exceptions import FetchError, ParseError
 from monitor.fetch import (
     Fetcher,
@@ -210,7 +210,7 @@ async def test_legacy_charsets_decode(
 ) -> None:
     result = await fetch(feed_server, path)
     source = feed(feed_server, path)
-    articles = normalize(source, parse_feed(result), NOW)
+    articles = to_articles(source, parse_feed(result), NOW)
     assert articles[0].title == title
     assert articles[0].language == language
     assert len(articles) == 2
@@ -220,7 +220,7 @@ async def test_xxe_does_not_leak_a_local_file(feed_server: FeedServer) -> None:
     result = await fetch(feed_server, "/xxe.xml")
     source = feed(feed_server, "/xxe.xml")
     parsed = parse_feed(result)
-    articles = normalize(source, parsed, NOW)
+    articles = to_articles(source, parsed, NOW)
     assert articles, "the entry itself is still delivered"
     everything = repr(parsed) + repr(articles)
     assert SECRET_MARKER not in everything
@@ -286,7 +286,7 @@ async def test_good_feeds_flow_beside_hostile_ones(feed_server: FeedServer) -> N
         source = feed(feed_server, path)
         try:
             return [
-                a.title for a in normalize(source, parse_feed(await fetcher.fetch(source)), NOW)
+                a.title for a in to_articles(source, parse_feed(await fetcher.fetch(source)), NOW)
             ]
         except (FetchError, ParseError) as exc:
             return exc

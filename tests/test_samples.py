@@ -248,7 +248,7 @@ def test_each_sample_has_hits_for_every_rule_and_at_least_two_traps(name: str) -
 
 @pytest.fixture(scope="module")
 def articles() -> dict[str, Any]:
-    """Every sample entry as the pipeline sees it: parser → normalizer, keyed by GUID."""
+    """Every sample entry as the pipeline sees it: parser → articles, keyed by GUID."""
     parser = pytest.importorskip("monitor.parse", reason="monitor.parse is not written yet")
     normalizer = pytest.importorskip(
         "monitor.articles", reason="monitor.articles is not written yet"
@@ -259,7 +259,7 @@ def articles() -> dict[str, Any]:
         feed = FeedSource(id=path.stem, url=str(path))
         parsed = parser.parse_bytes(path.read_bytes(), feed_id=feed.id, url=feed.url)
         assert parsed.warning is None
-        for article in normalizer.normalize(feed, parsed, NOW):
+        for article in normalizer.to_articles(feed, parsed, NOW):
             out[article.guid or article.key] = article
     return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -41,7 +42,7 @@ def commit(store, now, articles, alerts=()):
         url="https://example.org/feed",
         now=now,
         articles=articles,
-        alerts=[(a, f"story:{a.article_key}") for a in alerts],
+        alerts=[replace(a, story=f"story:{a.article_key}") for a in alerts],
         status=200,
         etag='"v1"',
         last_modified=None,
@@ -78,9 +79,9 @@ def test_one_alert_per_story_and_channel(store, now):
         now=now,
         articles=[article("a"), article("b")],
         alerts=[
-            (first, "https://x/1"),
-            (also, "https://x/1"),
-            (alert("b", "other"), "https://x/1"),
+            replace(first, story="https://x/1"),
+            replace(also, story="https://x/1"),
+            replace(alert("b", "other"), story="https://x/1"),
         ],
         status=200,
         etag=None,

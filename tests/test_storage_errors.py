@@ -7,6 +7,7 @@ import inspect
 import shutil
 import socket
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ def plausible_calls(now: datetime) -> dict[str, Callable[[Store], Any]]:
             url="https://x/f",
             now=now,
             articles=[Article(key="k1", feed_id="f", title="Talks resume")],
-            alerts=[(alert, "story:k1")],
+            alerts=[replace(alert, story="story:k1")],
             status=200,
             etag=None,
             last_modified=None,
@@ -69,7 +70,7 @@ def plausible_calls(now: datetime) -> dict[str, Callable[[Store], Any]]:
             next_poll=now + minute,
         ),
         "prune_entries": lambda s: s.prune_entries(now, timedelta(days=7)),
-        "queue_alert": lambda s: s.queue_alert(alert, "story:k1", now),
+        "queue_alert": lambda s: s.queue_alert(replace(alert, story="story:k1"), now),
         "due_alerts": lambda s: s.due_alerts(now),
         "pending_count": lambda s: s.pending_count(),
         "next_due": lambda s: s.next_due(),

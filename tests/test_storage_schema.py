@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -153,7 +154,7 @@ def test_prune_alerts_removes_only_old_finished_rows(store: Store, now: datetime
     ids: dict[int, bool] = {}
     for number, (status, age, pruned) in enumerate(PRUNE_CASES):
         created = now - age
-        assert store.queue_alert(_alert(f"k{number}"), f"story:{number}", created)
+        assert store.queue_alert(replace(_alert(f"k{number}"), story=f"story:{number}"), created)
         (row,) = [a for a in store.due_alerts(created, limit=1000) if a.article_key == f"k{number}"]
         if status == "sent":
             store.mark_sent(row.id, created, message_id=number)
@@ -177,7 +178,7 @@ def test_prune_alerts_removes_only_old_finished_rows(store: Store, now: datetime
 
 
 def test_prune_alerts_honours_a_shorter_retention(store: Store, now: datetime) -> None:
-    store.queue_alert(_alert("a"), "story:a", now - timedelta(hours=2))
+    store.queue_alert(replace(_alert("a"), story="story:a"), now - timedelta(hours=2))
     (row,) = store.due_alerts(now)
     store.mark_sent(row.id, now - timedelta(hours=2), 1)
     assert store.prune_alerts(now, keep=timedelta(hours=3)) == 0

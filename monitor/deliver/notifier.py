@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import warnings
-from datetime import timedelta
 from typing import Protocol, TextIO
 
 from telegram import Bot, LinkPreviewOptions
@@ -29,6 +27,7 @@ from telegram.request import HTTPXRequest
 
 from monitor.exceptions import NotifyError
 from monitor.models import Channel, Delivery
+from monitor.render.telegram_text import retry_after_seconds
 
 # httpx logs every request URL at INFO, and a Bot API URL carries the token.
 for _name in ("httpx", "httpcore"):
@@ -169,7 +168,7 @@ def delivery_from_error(alert_id: int, channel: Channel, exc: TelegramError) -> 
     """Classify a Telegram error: flood wait, broken chat, bad message, or transient."""
     where = f"channel {channel.name!r} ({channel.chat})"
     if isinstance(exc, RetryAfter):
-        seconds = _seconds(exc)
+        seconds = retry_after_seconds(exc)
         return Delivery(
             alert_id,
             ok=False,
@@ -209,13 +208,6 @@ def delivery_from_error(alert_id: int, channel: Channel, exc: TelegramError) -> 
     if isinstance(exc, TimedOut | NetworkError):
         return Delivery(alert_id, ok=False, error=f"network: {exc.message}")
     return Delivery(alert_id, ok=False, error=f"Telegram error: {exc.message}")
-
-
-def _seconds(exc: RetryAfter) -> float:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        value = exc.retry_after
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 def _chat_id(chat: str) -> str | int:

@@ -15,11 +15,11 @@ import random
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from monitor import metrics
 from monitor.deliver.notifier import Notifier
-from monitor.models import Channel, Delivery
+from monitor.models import Channel, Decision, Delivery, stored_kind, utc_now
 from monitor.render import operator_alerts as operator
 from monitor.render.digest import delivery_decision
 from monitor.render.operator_alerts import OPERATOR_CHANNEL
@@ -128,7 +128,7 @@ class Sender:
         grace: timedelta = timedelta(hours=24),
         paced: bool = True,
         owner: str = "local",
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.store = store
         self.owner = owner
@@ -215,9 +215,9 @@ class Sender:
         )
         for index, alert in enumerate(alerts):
             channel = self.channels[alert.channel]
-            urgency = "normal" if alert.priority == "normal" else "high"
-            decision = delivery_decision(channel, urgency, self.clock(), sent_last_hour)
-            if decision == "hold":  # digest channel, hourly cap or quiet hours: next digest
+            kind, priority = stored_kind(alert.priority)
+            decision = delivery_decision(channel, priority, self.clock(), sent_last_hour, kind)
+            if decision == Decision.HOLD:  # digest channel, hourly cap or quiet hours: next digest
                 await asyncio.to_thread(self.store.hold_alert, alert.id)
                 self.stats.held += 1
                 continue
@@ -235,8 +235,9 @@ class Sender:
             if self.paced:
                 self.pacer.start(chat)
             try:
+                silent = decision == Decision.SEND_SILENT
                 answer = await self.notifier.send(
-                    alert.id, alert.html, alert.text, channel, silent=decision == "send_silent"
+                    alert.id, alert.html, alert.text, channel, silent=silent
                 )
             finally:
                 if self.paced:
@@ -283,9 +284,8 @@ class Sender:
                 "channel %s is broken: %s (alerts are held for %s)", channel.name, error, self.grace
             )
         if newly_broken and OPERATOR_CHANNEL in self.channels and channel.name != OPERATOR_CHANNEL:
-            self.store.queue_alert(
-                *operator.channel_broken(channel.name, channel.chat, error, now), now
-            )
+            message = operator.channel_broken(channel.name, channel.chat, error, now)
+            self.store.queue_alert(message, now)
         self._broken_logged.add(channel.name)
         for alert in waiting:
             if now - alert.created_at > self.grace:

@@ -1,1 +1,1 @@
-"""Telegram text: escaping and limits, alerts, digests and operator alerts (pure)."""
+"""Telegram text: primitives (telegram_text), alerts, digests and operator alerts (pure)."""

@@ -10,64 +10,75 @@ Pure: no I/O, no clock.  The alert reads, line by line::
 
     🔗 sana.sy/en/news/1234                 (the link, shown without its query)
 
-Why it is built this way:
+Why it is built this way (the primitives live in ``telegram_text``):
 
 * Feed text is trimmed as *plain text* first and escaped last, so a cut can
-  never fall inside a tag or an entity; only ``& < >`` (and ``"`` in the
-  ``href``) are escaped, which is all Telegram's parser needs.
-* Telegram removes U+2028–U+202E after parsing, so bidi embeddings are useless;
-  isolates (U+2066–U+2069) survive.  Lines that are pure feed text (title,
-  summary) stand alone so the client picks their direction from the text; feed
-  text placed next to a label (source, rule names, date, URL) is wrapped in an
-  isolate so an Arabic source name cannot reorder an English label or the date.
-* The length limit is 4096 code points after parsing (Telegram counts code
-  points, not UTF-16 units).  Every fixed part is capped, the summary gets what
-  is left, and the raw HTML is kept under the 32768-byte pre-parse limit.
+  never fall inside a tag or an entity.
+* Lines that are pure feed text (title, summary) stand alone so the client
+  picks their direction from the text; feed text placed next to a label
+  (source, rule names, date, URL) is wrapped in an isolate so an Arabic source
+  name cannot reorder an English label or the date.
+* The length limit is 4096 code points after parsing.  Every fixed part is
+  capped, the summary gets what is left, and the raw HTML is kept under the
+  32768-byte pre-parse limit.
+
+The alert carries what it is: its kind, its story key (one alert per story and
+channel in the outbox) and its priority (high when a matched rule is high).
 """
 
 from __future__ import annotations
 
-import html
-import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import UTC, datetime
 
-from monitor.models import Alert, Article, Channel, Hit, Match
+from monitor.models import Alert, AlertKind, Article, Channel, Hit, Match, Priority
+from monitor.render.telegram_text import (
+    ELLIPSIS,
+    FSI,
+    HREF_MAX,
+    LRI,
+    MAX_HTML_BYTES,
+    MAX_MESSAGE_LENGTH,
+    PDI,
+    Segment,
+    clean,
+    cut_before,
+    esc,
+    esc_segment,
+    format_time,
+    href_attr,
+    joins_previous,
+    link_text,
+    safe_link,
+    truncate,
+)
 from monitor.sentences import split_sentences
+from monitor.stories import story_key
 
 __all__ = [
     "LABELS",
     "MAX_HTML_BYTES",
     "MAX_MESSAGE_LENGTH",
     "Segment",
+    "base_language",
     "render_alert",
     "render_sample_alert",
+    "rule_names",
     "safe_link",
     "summarize",
 ]
-
-#: Telegram's limit on a message, in code points after entity parsing.
-MAX_MESSAGE_LENGTH = 4096
-#: Telegram's limit on the submitted text, in UTF-8 bytes, before parsing.
-MAX_HTML_BYTES = 32768
 
 _TITLE_MAX = 400
 _SOURCE_MAX = 100
 _RULE_NAME_MAX = 60
 _RULES_MAX = 300
 _LINK_TEXT_MAX = 60
-_HREF_MAX = 2048  # longer links are shown in the console text but not linked in Telegram
 _SHORT_LEAD = 60  # a first "sentence" shorter than this, without a full stop, is a dateline
 _LEAD_EXTENSIONS = 3  # ... so up to two more sentences make up the lead
 _SENTENCE_END = tuple(".!?…؟؛。\"'»”’)")
 _MIN_PIECE = 24  # a trimmed sentence shorter than this is not worth showing
-_ELLIPSIS = "…"
-_GAP = f" {_ELLIPSIS} "
-
-_FSI, _LRI, _PDI = "\u2068", "\u2066", "\u2069"
+_GAP = f" {ELLIPSIS} "
 
 #: Fixed labels per channel language.
 LABELS: dict[str, dict[str, str]] = {
@@ -77,24 +88,26 @@ LABELS: dict[str, dict[str, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class Segment:
-    """A run of summary text; ``bold`` marks a hit."""
-
-    text: str
-    bold: bool = False
-
-
 # ---------------------------------------------------------------------------
 # Public API
 
 
-def render_alert(article: Article, matches: Sequence[Match], channel: Channel) -> Alert:
-    """The one message for ``article`` in ``channel``, naming every rule in ``matches``."""
+def render_alert(
+    article: Article,
+    matches: Sequence[Match],
+    channel: Channel,
+    priorities: Mapping[str, Priority] | None = None,
+) -> Alert:
+    """The one message for ``article`` in ``channel``, naming every rule in ``matches``.
+
+    ``priorities`` maps rule names to their priority: the alert is high when any
+    matched rule is (a rule missing from it counts as normal).
+    """
     rules = tuple(dict.fromkeys(m.rule for m in matches))
-    labels = LABELS.get(_base_language(channel.language), LABELS["en"])
+    high = any((priorities or {}).get(rule) == Priority.HIGH for rule in rules)
+    labels = LABELS.get(base_language(channel.language), LABELS["en"])
     link = safe_link(article.link)
-    href = link if link and len(link) <= _HREF_MAX else None
+    href = link if link and len(link) <= HREF_MAX else None
     title_segments = _title_segments(article, matches, labels)
     head = _head(rules, title_segments, href, article, channel, labels)
     tail = _tail(href, link)
@@ -121,6 +134,11 @@ def render_alert(article: Article, matches: Sequence[Match], channel: Channel) -
         text=console,
         link=link,
         title=article.title,
+        priority=Priority.HIGH if high else Priority.NORMAL,
+        source=article.source,
+        published=article.published,
+        kind=AlertKind.ARTICLE,
+        story=story_key(article),
     )
 
 
@@ -143,7 +161,7 @@ def summarize(article: Article, matches: Sequence[Match], max_chars: int) -> lis
 
 def render_sample_alert(channel: Channel, now: datetime | None = None) -> Alert:
     """A realistic alert in the channel's language, for ``monitor send-test``."""
-    lang = _base_language(channel.language)
+    lang = base_language(channel.language)
     sample = _SAMPLES.get(lang, _SAMPLES["en"])
     published = now or datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
     article = Article(
@@ -167,77 +185,8 @@ def render_sample_alert(channel: Channel, now: datetime | None = None) -> Alert:
     return render_alert(article, [Match(sample["rule"], tuple(hits))], channel)
 
 
-def safe_link(url: str | None) -> str | None:
-    """``url`` if it is an absolute http(s) link, with spaces and controls percent-encoded."""
-    if not url:
-        return None
-    url = url.strip()
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return None
-    out = []
-    for ch in url:
-        code = ord(ch)
-        if code <= 0x20 or code == 0x7F or ch in '"<>\\^`{|}' or 0x80 <= code <= 0x9F:
-            out.append("".join(f"%{b:02X}" for b in ch.encode("utf-8")))
-        elif 0xD800 <= code <= 0xDFFF or 0x2028 <= code <= 0x202E or 0x2066 <= code <= 0x2069:
-            continue
-        else:
-            out.append(ch)
-    safe = "".join(out)
-    return safe
-
-
 # ---------------------------------------------------------------------------
 # Text cleaning with offset tracking
-
-
-def _clean(text: str, spans: Sequence[tuple[int, int]] = ()) -> tuple[str, list[tuple[int, int]]]:
-    """Collapse whitespace, drop what Telegram would drop or reject, and move ``spans`` along.
-
-    Control characters and line breaks become one space; ``\\r``, bidi
-    embeddings/overrides, isolates, BOMs, unpaired surrogates and the three
-    combining marks Telegram deletes are removed (a feed's own unbalanced
-    isolate could swallow our layout).
-    """
-    out: list[str] = []
-    pos = [0] * (len(text) + 1)
-    last_space = True  # also strips leading whitespace
-    for i, ch in enumerate(text):
-        pos[i] = len(out)
-        code = ord(ch)
-        if ch.isspace() or code < 0x20 or 0x7F <= code <= 0x9F:
-            if not last_space:
-                out.append(" ")
-                last_space = True
-            continue
-        if (
-            0x202A <= code <= 0x202E
-            or 0x2066 <= code <= 0x2069
-            or code in (0xFEFF, 0x0333, 0x033F, 0x030A)  # Telegram drops these three marks
-            or 0xD800 <= code <= 0xDFFF
-        ):
-            continue
-        out.append(ch)
-        last_space = False
-    pos[len(text)] = len(out)
-    if out and out[-1] == " ":
-        out.pop()
-    n = len(out)
-    moved = []
-    for start, end in spans:
-        a, b = min(pos[start], n), min(pos[end], n)
-        # a hit never starts or ends on the collapsed space
-        while a < b and out[a] == " ":
-            a += 1
-        while b > a and out[b - 1] == " ":
-            b -= 1
-        if a < b:
-            moved.append((a, b))
-    return "".join(out), moved
 
 
 def _merge(spans: Sequence[tuple[int, int]], touching: bool = True) -> list[tuple[int, int]]:
@@ -294,7 +243,7 @@ def _pick_sentences(
     article: Article, spans_by_field: dict[str, list[tuple[int, int]]]
 ) -> list[_Sentence]:
     picked: list[_Sentence] = []
-    title_key = _clean(article.title)[0].casefold()
+    title_key = clean(article.title)[0].casefold()
     seen: dict[str, int] = {title_key: -1} if title_key else {}  # -1: the title, never shown
     lead_open = _LEAD_EXTENSIONS  # a dateline or kicker does not count as the lead
     for field in ("summary", "content"):
@@ -313,10 +262,10 @@ def _pick_sentences(
                 k += 1
             if not (inside or lead_open):  # the lead, then only sentences with hits
                 continue
-            clean, moved = _clean(text[start:end], inside)
-            if not clean:
+            cleaned, moved = clean(text[start:end], inside)
+            if not cleaned:
                 continue
-            key = clean.casefold()
+            key = cleaned.casefold()
             if key in seen:  # the content repeats the summary: merge highlights
                 i = seen[key]
                 if i < 0:
@@ -330,9 +279,9 @@ def _pick_sentences(
                 )
                 continue
             seen[key] = len(picked)
-            picked.append(_Sentence(clean, tuple(moved), field, index))
+            picked.append(_Sentence(cleaned, tuple(moved), field, index))
             if lead_open:
-                short = len(clean) < _SHORT_LEAD and not clean.endswith(_SENTENCE_END)
+                short = len(cleaned) < _SHORT_LEAD and not cleaned.endswith(_SENTENCE_END)
                 lead_open = lead_open - 1 if short else 0
     return picked
 
@@ -349,7 +298,7 @@ def _fit(picked: list[_Sentence], max_chars: int) -> list[Segment]:
         )
         if previous is None:
             sep = ""
-        elif adjacent or out[-1].text.endswith(_ELLIPSIS):
+        elif adjacent or out[-1].text.endswith(ELLIPSIS):
             sep = " "
         else:
             sep = _GAP
@@ -362,10 +311,10 @@ def _fit(picked: list[_Sentence], max_chars: int) -> list[Segment]:
         elif room >= _MIN_PIECE:
             text, spans = _window(sentence.text, sentence.spans, room)
         else:
-            if out and max_chars - used >= 2 and not out[-1].text.endswith(_ELLIPSIS):
-                out.append(Segment(" " + _ELLIPSIS))
+            if out and max_chars - used >= 2 and not out[-1].text.endswith(ELLIPSIS):
+                out.append(Segment(" " + ELLIPSIS))
             break
-        if sep == _GAP and text.startswith(_ELLIPSIS):
+        if sep == _GAP and text.startswith(ELLIPSIS):
             sep = " "  # the window's own ellipsis already marks the gap
         if sep:
             out.append(Segment(sep))
@@ -385,18 +334,18 @@ def _window(
     """At most ``room`` characters of ``text`` cut at word boundaries, around the first hit."""
     first = spans[0] if spans else (0, 0)
     if first[1] <= room - 1:  # the head of the sentence shows the hit
-        cut = _cut_before(text, room - 1)
+        cut = cut_before(text, room - 1)
         start, end, prefix = 0, cut, ""
     else:
         width = room - 2
         lead_in = max(0, (width - (first[1] - first[0])) // 3)
         start = _cut_after(text, max(0, first[0] - lead_in), first[0])
-        end = _cut_before(text, min(len(text), start + width), start)
+        end = cut_before(text, min(len(text), start + width), start)
         if end <= start:
             start, end = first[0], first[0] + width
-        prefix = _ELLIPSIS
+        prefix = ELLIPSIS
     body = text[start:end].rstrip()
-    shown = prefix + body + (_ELLIPSIS if end < len(text) else "")
+    shown = prefix + body + (ELLIPSIS if end < len(text) else "")
     shift = len(prefix) - start
     moved = []
     for a, b in spans:
@@ -404,19 +353,6 @@ def _window(
         if a2 < b2:
             moved.append((a2, b2))
     return shown, tuple(moved)
-
-
-def _cut_before(text: str, limit: int, floor: int = 0) -> int:
-    """An index in ``floor..limit`` at a word boundary, else one that starts a grapheme."""
-    if limit >= len(text):
-        return len(text)
-    space = text.rfind(" ", floor, limit + 1)
-    if space > floor + (limit - floor) * 0.6:
-        return space
-    cut = limit
-    while cut > floor and _joins_previous(text[cut]):
-        cut -= 1
-    return cut
 
 
 def _cut_after(text: str, at: int, hit_start: int) -> int:
@@ -427,21 +363,9 @@ def _cut_after(text: str, at: int, hit_start: int) -> int:
     if space >= 0:
         return space + 1
     cut = at
-    while cut < hit_start and _joins_previous(text[cut]):
+    while cut < hit_start and joins_previous(text[cut]):
         cut += 1
     return cut
-
-
-def _joins_previous(ch: str) -> bool:
-    code = ord(ch)
-    return (
-        unicodedata.combining(ch) != 0
-        or unicodedata.category(ch) in ("Mn", "Me", "Mc")
-        or code in (0x200C, 0x200D)
-        or 0xFE00 <= code <= 0xFE0F
-        or 0x1F3FB <= code <= 0x1F3FF
-        or 0xE0020 <= code <= 0xE007F
-    )
 
 
 # ---------------------------------------------------------------------------
@@ -461,7 +385,7 @@ def _title_segments(
     article: Article, matches: Sequence[Match], labels: dict[str, str]
 ) -> list[Segment]:
     spans = _hit_spans(article, matches).get("title", [])
-    title, moved = _clean(article.title, spans)
+    title, moved = clean(article.title, spans)
     if not title:
         return [Segment(labels["untitled"])]
     if len(title) > _TITLE_MAX:
@@ -478,27 +402,27 @@ def _head(
     channel: Channel,
     labels: dict[str, str],
 ) -> _Block:
-    names = _rule_names(rules)
+    names = rule_names(rules)
     matched = f"🔔 {labels['matched']}: "
-    isolated = " · ".join(f"{_FSI}{n}{_PDI}" for n in names)
-    html_parts = [f"🔔 <b>{_esc(labels['matched'])}:</b> ", _esc(isolated)]
+    isolated = " · ".join(f"{FSI}{n}{PDI}" for n in names)
+    html_parts = [f"🔔 <b>{esc(labels['matched'])}:</b> ", esc(isolated)]
     plain_parts = [matched, isolated]
     console_parts = [matched, " · ".join(names)]
 
-    title_html = "".join(_esc_segment(s, True) for s in title)
+    title_html = "".join(esc_segment(s, True) for s in title)
     if href:
-        title_html = f'<a href="{html.escape(href, quote=True)}">{title_html}</a>'
+        title_html = f'<a href="{href_attr(href)}">{title_html}</a>'
     html_parts.append("\n" + title_html)
     plain_parts.append("\n" + "".join(s.text for s in title))
     console_parts.append("\n" + "".join(f"*{s.text}*" if s.bold else s.text for s in title))
 
-    source = _truncate(_clean(article.source or article.feed_id)[0], _SOURCE_MAX)
-    when = _format_time(article.published, channel.timezone)
+    source = truncate(clean(article.source or article.feed_id)[0], _SOURCE_MAX)
+    when = format_time(article.published, channel.timezone)
     label = f"📰 {labels['source']}: "
     sep = " · " if source and when else ""
-    meta = label + (f"{_FSI}{source}{_PDI}" if source else "") + sep
-    meta += f"{_LRI}{when}{_PDI}" if when else ""
-    html_parts.append("\n" + _esc(meta))
+    meta = label + (f"{FSI}{source}{PDI}" if source else "") + sep
+    meta += f"{LRI}{when}{PDI}" if when else ""
+    html_parts.append("\n" + esc(meta))
     plain_parts.append("\n" + meta)
     console_parts.append("\n" + label + source + sep + when)
     return _Block("".join(html_parts), "".join(console_parts), len("".join(plain_parts)))
@@ -509,9 +433,9 @@ def _tail(href: str | None, link: str | None) -> _Block:
         return _Block("", "", 0)
     if not href:  # too long to link: the console still gets it
         return _Block("", f"🔗 {link}", 0)
-    shown = _truncate(_link_text(href), _LINK_TEXT_MAX)
-    text = f"🔗 {_LRI}{shown}{_PDI}"
-    html_text = f'🔗 {_LRI}<a href="{html.escape(href, quote=True)}">{_esc(shown)}</a>{_PDI}'
+    shown = truncate(link_text(href), _LINK_TEXT_MAX)
+    text = f"🔗 {LRI}{shown}{PDI}"
+    html_text = f'🔗 {LRI}<a href="{href_attr(href)}">{esc(shown)}</a>{PDI}'
     return _Block(html_text, f"🔗 {link}", len(text))
 
 
@@ -519,7 +443,7 @@ def _assemble(head: _Block, tail: _Block, segments: list[Segment], bold: bool) -
     html_parts = [head.html]
     console_parts = [head.console]
     if segments:
-        html_parts.append("\n\n" + "".join(_esc_segment(s, bold) for s in segments))
+        html_parts.append("\n\n" + "".join(esc_segment(s, bold) for s in segments))
         console_parts.append(
             "\n\n" + "".join(f"*{s.text}*" if s.bold else s.text for s in segments)
         )
@@ -530,11 +454,12 @@ def _assemble(head: _Block, tail: _Block, segments: list[Segment], bold: bool) -
     return "".join(html_parts), "".join(console_parts)
 
 
-def _rule_names(rules: tuple[str, ...]) -> list[str]:
+def rule_names(rules: tuple[str, ...]) -> list[str]:
+    """Rule names as listed in a message: each capped, ``+N`` for those past the room."""
     names: list[str] = []
     total = 0
     for i, rule in enumerate(rules):
-        name = _truncate(_clean(rule)[0], _RULE_NAME_MAX) or "?"
+        name = truncate(clean(rule)[0], _RULE_NAME_MAX) or "?"
         if total + len(name) > _RULES_MAX:
             names.append(f"+{len(rules) - i}")
             break
@@ -543,51 +468,8 @@ def _rule_names(rules: tuple[str, ...]) -> list[str]:
     return names
 
 
-def _esc(text: str) -> str:
-    return html.escape(text, quote=False)
-
-
-def _esc_segment(segment: Segment, bold: bool) -> str:
-    if segment.bold and bold:
-        return f"<b>{_esc(segment.text)}</b>"
-    return _esc(segment.text)
-
-
-def _truncate(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return text[: _cut_before(text, limit - 1)].rstrip() + _ELLIPSIS
-
-
-def _link_text(href: str) -> str:
-    parts = urlsplit(href)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    host = host[4:] if host.lower().startswith("www.") else host
-    path = parts.path.rstrip("/")
-    return host + path  # the query and fragment stay in the href only
-
-
-def _format_time(published: datetime | None, timezone: str) -> str:
-    if published is None:
-        return ""
-    try:
-        zone = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    if published.tzinfo is None:
-        published = published.replace(tzinfo=UTC)
-    local = published.astimezone(zone)
-    abbr = local.strftime("%Z")
-    if not abbr.isalpha():
-        offset = local.utcoffset() or timedelta(0)
-        minutes = int(offset.total_seconds() // 60)
-        sign = "-" if minutes < 0 else "+"
-        hours, mins = divmod(abs(minutes), 60)
-        abbr = f"UTC{sign}{hours:02d}" + (f":{mins:02d}" if mins else "")
-    return f"{local:%Y-%m-%d %H:%M} {abbr}"
-
-
-def _base_language(code: str | None) -> str:
+def base_language(code: str | None) -> str:
+    """``ar-SY`` → ``ar``: the key of ``LABELS`` for a channel's language."""
     return (code or "en").replace("_", "-").split("-", 1)[0].lower()
 
 

@@ -1,15 +1,18 @@
 """Digests, per-hour caps and quiet hours: pure decisions with ``now`` as an argument.
 
-Storage keeps the held alerts and the time of each channel's last digest; the
-worker asks these functions what to do:
+Storage keeps the held alerts and the time of each channel's last digest.
+Two callers ask these functions what to do:
 
-* ``delivery_decision`` — for one alert about to be queued: send it, send it
-  without sound, or hold it for the channel's next digest;
-* ``digest_due`` — whether the held alerts of a channel go out now;
-* ``render_digest`` — the held alerts as one or more Telegram messages.
+* the sender (``deliver/sender.py``), for each alert as it leaves the outbox:
+  ``delivery_decision`` — send it, send it without sound, or hold it for the
+  channel's next digest;
+* the worker (``flush_digests``, every 30 seconds and at the end of
+  ``run --once``): ``digest_due`` — whether a channel's held alerts go out
+  now — and ``render_digest`` — the held alerts as one or more messages.
 
 The rules, in the order they are applied (``delivery_decision``):
 
+0. A digest message itself is never held again; in quiet hours it goes silently.
 1. ``priority: high`` is never held: not by digest mode, quiet hours or the
    cap.  During quiet hours it goes out *silently*, whatever ``quiet`` says —
    quiet hours decide the sound, a high rule decides the timing.
@@ -31,29 +34,27 @@ jumps past it.
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from monitor.models import Channel
-from monitor.render.alert import (
-    _FSI,
-    _HREF_MAX,
-    _LRI,
-    _PDI,
-    LABELS,
+from monitor.models import AlertKind, Channel, ChannelMode, Decision, Priority, QuietMode
+from monitor.render.alert import LABELS, base_language, rule_names
+from monitor.render.telegram_text import (
+    FSI,
+    HREF_MAX,
+    LRI,
     MAX_HTML_BYTES,
     MAX_MESSAGE_LENGTH,
-    _base_language,
-    _clean,
-    _esc,
-    _format_time,
-    _rule_names,
-    _truncate,
+    PDI,
+    clean,
+    esc,
+    format_time,
+    href_attr,
     safe_link,
+    truncate,
 )
 
 __all__ = [
@@ -70,7 +71,7 @@ __all__ = [
     "render_digest",
 ]
 
-SEND, SEND_SILENT, HOLD = "send", "send_silent", "hold"
+SEND, SEND_SILENT, HOLD = Decision.SEND, Decision.SEND_SILENT, Decision.HOLD
 
 #: The grid's origin: a Monday midnight UTC, so weekly digests start on Mondays.
 GRID_ORIGIN = datetime(1970, 1, 5, tzinfo=UTC)
@@ -181,19 +182,25 @@ def next_digest_at(last: datetime | None, every: timedelta, now: datetime) -> da
     return GRID_ORIGIN + (periods + 1) * every
 
 
-def delivery_decision(channel: Channel, priority: str, now: datetime, sent_last_hour: int) -> str:
-    """``"send"``, ``"send_silent"`` or ``"hold"`` for one alert about to go to ``channel``.
+def delivery_decision(
+    channel: Channel,
+    priority: Priority,
+    now: datetime,
+    sent_last_hour: int,
+    kind: AlertKind = AlertKind.ARTICLE,
+) -> Decision:
+    """Send, send silently or hold one alert (of ``kind``) about to go to ``channel``.
 
     ``sent_last_hour`` counts the instant alerts (any priority) this channel got
     in the hour before ``now``; digests do not count.  See the module docstring
     for the order of the rules.
     """
     quiet = in_quiet_hours(channel, now)
-    if priority == "high":
+    if kind == AlertKind.DIGEST or priority == Priority.HIGH:
         return SEND_SILENT if quiet else SEND
-    if channel.mode == "digest":
+    if channel.mode == ChannelMode.DIGEST:
         return HOLD
-    if quiet and channel.quiet == "hold":
+    if quiet and channel.quiet == QuietMode.HOLD:
         return HOLD
     if channel.max_per_hour is not None and sent_last_hour >= channel.max_per_hour:
         return HOLD
@@ -214,7 +221,7 @@ def digest_due(
     """
     if not has_held:
         return False
-    if channel.quiet == "hold" and in_quiet_hours(channel, now):
+    if channel.quiet == QuietMode.HOLD and in_quiet_hours(channel, now):
         return False
     if last_digest is None:
         return True
@@ -258,7 +265,7 @@ def render_digest(
     """
     if not items:
         return []
-    language = _base_language(channel.language)
+    language = base_language(channel.language)
     labels = LABELS.get(language, LABELS["en"])
     digest_labels = DIGEST_LABELS.get(language, DIGEST_LABELS["en"])
     long_period = _aware(period_end) - _aware(period_start) > timedelta(days=1)
@@ -297,10 +304,10 @@ def render_digest(
 def _header(labels: dict[str, str], period: str, count: str, part: tuple[int, int] | None) -> _Line:
     tail = f" · {count}"
     if part is not None:
-        tail += f" · {_LRI}({part[0]}/{part[1]}){_PDI}"
-    plain = f"🗞 {labels['digest']} · {_LRI}{period}{_PDI}{tail}"
-    text = f"🗞 <b>{_esc(labels['digest'])}</b> · {_esc(_LRI + period + _PDI)}{_esc(tail)}"
-    console = plain.replace(_LRI, "").replace(_PDI, "")
+        tail += f" · {LRI}({part[0]}/{part[1]}){PDI}"
+    plain = f"🗞 {labels['digest']} · {LRI}{period}{PDI}{tail}"
+    text = f"🗞 <b>{esc(labels['digest'])}</b> · {esc(LRI + period + PDI)}{esc(tail)}"
+    console = plain.replace(LRI, "").replace(PDI, "")
     return _Line(text, console, len(plain))
 
 
@@ -310,26 +317,26 @@ def _item_line(item: DigestItem, labels: dict[str, str], timezone: str, dated: b
     The time is the publication time in the channel's zone (with the date when
     the digest covers more than a day); its zone is the header's.
     """
-    title = _truncate(_clean(item.title)[0], _DIGEST_TITLE_MAX) or labels["untitled"]
+    title = truncate(clean(item.title)[0], _DIGEST_TITLE_MAX) or labels["untitled"]
     link = safe_link(item.link)
-    href = link if link and len(link) <= _HREF_MAX else None
-    names = _rule_names(item.rules)
-    source = _truncate(_clean(item.source)[0], _DIGEST_SOURCE_MAX)
+    href = link if link and len(link) <= HREF_MAX else None
+    names = rule_names(item.rules)
+    source = truncate(clean(item.source)[0], _DIGEST_SOURCE_MAX)
 
     meta_plain = ""
     if names:
-        meta_plain += " · 🔔 " + ", ".join(f"{_FSI}{n}{_PDI}" for n in names)
+        meta_plain += " · 🔔 " + ", ".join(f"{FSI}{n}{PDI}" for n in names)
     if source:
-        meta_plain += f" · 📰 {_FSI}{source}{_PDI}"
+        meta_plain += f" · 📰 {FSI}{source}{PDI}"
     if item.published is not None:
-        day, clock, _ = _format_time(_aware(item.published), timezone).split(" ", 2)
-        meta_plain += f" · {_LRI}{day[5:] + ' ' if dated else ''}{clock}{_PDI}"
-    title_html = _esc(title)
+        day, clock, _ = format_time(_aware(item.published), timezone).split(" ", 2)
+        meta_plain += f" · {LRI}{day[5:] + ' ' if dated else ''}{clock}{PDI}"
+    title_html = esc(title)
     if href:
-        title_html = f'<a href="{html.escape(href, quote=True)}">{title_html}</a>'
-    text = f"• {title_html}{_esc(meta_plain)}"
+        title_html = f'<a href="{href_attr(href)}">{title_html}</a>'
+    text = f"• {title_html}{esc(meta_plain)}"
     plain = f"• {title}{meta_plain}"
-    console = plain.replace(_FSI, "").replace(_LRI, "").replace(_PDI, "")
+    console = plain.replace(FSI, "").replace(LRI, "").replace(PDI, "")
     if link:
         console += f"\n  {link}"
     return _Line(text, console, len(plain))
@@ -337,7 +344,7 @@ def _item_line(item: DigestItem, labels: dict[str, str], timezone: str, dated: b
 
 def _period_text(start: datetime, end: datetime, timezone: str) -> str:
     """``2026-11-29 10:00–11:00 MSK`` (dates and zones repeated only when they differ)."""
-    first, last = _format_time(_aware(start), timezone), _format_time(_aware(end), timezone)
+    first, last = format_time(_aware(start), timezone), format_time(_aware(end), timezone)
     first_day, first_clock, first_zone = first.split(" ", 2)
     last_day, last_clock, last_zone = last.split(" ", 2)
     if first_zone != last_zone:

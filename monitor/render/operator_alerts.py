@@ -8,34 +8,33 @@ sending, paced, retried) and never become a stream.
 
 from __future__ import annotations
 
-import html
 from datetime import datetime
 
-from monitor.models import Alert
+from monitor.models import Alert, AlertKind
+from monitor.render.telegram_text import bold, esc
 
 OPERATOR_CHANNEL = "_operator"  # config names start with a letter or digit: no clash
 MAX_DETAIL = 3000
 
 
-def operator_alert(
-    kind: str, subject: str, title: str, detail: str, now: datetime
-) -> tuple[Alert, str]:
-    """An alert row for the operator; the story key makes each state change unique."""
+def operator_alert(change: str, subject: str, title: str, detail: str, now: datetime) -> Alert:
+    """An alert row for the operator; its story key makes each state change unique."""
     detail = detail if len(detail) <= MAX_DETAIL else detail[: MAX_DETAIL - 1] + "…"
-    story = f"operator:{kind}:{subject}:{now.isoformat()}"
-    alert = Alert(
+    story = f"operator:{change}:{subject}:{now.isoformat()}"
+    return Alert(
         article_key=story,
         feed_id="",
         channel=OPERATOR_CHANNEL,
         rules=(),
-        html=f"⚠️ <b>{_esc(title)}</b>\n{_esc(detail)}",
+        html=f"⚠️ {bold(title)}\n{esc(detail)}",
         text=f"⚠️ {title}\n{detail}",
         title=title,
+        kind=AlertKind.OPERATOR,
+        story=story,
     )
-    return alert, story
 
 
-def feed_down(feed_id: str, errors: int, error: str, now: datetime) -> tuple[Alert, str]:
+def feed_down(feed_id: str, errors: int, error: str, now: datetime) -> Alert:
     return operator_alert(
         "feed-down",
         feed_id,
@@ -46,7 +45,7 @@ def feed_down(feed_id: str, errors: int, error: str, now: datetime) -> tuple[Ale
     )
 
 
-def feed_recovered(feed_id: str, errors: int, now: datetime) -> tuple[Alert, str]:
+def feed_recovered(feed_id: str, errors: int, now: datetime) -> Alert:
     return operator_alert(
         "feed-up",
         feed_id,
@@ -56,7 +55,7 @@ def feed_recovered(feed_id: str, errors: int, now: datetime) -> tuple[Alert, str
     )
 
 
-def channel_broken(name: str, chat: str, error: str, now: datetime) -> tuple[Alert, str]:
+def channel_broken(name: str, chat: str, error: str, now: datetime) -> Alert:
     return operator_alert(
         "channel-broken",
         name,
@@ -66,7 +65,7 @@ def channel_broken(name: str, chat: str, error: str, now: datetime) -> tuple[Ale
     )
 
 
-def reload_failed(problems: str, now: datetime) -> tuple[Alert, str]:
+def reload_failed(problems: str, now: datetime) -> Alert:
     return operator_alert(
         "reload-failed",
         "config",
@@ -74,7 +73,3 @@ def reload_failed(problems: str, now: datetime) -> tuple[Alert, str]:
         f"{problems}\nThe previous configuration keeps running.",
         now,
     )
-
-
-def _esc(text: str) -> str:
-    return html.escape(text, quote=False)

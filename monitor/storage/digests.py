@@ -7,7 +7,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from monitor.models import Alert
+from monitor.models import Alert, AlertKind
 from monitor.storage.base import Conflict, StoreBase
 from monitor.storage.outbox import OutboxAlert, outbox_alert, queue_row
 from monitor.storage.schema import alerts_table
@@ -84,6 +84,7 @@ def _queue_digest(
             html=html,
             text=text,
             title=f"digest {number}/{len(parts)}",
-            priority="digest",
+            kind=AlertKind.DIGEST,
+            story=story,
         )
-        queue_row(conn, digest, story, now)
+        queue_row(conn, digest, now)

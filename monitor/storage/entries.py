@@ -44,7 +44,7 @@ class EntriesMixin(StoreBase):
         url: str,
         now: datetime,
         articles: Sequence[Article],
-        alerts: Sequence[tuple[Alert, str]],
+        alerts: Sequence[Alert],
         status: int | None,
         etag: str | None,
         last_modified: str | None,
@@ -53,7 +53,7 @@ class EntriesMixin(StoreBase):
     ) -> tuple[set[str], int]:
         """Record a successful poll atomically: new entries, their alerts, feed state.
 
-        ``alerts`` pairs each rendered alert with its story key. Only alerts of
+        ``alerts`` carry their story key (``Alert.story``). Only alerts of
         entries that this call actually inserted are queued, so concurrent or
         repeated polls of the same feed never queue an alert twice. Returns the
         keys inserted and the number of alerts queued.
@@ -88,10 +88,10 @@ class EntriesMixin(StoreBase):
                     .values(last_seen=now)
                 )
             queued = 0
-            for alert, story in alerts:
+            for alert in alerts:
                 if alert.article_key not in inserted:
                     continue
-                queued += queue_row(conn, alert, story, now)
+                queued += queue_row(conn, alert, now)
             conn.execute(
                 feeds_table.update()
                 .where(feeds_table.c.feed_id == feed_id)

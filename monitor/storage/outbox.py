@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from monitor.models import Alert
+from monitor.models import DIGEST_PRIORITY, Alert, AlertKind
 from monitor.storage.base import StoreBase, insert
 from monitor.storage.schema import alerts_table, channels_table
 
@@ -56,10 +56,10 @@ class OutboxAlert:
 class OutboxMixin(StoreBase):
     """Alert rows from queueing to their outcome."""
 
-    def queue_alert(self, alert: Alert, story: str, now: datetime) -> bool:
+    def queue_alert(self, alert: Alert, now: datetime) -> bool:
         """Queue one alert outside a poll (operator alerts); False if that story was queued."""
         with self.engine.begin() as conn:
-            return bool(queue_row(conn, alert, story, now))
+            return bool(queue_row(conn, alert, now))
 
     def due_alerts(
         self, now: datetime, limit: int = 100, channels: Sequence[str] | None = None
@@ -250,13 +250,13 @@ class OutboxMixin(StoreBase):
         return result.rowcount or 0
 
 
-def queue_row(conn: sa.Connection, alert: Alert, story: str, now: datetime) -> int:
+def queue_row(conn: sa.Connection, alert: Alert, now: datetime) -> int:
     """Insert one outbox row unless the channel already has this story; 1 if inserted."""
     stmt = (
         insert(conn)(alerts_table)
         .values(
             channel=alert.channel,
-            story=story,
+            story=alert.story,
             feed_id=alert.feed_id,
             article_key=alert.article_key,
             rules=json.dumps(list(alert.rules), ensure_ascii=False),
@@ -267,7 +267,7 @@ def queue_row(conn: sa.Connection, alert: Alert, story: str, now: datetime) -> i
             status="pending",
             created_at=now,
             next_attempt=now,
-            priority=alert.priority,
+            priority=DIGEST_PRIORITY if alert.kind == AlertKind.DIGEST else alert.priority,
             source=alert.source[:300],
             published=alert.published,
         )
