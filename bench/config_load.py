@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -161,7 +162,7 @@ def _cold() -> None:
                 value.cache_clear()
 
 
-def _time(fn) -> float:
+def _time(fn: Callable[[], object]) -> float:
     started = time.perf_counter()
     fn()
     return time.perf_counter() - started

@@ -924,7 +924,7 @@ def _compose(data: bytes, text: str, name: str) -> _Node | None:
     """The node tree (marks carry ``name``): libyaml when present, else PyYAML's own."""
     if _LIBYAML:
         stream = io.BytesIO(data)
-        stream.name = name  # type: ignore[attr-defined]  # libyaml reads the mark name here
+        stream.name = name  # libyaml takes the marks' file name from here
         node: _Node | None = yaml.compose(stream, Loader=yaml.CSafeLoader)
     else:  # pragma: no cover - PyYAML built without libyaml
         loader = yaml.SafeLoader(text)

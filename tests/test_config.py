@@ -7,6 +7,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from monitor.config import (
     FEED,
     RULE,
     TELEGRAM,
+    Section,
     TelegramSettings,
     config_path,
     database_url_from_env,
@@ -30,6 +32,8 @@ from monitor.config import (
 from monitor.exceptions import ConfigError, ConfigErrors
 
 from .conftest import REPO, clean_env, monitor_command, run_monitor
+
+WriteConfig = Callable[..., Path]
 
 #: A typo in a key, a bad duration and an unknown channel (also used by test_cli).
 BROKEN = """
@@ -85,7 +89,7 @@ def errors_of(path: Path) -> list[str]:
     return [str(e) for e in info.value.errors]
 
 
-def test_good_config_resolves_defaults_and_paths(write_config):
+def test_good_config_resolves_defaults_and_paths(write_config: WriteConfig) -> None:
     path = write_config(GOOD)
     settings = load_settings(path, env={})
     sana, local = settings.feeds
@@ -101,14 +105,16 @@ def test_good_config_resolves_defaults_and_paths(write_config):
     assert settings.files == (path,)
 
 
-def test_bundled_config_is_valid():
+def test_bundled_config_is_valid() -> None:
     settings = load_settings(REPO / "config" / "monitor.yaml", env={})
     assert {f.id for f in settings.feeds} == {"sample-ar", "sample-ru", "sample-en"}
     assert all(Path(f.url).is_file() for f in settings.feeds)
     assert [r.name for r in settings.rules] == ["astana", "ceasefire", "lavrov"]
 
 
-def test_typo_unknown_channel_and_bad_duration_are_all_reported_with_locations(write_config):
+def test_typo_unknown_channel_and_bad_duration_are_all_reported_with_locations(
+    write_config: WriteConfig,
+) -> None:
     path = write_config(BROKEN)
     assert errors_of(path) == [
         f"{path}:7:5: unknown key 'intervall' (did you mean 'interval'?); allowed: id, url, "
@@ -153,13 +159,13 @@ def test_typo_unknown_channel_and_bad_duration_are_all_reported_with_locations(w
         ("telegram:\n  admins: [me]\n", ":2:12: expected a whole number"),
     ],
 )
-def test_each_problem_is_located(write_config, yaml_text, expected):
+def test_each_problem_is_located(write_config: WriteConfig, yaml_text: str, expected: str) -> None:
     path = write_config(yaml_text)
     problems = errors_of(path)
     assert any(p.startswith(str(path)) and expected in p for p in problems), problems
 
 
-def test_errors_in_included_files_name_that_file(write_config):
+def test_errors_in_included_files_name_that_file(write_config: WriteConfig) -> None:
     main = write_config(
         """
         include: [rules/*.yaml]
@@ -176,7 +182,7 @@ def test_errors_in_included_files_name_that_file(write_config):
     ]
 
 
-def test_include_adds_rules_and_feeds_and_is_watched(write_config):
+def test_include_adds_rules_and_feeds_and_is_watched(write_config: WriteConfig) -> None:
     main = write_config("include: [more.yaml]\nchannels:\n  c: {chat: '-1001234'}\n")
     more = write_config(
         "feeds:\n  - {id: f, url: 'https://a/'}\nrules:\n  - {name: r, any: [x], notify: [c]}\n",
@@ -188,19 +194,19 @@ def test_include_adds_rules_and_feeds_and_is_watched(write_config):
     assert settings.files == (main, more)
 
 
-def test_missing_config_file_is_a_located_error(tmp_path):
+def test_missing_config_file_is_a_located_error(tmp_path: Path) -> None:
     path = tmp_path / "nope.yaml"
     assert errors_of(path) == [f"{path}:1:1: configuration file not found: {path}"]
 
 
-def test_version_changes_with_content(write_config):
+def test_version_changes_with_content(write_config: WriteConfig) -> None:
     path = write_config(GOOD)
     first = load_settings(path, env={}).version
     path.write_text(path.read_text() + "\n# edited\n")
     assert load_settings(path, env={}).version != first
 
 
-def test_environment_overrides(write_config, monkeypatch):
+def test_environment_overrides(write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_config(GOOD)
     env = {
         "TELEGRAM_BOT_TOKEN": "123:abc",
@@ -227,7 +233,7 @@ def test_environment_overrides(write_config, monkeypatch):
         ("sqlite:////var/lib/m.db", "sqlite:////var/lib/m.db"),
     ],
 )
-def test_database_url_forms(url, expected):
+def test_database_url_forms(url: str, expected: str) -> None:
     assert database_url_from_env({"DATABASE_URL": url}) == expected
 
 
@@ -243,24 +249,24 @@ def test_database_url_forms(url, expected):
         ("1w", 604800),
     ],
 )
-def test_durations(text, seconds):
+def test_durations(text: str, seconds: int) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
 @pytest.mark.parametrize("text", ["", "5", "5 minutes", "m5", "1.5h", "-5m", "5x", "5m3"])
-def test_bad_durations(text):
+def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="bad duration"):
         parse_duration(text)
 
 
 @given(st.lists(st.tuples(st.integers(1, 999), st.sampled_from("smhdw")), min_size=1, max_size=4))
-def test_duration_sums_its_parts(parts):
+def test_duration_sums_its_parts(parts: list[tuple[int, str]]) -> None:
     text = "".join(f"{n}{unit}" for n, unit in parts)
     unit_seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     assert parse_duration(text).total_seconds() == sum(n * unit_seconds[u] for n, u in parts)
 
 
-def test_back_test_configs_load_with_warnings(write_config):
+def test_back_test_configs_load_with_warnings(write_config: WriteConfig) -> None:
     """A rules-only file (for `monitor match`) needs no channels or feeds."""
     path = write_config(
         "rules:\n  - {name: a, any: [Astana], feeds: [sana-ar]}\n  - {name: b, none: [football]}\n"
@@ -278,7 +284,8 @@ def test_back_test_configs_load_with_warnings(write_config):
 
 
 @pytest.mark.parametrize("section", [DEFAULTS, TELEGRAM, CHANNEL, FEED, RULE], ids=lambda s: s.name)
-def test_every_option_fills_a_field_of_its_dataclass(section):
+def test_every_option_fills_a_field_of_its_dataclass(section: Section) -> None:
+    assert section.target is not None
     names = {f.name for f in dataclasses.fields(section.target)}
     assert set(section.keys) <= names
     assert len(set(section.keys)) == len(section.keys)
@@ -286,7 +293,7 @@ def test_every_option_fills_a_field_of_its_dataclass(section):
         section.default(key)  # every optional key has a default to fall back on
 
 
-def test_unknown_key_hint_comes_from_the_table(write_config):
+def test_unknown_key_hint_comes_from_the_table(write_config: WriteConfig) -> None:
     path = write_config("channels:\n  c: {chat: '@c', max_per_huor: 5}\n")
     (problem,) = errors_of(path)
     assert problem == (
@@ -295,7 +302,7 @@ def test_unknown_key_hint_comes_from_the_table(write_config):
     )
 
 
-def test_token_never_shows_in_a_repr(write_config):
+def test_token_never_shows_in_a_repr(write_config: WriteConfig) -> None:
     settings = load_settings(write_config(GOOD), env={"TELEGRAM_BOT_TOKEN": "123:SECRETabc"})
     assert settings.telegram.token == "123:SECRETabc"
     assert "SECRET" not in repr(settings.telegram)
@@ -304,7 +311,9 @@ def test_token_never_shows_in_a_repr(write_config):
 
 
 @pytest.mark.parametrize(("fuzzy", "warned"), [(0, True), (49, True), (50, False), (100, False)])
-def test_fuzzy_accepts_0_to_100_and_warns_below_50(write_config, fuzzy, warned):
+def test_fuzzy_accepts_0_to_100_and_warns_below_50(
+    write_config: WriteConfig, fuzzy: int, warned: bool
+) -> None:
     path = write_config(f"rules:\n  - {{name: r, any: [Astana], fuzzy: {fuzzy}}}\n")
     settings = load_settings(path, env={})
     assert settings.rules[0].fuzzy == fuzzy
@@ -320,7 +329,9 @@ def test_fuzzy_accepts_0_to_100_and_warns_below_50(write_config, fuzzy, warned):
         ("priority: urgent", ":2:40: rule 'r': priority must be normal or high, not 'urgent'"),
     ],
 )
-def test_rule_values_are_checked_by_the_matcher_and_located(write_config, rule, expected):
+def test_rule_values_are_checked_by_the_matcher_and_located(
+    write_config: WriteConfig, rule: str, expected: str
+) -> None:
     path = write_config(f"rules:\n  - {{name: r, any: [Astana], {rule}}}\n")
     problems = errors_of(path)
     assert len(problems) == 1 and f"{path}{expected}" in problems[0], problems
@@ -372,7 +383,7 @@ CHECK_CASES = [
 
 
 @pytest.mark.parametrize(("text", "expected"), CHECK_CASES)
-def test_check_locates_each_yaml_oddity(tmp_path, text, expected):
+def test_check_locates_each_yaml_oddity(tmp_path: Path, text: str, expected: str) -> None:
     path = tmp_path / "monitor.yaml"
     path.write_text(text, encoding="utf-8")
     result = run_monitor("check", "--config", str(path))
@@ -389,7 +400,7 @@ def test_check_locates_each_yaml_oddity(tmp_path, text, expected):
         ("rules:\n  - {name: ع, any: [x]}\n".encode() + b"\x80", ":3:1: not UTF-8 text: byte 32"),
     ],
 )
-def test_check_locates_bytes_that_are_not_utf8(tmp_path, data, expected):
+def test_check_locates_bytes_that_are_not_utf8(tmp_path: Path, data: bytes, expected: str) -> None:
     path = tmp_path / "monitor.yaml"
     path.write_bytes(data)
     result = run_monitor("check", "--config", str(path))
@@ -398,13 +409,15 @@ def test_check_locates_bytes_that_are_not_utf8(tmp_path, data, expected):
     assert f"{path}{expected}" in result.stderr, result.stderr
 
 
-def test_a_key_can_take_a_bare_boolean_as_its_word():
+def test_a_key_can_take_a_bare_boolean_as_its_word() -> None:
     """SPEC: `stories: off` unquoted means "off"; other text keys refuse YAML booleans."""
     import yaml
 
     from monitor.config import _Loader, _text
 
-    node = yaml.compose("stories: off\n").value[0][1]
+    root = yaml.compose("stories: off\n")
+    assert isinstance(root, yaml.MappingNode)
+    node = root.value[0][1]
     loader = _Loader(Path("x.yaml"), {})
     assert _text("edit, reply or off", bool_word=True)(loader, node) == "off"
     assert not loader.errors
@@ -485,7 +498,7 @@ _MUTATIONS = st.sampled_from(
         max_size=4,
     )
 )
-def test_mutated_configs_only_ever_raise_config_errors(edits):
+def test_mutated_configs_only_ever_raise_config_errors(edits: list[tuple[int, int, str]]) -> None:
     text = VALID
     for at, cut, insert in edits:
         at = min(at, len(text))
@@ -509,7 +522,7 @@ ONE_RULE = "  - {name: astana, any: [Astana], notify: [desk]}\n"
 TWO_RULES = ONE_RULE + "  - {name: aid, any: [convoy], notify: [desk]}\n"
 
 
-def test_running_worker_keeps_its_config_through_broken_edits(tmp_path):
+def test_running_worker_keeps_its_config_through_broken_edits(tmp_path: Path) -> None:
     feed = str(tmp_path / "none.xml")
     config = tmp_path / "monitor.yaml"
     config.write_text(RUNNING.format(feed=feed, rules=ONE_RULE), encoding="utf-8")
