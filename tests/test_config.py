@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
 import subprocess
 import tempfile
@@ -522,6 +523,13 @@ ONE_RULE = "  - {name: astana, any: [Astana], notify: [desk]}\n"
 TWO_RULES = ONE_RULE + "  - {name: aid, any: [convoy], notify: [desk]}\n"
 
 
+def replace(path: Path, data: bytes) -> None:
+    """Swap the file's content at once, so the worker never reads a half-written file."""
+    part = path.with_suffix(".part")
+    part.write_bytes(data)
+    os.replace(part, path)
+
+
 def test_running_worker_keeps_its_config_through_broken_edits(tmp_path: Path) -> None:
     feed = str(tmp_path / "none.xml")
     config = tmp_path / "monitor.yaml"
@@ -564,10 +572,10 @@ def test_running_worker_keeps_its_config_through_broken_edits(tmp_path: Path) ->
 
         wait_for("worker ")  # started
         for data, message in broken:
-            config.write_bytes(data)
+            replace(config, data)
             wait_for(message)
             assert worker.poll() is None
-        config.write_text(RUNNING.format(feed=feed, rules=TWO_RULES), encoding="utf-8")
+        replace(config, RUNNING.format(feed=feed, rules=TWO_RULES).encode())
         wait_for("configuration reloaded")
         wait_for("2 rules")
         assert worker.poll() is None
