@@ -5,6 +5,16 @@ Validation walks PyYAML's node tree rather than plain dicts, so every problem
 term, missing include, YAML syntax) is reported at once as
 ``FILE:LINE:COL: message`` — the user fixes them all in one edit.
 
+Each key is written once: a ``Section`` table of ``Option(key, parser, doc)`` per
+mapping (``DEFAULTS``, ``TELEGRAM``, ``CHANNEL``, ``FEED``, ``RULE``, ``TOP``) names
+the dataclass field it fills (whose default is the key's default); validation,
+"did you mean" hints and construction all read the tables. Rule values are only
+typed here: ``match.check_rules`` is the one judge of a rule.
+
+YAML 1.1 readings that surprise (``0123`` octal, ``1:30`` base 60, ``no`` as
+false) are refused with a located message rather than guessed; libyaml composes
+the node tree when PyYAML has it (marks intact, about C speed).
+
 Relative feed paths and include globs are resolved against the folder of the
 file that names them (feed paths fall back to the current directory).
 """
@@ -267,14 +277,35 @@ def _quiet_hours(ld: _Loader, node: _Node) -> Any:
     return value
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
+_HEADER_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")  # no control characters
+
+
+def _header_value(ld: _Loader, node: _Node, what: str = "a header value") -> Any:
+    value = ld.text(node, what)
+    if value is not _BAD and not _HEADER_VALUE.fullmatch(value):
+        ld.fail(node, f"{what} may not hold line breaks or control characters")
+        return _BAD
+    return value
+
+
+def _user_agent(ld: _Loader, node: _Node) -> Any:
+    return _header_value(ld, node, "a User-Agent")
+
+
 def _headers(ld: _Loader, node: _Node) -> Any:
     if not isinstance(node, yaml.MappingNode):
         ld.fail(node, "headers: expected a mapping of header name → value")
         return _BAD
     out: dict[str, str] = {}
     for key_node, value_node in node.value:
-        key, value = ld.text(key_node, "a header name"), ld.text(value_node, "a value")
+        key, value = ld.text(key_node, "a header name"), _header_value(ld, value_node)
         if key is _BAD or value is _BAD:
+            continue
+        if not _HEADER_NAME.fullmatch(key):
+            ld.fail(
+                key_node, f"header name {key!r} may hold only letters, digits and -_.!#$%&'*+^`|~"
+            )
             continue
         if key.lower() in (k.lower() for k in out):
             ld.fail(key_node, f"duplicate header {key!r}")
@@ -289,7 +320,7 @@ def _admins(ld: _Loader, node: _Node) -> Any:
 
 
 _LANGUAGE = Option("language", _text("a language code"), "language of the feed's text")
-_USER_AGENT = Option("user_agent", _text(), "User-Agent header sent to the feed's server")
+_USER_AGENT = Option("user_agent", _user_agent, "User-Agent header sent to the feed's server")
 _SUMMARY = Option(
     "summary_length", _integer(100, 3500), "characters of summary in an alert (100–3500)"
 )
@@ -729,7 +760,7 @@ class _Loader:
         seen[key] = node
         return True
 
-    def missing(self, section: Section, node: _Node, items: dict[str, _Node]) -> list[str]:
+    def missing(self, section: Section, items: dict[str, _Node]) -> list[str]:
         return [k for k in section.required if k not in items]
 
     # ---- sections
@@ -768,7 +799,7 @@ class _Loader:
             items = self.mapping_items(item, FEED)
             if not isinstance(item, yaml.MappingNode):
                 continue
-            missing = self.missing(FEED, item, items)
+            missing = self.missing(FEED, items)
             if missing:
                 self.fail(item, f"a feed needs {' and '.join(repr(k) for k in missing)}")
                 continue
@@ -797,7 +828,7 @@ class _Loader:
             items = self.mapping_items(item, RULE)
             if not isinstance(item, yaml.MappingNode):
                 continue
-            if self.missing(RULE, item, items):
+            if self.missing(RULE, items):
                 self.fail(item, "a rule needs a 'name'")
                 continue
             values = self.values(RULE, items)

@@ -588,3 +588,28 @@ def test_running_worker_keeps_its_config_through_broken_edits(tmp_path: Path) ->
     for _, message in broken:
         assert output.count(message) == 1, output
     assert output.count("configuration reload failed") == len(broken)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        (
+            'feeds:\n  - {id: f, url: "https://a/", user_agent: "bot\\r\\nX-Evil: 1"}\n',
+            ":2:44: a User-Agent may not hold line breaks or control characters",
+        ),
+        (
+            "feeds:\n  - id: f\n    url: https://a/\n    headers: {'Bad Name': x}\n",
+            ":4:15: header name 'Bad Name' may hold only letters",
+        ),
+        (
+            "feeds:\n  - id: f\n    url: https://a/\n    headers: {Accept: a, accept: b}\n",
+            ":4:26: duplicate header 'accept'",
+        ),
+    ],
+)
+def test_request_headers_are_checked(
+    write_config: WriteConfig, yaml_text: str, expected: str
+) -> None:
+    path = write_config(yaml_text)
+    problems = errors_of(path)
+    assert any(p.startswith(f"{path}{expected}") for p in problems), problems
