@@ -54,7 +54,8 @@ not hit ``Ukraine`` or ``Iranian``, ``Astana`` does not hit ``Astanabad``.
   more letters each, joined by a space or hyphen, also count as one word).
 * ``re:PATTERN`` is a case-insensitive Python regular expression, searched in the
   original field text and in its normalised form; it may hit inside words.
-* ``fuzzy: N`` (0–100) lets the rule's single-word ``any``/``all``/``query`` terms
+* ``fuzzy: N`` (0–100; below 50 nearly any word of similar length hits, so
+  ``monitor check`` warns) lets the rule's single-word ``any``/``all``/``query`` terms
   of five or more letters also hit article words at least N similar (rapidfuzz
   ``ratio`` on normalised forms, Arabic words also without their proclitics; every
   fuzzy term against the article's distinct words in one ``cdist`` call). ``none``
@@ -371,6 +372,9 @@ def _compile_rule(rule: Rule, index: int, terms: _Terms, problems: list[RuleProb
         fuzzy = None
     if isinstance(rule.min_hits, bool) or not isinstance(rule.min_hits, int) or rule.min_hits < 1:
         problems.append(RuleProblem("min_hits", None, "min_hits must be a whole number ≥ 1"))
+    if rule.priority not in ("normal", "high"):
+        message = f"priority must be normal or high, not {rule.priority!r}"
+        problems.append(RuleProblem("priority", None, message))
     if tuple(rule.fields) == FIELDS:
         rule_fields = _ALL_FIELDS
     else:
@@ -446,6 +450,26 @@ def check_rule(rule: Rule) -> list[RuleProblem]:
     problems: list[RuleProblem] = []
     _compile_rule(rule, 0, _Terms(), problems)
     return problems
+
+
+def check_rules(rules: Sequence[Rule]) -> list[tuple[int, RuleProblem]]:
+    """Every problem of every rule, as (rule index, problem): the one rule validator.
+
+    One shared term table, so a term many rules write is compiled once.
+    """
+    terms = _Terms()
+    out: list[tuple[int, RuleProblem]] = []
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for i, rule in enumerate(rules):
+            problems: list[RuleProblem] = []
+            _compile_rule(rule, i, terms, problems)
+            out.extend((i, p) for p in problems)
+    finally:
+        if enabled:
+            gc.enable()
+    return out
 
 
 def compile_rules(rules: Sequence[Rule]) -> Matcher:
@@ -934,4 +958,4 @@ def _fuzzy_pairs(terms: list[_Term], words_a: list, words_b: list) -> list[tuple
     return [(int(r), int(c), int(matrix[r, c])) for r, c in zip(rows, cols, strict=True)]
 
 
-__all__ = ["Matcher", "RuleProblem", "check_rule", "compile_rules"]
+__all__ = ["Matcher", "RuleProblem", "check_rule", "check_rules", "compile_rules"]

@@ -190,7 +190,9 @@ class Rule:
     priority: Priority = Priority.NORMAL
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "priority", Priority(self.priority))
+        # the matcher's rule check reports a bad value with its location; keep it as written
+        if self.priority in Priority.__members__.values():
+            object.__setattr__(self, "priority", Priority(self.priority))
 
 
 @dataclass(frozen=True)
