@@ -85,7 +85,7 @@ def parse_bytes(
             return _cleaned(_fast_parse(content, passed.get("content-location", "")))
         except _Fallback:
             pass
-        except Exception:  # noqa: BLE001 - an lxml surprise: feedparser gets its chance
+        except Exception:  # an lxml surprise: feedparser gets its chance
             log.debug("fast path failed on %s; using feedparser", feed_id or url, exc_info=True)
     try:
         return _cleaned(_feedparser_parse(content, passed, feed_id, url))
@@ -95,7 +95,7 @@ def parse_bytes(
         raise ParseError(
             "the document is nested too deeply to parse", feed_id=feed_id, url=url
         ) from exc
-    except Exception as exc:  # noqa: BLE001 - one hostile document must not stop a poll
+    except Exception as exc:  # one hostile document must not stop a poll
         raise ParseError(
             f"the feed parser failed: {type(exc).__name__}: {_one_line(exc)}",
             feed_id=feed_id,
