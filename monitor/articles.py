@@ -212,7 +212,7 @@ def _flat_text(html: str) -> str:
                 dropping = None
         elif not closing and name in _DROP_SET:
             dropping = name
-        elif name in _BLOCK_TAGS:
+        elif not closing and name in _BLOCK_TAGS:  # as the tree walk: a break before a block
             pieces.append("\n")
     if dropping is None:
         pieces.append(html[pos:])
