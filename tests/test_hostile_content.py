@@ -339,9 +339,7 @@ async def test_a_catastrophic_regex_is_cut_and_reported_once(
     term: str, times_out: bool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(match_module, "REGEX_TIMEOUT", 0.05)
-    matcher = compile_rules(
-        [Rule(name="slow", any=(term,)), Rule(name="astana", any=("Astana",))]
-    )
+    matcher = compile_rules([Rule(name="slow", any=(term,)), Rule(name="astana", any=("Astana",))])
     reported: list[str] = []
     matcher.on_regex_timeout = reported.append
     hostile = "a" * 5000 + " " + "word " * 3000 + "x" * 3000 + " Astana"
