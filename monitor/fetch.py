@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
@@ -93,7 +94,6 @@ class FetchSettings:
     allow_private_redirects: bool = False
     #: decides which addresses are public; tests inject one, production keeps the default
     is_public: Callable[[IPAddress], bool] = is_public_address
-
 
 
 def content_hash(body: bytes) -> str:
@@ -265,6 +265,8 @@ class Fetcher:
                                 request_headers.pop(str(name), None)
                         url = target
                         continue
+                    if visited:
+                        await self._check_peer(feed, visited, resp)
                     return await self._read(feed, state, resp, now)
         except FetchError:
             raise
@@ -361,15 +363,35 @@ class Fetcher:
         A configured URL that is itself private is the operator's choice, and so are
         redirects between private addresses; once a public host has answered, only
         public addresses may follow. Every address a name resolves to must be public."""
-        s = self.settings
-        if s.allow_private_redirects:
+        if self.settings.allow_private_redirects:
             return
         if await self._all_public(target.host or "", target.port):
             return
+        await self._refuse_after_public(feed, visited, target.host or "")
+
+    async def _check_peer(
+        self, feed: FeedSource, visited: list[URL], resp: aiohttp.ClientResponse
+    ) -> None:
+        """The same rule for the address actually connected to, before its body is read:
+        a name that resolved to a public address for the check and to a private one for
+        the connection (DNS rebinding) is caught here."""
+        if self.settings.allow_private_redirects:
+            return
+        peer = _peer(resp)
+        if not peer:
+            return
+        try:
+            ip = ipaddress.ip_address(str(peer[0]).partition("%")[0])
+        except ValueError:
+            return
+        if not self.settings.is_public(ip):
+            await self._refuse_after_public(feed, visited, str(ip))
+
+    async def _refuse_after_public(self, feed: FeedSource, visited: list[URL], where: str) -> None:
         for hop in visited:
             if await self._all_public(hop.host or "", hop.port):
                 raise FetchError(
-                    f"refused a redirect from a public address to a private one ({target.host})",
+                    f"refused a redirect from a public address to a private one ({where})",
                     feed_id=feed.id,
                     url=feed.url,
                 )
@@ -418,6 +440,24 @@ class Fetcher:
                 url=feed.url,
             )
         return _result(feed, feed.url, None, body, {}, state, now)
+
+
+def _peer(resp: aiohttp.ClientResponse) -> Any:
+    """The (host, port, …) the response came from; None when aiohttp no longer knows.
+
+    A small body is read with the headers and the connection released at once, so the
+    stream's protocol is asked as well (best effort: aiohttp has no public accessor)."""
+    transports = []
+    if resp.connection is not None:
+        transports.append(resp.connection.transport)
+    protocol = getattr(resp.content, "_protocol", None)
+    transports.append(getattr(protocol, "transport", None))
+    for transport in transports:
+        if transport is not None:
+            peer = transport.get_extra_info("peername")
+            if peer:
+                return peer
+    return None
 
 
 def _origin(url: URL) -> tuple[str, str, int | None]:

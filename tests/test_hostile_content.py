@@ -473,6 +473,19 @@ async def test_a_later_hop_into_the_private_network_is_refused(feed_server: Feed
         await fetch_url(url, LOOPBACK_IS_PUBLIC)
 
 
+async def test_the_connected_address_is_checked_too(feed_server: FeedServer) -> None:
+    """DNS rebinding: the name looked public when checked, the connection went private.
+
+    Simulated with a classifier whose answers are scripted in call order: the redirect
+    target's check (public), the connected peer (private), the first hop (public)."""
+    answers = iter([True, False, True])
+    rebinding = dataclasses.replace(LOOPBACK_IS_PUBLIC, is_public=lambda ip: next(answers))
+    url = redirect(feed_server, "/guard/rebind", feed_server.url("/good.xml"))
+    with pytest.raises(FetchError, match=r"refused a redirect .*\(127\.0\.0\.1\)"):
+        await fetch_url(url, rebinding)
+    assert next(answers, None) is None  # exactly the three scripted checks were made
+
+
 async def test_public_to_public_and_private_to_private_redirects_are_followed(
     feed_server: FeedServer,
 ) -> None:
