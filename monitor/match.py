@@ -53,7 +53,11 @@ not hit ``Ukraine`` or ``Iranian``, ``Astana`` does not hit ``Astanabad``.
   whichever way the rule writes it (two adjacent Latin or Cyrillic words of two or
   more letters each, joined by a space or hyphen, also count as one word).
 * ``re:PATTERN`` is a case-insensitive Python regular expression, searched in the
-  original field text and in its normalised form; it may hit inside words.
+  original field text and in its normalised form; it may hit inside words. It runs
+  under the ``regex`` module with a time limit (``REGEX_TIMEOUT`` per field; the
+  module checks its clock now and then, so a search may overrun it about twofold):
+  a term that times out finds nothing in that article, is logged once and counted
+  in ``Matcher.regex_timeouts``; ``regex_warnings`` flags such patterns beforehand.
 * ``fuzzy: N`` (0–100) lets the rule's single-word ``any``/``all``/``query`` terms
   of five or more letters also hit article words at least N similar (rapidfuzz
   ``ratio`` on normalised forms, Arabic words also without their proclitics; every
