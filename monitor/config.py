@@ -62,6 +62,7 @@ class Defaults:
     max_bytes: int = 10 * 1024 * 1024
     timezone: str = "UTC"
     summary_length: int = 600
+    allow_private_redirects: bool = False  # see the README's redirect guard
 
 
 @dataclass(frozen=True)
@@ -338,6 +339,11 @@ DEFAULTS = Section(
         Option("max_bytes", _integer(1024), "largest feed body read (bytes, at least 1024)"),
         Option("timezone", _timezone, "IANA time zone channels inherit"),
         _SUMMARY,
+        Option(
+            "allow_private_redirects",
+            _boolean,
+            "follow a public feed's redirect to a private or loopback address",
+        ),
     ),
     Defaults,
 )
@@ -854,7 +860,7 @@ class _Loader:
         channels: Mapping[str, Channel],
         feeds: list[FeedSource],
     ) -> None:
-        from monitor.match import check_rules
+        from monitor.match import check_rules, rule_warnings
 
         feed_names = {f.id for f in feeds} | {t for f in feeds for t in f.tags}
         for rule, items in zip(rules, rule_items, strict=True):
@@ -880,6 +886,9 @@ class _Loader:
                     f"rule {rule.name!r}: fuzzy {rule.fuzzy} lets almost any word of similar "
                     "length hit; 80–90 catches misspellings",
                 )
+            for problem in rule_warnings(rule):
+                node = _item_node(items, problem.key, problem.index) or items["name"]
+                self.warn(node, f"rule {rule.name!r}: {problem.message}")
         for index, problem in check_rules(rules):
             rule, items = rules[index], rule_items[index]
             node = _item_node(items, problem.key, problem.index) or items["name"]

@@ -65,6 +65,7 @@ def fetch_settings(settings: Settings) -> FetchSettings:
         user_agent=defaults.user_agent or DEFAULT_USER_AGENT,
         timeout=defaults.timeout.total_seconds(),
         max_bytes=defaults.max_bytes,
+        allow_private_redirects=defaults.allow_private_redirects,
     )
 
 
