@@ -36,7 +36,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import feedparser
 from lxml import etree
@@ -166,8 +166,8 @@ def _entry(e: Mapping[str, Any]) -> RawEntry:
         title=title,
         summary_html=summary,
         content_html=content,
-        published=_date(dict.get(e, "published_parsed")),
-        updated=_date(dict.get(e, "updated_parsed")),
+        published=_date(dict.get(cast(dict, e), "published_parsed")),
+        updated=_date(dict.get(cast(dict, e), "updated_parsed")),
         author=_clean(e.get("author")) or None,
     )
 
@@ -344,7 +344,7 @@ def _fast_parse(content: bytes, base: str) -> ParsedFeed:
             if link is not None:
                 raise _Fallback
             text = _fast_text(child)
-            link = _fast_tools.urljoin(base, text) if text else ""
+            link = _tools().urljoin(base, text) if text else ""
         elif tag == "language":
             if language is not None:
                 raise _Fallback
@@ -370,7 +370,7 @@ def _fast_repair(value: str) -> str:
     with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
         value = value.encode("iso-8859-1").decode("utf-8")
     if _C1_CONTROLS.search(value):  # translate() with a dict is slow: only when needed
-        value = value.translate(_fast_tools.cp1252)
+        value = value.translate(_tools().cp1252)
     return value
 
 
@@ -392,7 +392,7 @@ def _fast_item(item: Any, base: str) -> RawEntry:
                 author = _clean(_fast_text(child))
         elif not _foreign(child):
             raise _Fallback
-    urljoin = _fast_tools.urljoin
+    urljoin = _tools().urljoin
     link = guid = None
     title_html = summary = content = ""
     published = updated = None
@@ -417,15 +417,15 @@ def _fast_item(item: Any, base: str) -> RawEntry:
         link = guid
     if "title" in seen:
         title = _fast_text(seen["title"])
-        title_html = title if _fast_tools.looks_like_html(title) else _escape_plain(title)
+        title_html = title if _tools().looks_like_html(title) else _escape_plain(title)
     if "description" in seen:
         summary = _fast_text(seen["description"])
     if _CONTENT_ENCODED in seen:
         content = _fast_text(seen[_CONTENT_ENCODED])
     if "pubDate" in seen:
-        published = _date(_fast_tools.parse_date(_fast_text(seen["pubDate"])))
+        published = _date(_tools().parse_date(_fast_text(seen["pubDate"])))
     if _DC_DATE in seen:
-        updated = _date(_fast_tools.parse_date(_fast_text(seen[_DC_DATE])))
+        updated = _date(_tools().parse_date(_fast_text(seen[_DC_DATE])))
     if content and not summary:
         raise _Fallback  # feedparser derives a summary from content: leave that to it
     return RawEntry(
@@ -445,7 +445,7 @@ def _foreign(el: Any) -> bool:
     if len(el) or not isinstance(el.tag, str) or not el.tag.startswith("{"):
         return False
     uri = el.tag[1:].partition("}")[0].lower()
-    return uri not in _fast_tools.namespaces and (el.prefix or "") not in _fast_tools.prefixes
+    return uri not in _tools().namespaces and (el.prefix or "") not in _tools().prefixes
 
 
 @dataclass(frozen=True)
@@ -480,3 +480,10 @@ def _load_fast_tools() -> _FastTools | None:
 
 
 _fast_tools = _load_fast_tools()
+
+
+def _tools() -> _FastTools:
+    """feedparser's internals for the fast path; without them every feed takes feedparser."""
+    if _fast_tools is None:
+        raise _Fallback
+    return _fast_tools
