@@ -566,16 +566,17 @@ def build_translator(
 # ------------------------------------------------------------------- translator
 
 
+_Key = tuple[str, str, str]  # (target, source or "", text)
+
+
 class _Cache:
     """Texts already translated: LRU-bounded, each entry good for ``ttl`` seconds."""
 
     def __init__(self, size: int, ttl: float) -> None:
         self.size, self.ttl = size, ttl
-        self._data: OrderedDict[tuple[str, str, str], tuple[float, str, str | None]] = (
-            OrderedDict()
-        )
+        self._data: OrderedDict[_Key, tuple[float, str, str | None]] = OrderedDict()
 
-    def get(self, key: tuple[str, str, str], now: float) -> tuple[str, str | None] | None:
+    def get(self, key: _Key, now: float) -> tuple[str, str | None] | None:
         entry = self._data.get(key)
         if entry is None:
             return None
@@ -585,7 +586,7 @@ class _Cache:
         self._data.move_to_end(key)
         return entry[1], entry[2]
 
-    def put(self, key: tuple[str, str, str], value: tuple[str, str | None], now: float) -> None:
+    def put(self, key: _Key, value: tuple[str, str | None], now: float) -> None:
         self._data[key] = (now, value[0], value[1])
         self._data.move_to_end(key)
         while len(self._data) > self.size:
@@ -613,9 +614,6 @@ class _Counters:
     cache_misses: int = 0
     same_language: int = 0
     last_error: str = ""
-
-
-_Key = tuple[str, str, str]  # (target, source or "", text)
 
 
 class Translator:
@@ -721,9 +719,7 @@ class Translator:
         for i, (text, lang) in zip(wanted, results, strict=True):
             out[i] = text
             detected = detected or lang
-        return Translation(
-            out[0], tuple(out[1:]), target, detected or source, self.backend.name
-        )
+        return Translation(out[0], tuple(out[1:]), target, detected or source, self.backend.name)
 
     async def translate_texts(
         self, texts: Sequence[str], source: str | None, target: str
@@ -797,11 +793,16 @@ class Translator:
         b.probing = False
         if not error.backend_down:
             return
+        now = self._clock()
+        if b.open_until > now:  # a call sent before the breaker opened: same outage
+            if error.retry_after is not None:
+                b.open_until = max(b.open_until, now + min(error.retry_after, MAX_RETRY_AFTER))
+            return
         period = min(self._max_open_period, self._open_period * 2**b.failures_in_row)
         if error.retry_after is not None:
             period = max(period, min(error.retry_after, MAX_RETRY_AFTER))
         b.failures_in_row += 1
-        b.open_until = self._clock() + period
+        b.open_until = now + period
         log.warning(
             "translation backend %s failing (%s); pausing it for %.0f s",
             self.backend.name,
