@@ -105,6 +105,7 @@ _REASON_MAX = 160
 _LANG_RE = re.compile(r"^([A-Za-z]{2,3})(?:[-_]([A-Za-z0-9]{2,8}))?$")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
+_THINK_RE = re.compile(r"^\s*<think>.*?</think>", re.DOTALL)  # reasoning models' preamble
 _FENCE_RE = re.compile(r"^```[A-Za-z]*[ \t]*\n?(.*?)\n?```$", re.DOTALL)
 
 # Scripts of languages, so a declared "uk" is kept when the text "looks" Russian
@@ -504,7 +505,7 @@ class OpenAIBackend:
         if not body["choices"] or not isinstance(body["choices"][0], dict):
             raise ValueError("the answer has no choice")
         choice = body["choices"][0]
-        if choice.get("finish_reason") not in (None, "stop"):
+        if choice.get("finish_reason") in ("length", "content_filter"):
             raise ValueError(f"the model stopped early ({str(choice.get('finish_reason'))[:20]})")
         message = choice.get("message")
         content = message.get("content") if isinstance(message, dict) else None
@@ -521,10 +522,11 @@ class OpenAIBackend:
 def parse_model_array(content: str, count: int) -> tuple[str, ...]:
     """A model's answer as exactly ``count`` strings; ``ValueError`` for anything else.
 
-    One Markdown code fence around the array is accepted (models add it often);
-    any other text before or after, a wrong length or a non-string is refused.
+    One Markdown code fence around the array is accepted (models add it often),
+    as is a leading ``<think>…</think>`` block (reasoning models); any other
+    text before or after, a wrong length or a non-string is refused.
     """
-    text = content.strip()
+    text = _THINK_RE.sub("", content, count=1).strip()
     fenced = _FENCE_RE.match(text)
     if fenced is not None:
         text = fenced.group(1).strip()
@@ -699,7 +701,10 @@ class Translator:
         Raises ``TranslateError`` (within ``timeout``) when no translation can be
         had; the caller then sends the alert untranslated.
         """
-        target = normalize_language(target)
+        try:
+            target = normalize_language(target)
+        except ValueError as exc:
+            raise TranslateError(str(exc), backend=self.backend.name) from None
         originals = [title, *sentences]
         whole = " ".join(originals)
         source = effective_language(whole, source_lang)
@@ -792,6 +797,7 @@ class Translator:
         c.last_error = error.reason
         b.probing = False
         if not error.backend_down:
+            log.info("translation by %s failed: %s", self.backend.name, error.reason)
             return
         now = self._clock()
         if b.open_until > now:  # a call sent before the breaker opened: same outage
@@ -888,7 +894,7 @@ class Translator:
             async with self._client().post(
                 request.url, json=request.body, headers=dict(request.headers), allow_redirects=False
             ) as response:
-                raw = await response.content.read(MAX_RESPONSE_BYTES + 1)
+                raw = await _read_capped(response)
                 status, headers = response.status, response.headers
         except TimeoutError:
             raise  # aiohttp's own timeout: reported by the caller as a timeout
@@ -913,6 +919,18 @@ class Translator:
             return backend.parse(body, len(texts), source)
         except ValueError as exc:
             raise TranslateError(f"malformed answer: {exc}", backend=name) from None
+
+
+async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
+    """The body, or its first ``MAX_RESPONSE_BYTES + 1`` bytes when it is larger."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            break
+    return b"".join(chunks)
 
 
 def _http_error(

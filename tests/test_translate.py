@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.exceptions import MonitorError
@@ -41,6 +41,7 @@ from tests.fakes.translate_api import (
     OPENAI_KEY,
     PHRASES,
     FakeTranslateApi,
+    fake_translation,
 )
 
 BOUND = 10.0  # seconds any single call may take before the test calls it hung
@@ -71,6 +72,13 @@ class Clock:
 
 @pytest.fixture
 def api() -> Iterator[FakeTranslateApi]:
+    with FakeTranslateApi() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def shared_api() -> Iterator[FakeTranslateApi]:
+    """One stand-in for a property test's many examples."""
     with FakeTranslateApi() as server:
         yield server
 
@@ -162,6 +170,7 @@ def test_effective_language(text: str, declared: str | None, expected: str | Non
         ('  ["a", "b"]\n', ("a", "b")),
         ('```json\n["a", "b"]\n```', ("a", "b")),
         ('```\n["a", "b"]\n```', ("a", "b")),
+        ('<think>\nThe user wants English.\n</think>\n\n["a", "b"]', ("a", "b")),
     ],
 )
 def test_parse_model_array_accepts(content: str, expected: tuple[str, ...]) -> None:
@@ -179,6 +188,8 @@ def test_parse_model_array_accepts(content: str, expected: tuple[str, ...]) -> N
         '["a", "b"] I hope this helps',
         '```json\n["a", "b"]\n``` and more',
         "[" * 100_000,
+        "<think>" + "x" * 100_000,
+        '["a", "b"]<think>late</think>',
         "",
     ],
 )
@@ -313,6 +324,41 @@ async def test_hostile_text_keeps_alignment(api: FakeTranslateApi, clock: Clock)
     assert api.requests("libretranslate")[0].body["q"][1:] == [
         "Бомба  в порту.", "\ufffd Сломанный суррогат.", "Конец."
     ]  # fmt: skip
+
+
+_ANY_CHAR = st.characters(codec=None, exclude_categories=())  # surrogates, NUL included
+_PIECE = st.one_of(
+    st.text(_ANY_CHAR, max_size=40),
+    st.sampled_from([*PHRASES, "", "  ", "Слово.", "كلمة."]),
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(title=_PIECE, sentences=st.lists(_PIECE, max_size=8), declared=st.sampled_from(
+    [None, "ar", "ru", "en", "fr"]))  # fmt: skip
+def test_alignment_holds_for_any_text(
+    shared_api: FakeTranslateApi,
+    title: str,
+    sentences: list[str],
+    declared: str | None,
+) -> None:
+    """Whatever the feed holds, each sentence maps to its own translation, or stays as is."""
+
+    async def run() -> None:
+        async with make(shared_api, "libretranslate", Clock()) as t:
+            result = await call(t, title, sentences, declared)
+        assert len(result.sentences) == len(sentences)
+        if not result.translated:
+            assert (result.title, result.sentences) == (title, tuple(sentences))
+            return
+        pairs = zip([title, *sentences], [result.title, *result.sentences], strict=True)
+        for original, translated in pairs:
+            cleaned = _clean(original)
+            assert translated == (fake_translation(cleaned, "en") if cleaned else "")
+
+    asyncio.run(run())
 
 
 # --------------------------------------------------------------- what is not sent
@@ -567,6 +613,22 @@ async def test_a_wrongly_shaped_answer_is_a_failure(
     async with make(api, backend, clock) as t:
         with pytest.raises(TranslateError, match="malformed answer"):
             await call(t, AR_TITLE, AR_SENTENCES, "ar")
+
+
+async def test_a_huge_answer_is_not_read_whole(api: FakeTranslateApi, clock: Clock) -> None:
+    api.mode["libretranslate"] = "huge"
+    async with make(api, "libretranslate", clock) as t:
+        with pytest.raises(TranslateError, match="too large"):
+            await call(t, AR_TITLE, AR_SENTENCES, "ar")
+
+
+async def test_a_bad_target_is_an_error_not_a_traceback(
+    api: FakeTranslateApi, clock: Clock
+) -> None:
+    async with make(api, "deepl", clock) as t:
+        with pytest.raises(TranslateError, match="not a language code"):
+            await call(t, AR_TITLE, AR_SENTENCES, "ar", target="English")
+    assert api.count("deepl") == 0
 
 
 async def test_unreachable_backend(clock: Clock) -> None:

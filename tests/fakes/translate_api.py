@@ -37,9 +37,10 @@ from the script (Arabic, Cyrillic, else English).
 Each API has a ``mode``: ``ok``, ``slow`` (hangs up to ``SLOW_LIMIT_SECONDS``,
 longer than any test timeout), ``500``, ``429`` (with ``Retry-After`` when
 ``retry_after`` is set), ``456`` (DeepL), ``malformed`` (a 200 with the wrong
-shape), and for OpenAI ``fenced`` (the array in a Markdown fence), ``chatty``
-(a sentence before the array), ``short`` (one translation missing), ``length``
-(``finish_reason: length``), ``refusal`` (``content: null``).
+shape); for LibreTranslate ``huge`` (a 200 of several MiB); for OpenAI
+``fenced`` (the array in a Markdown fence), ``chatty`` (a sentence before the
+array), ``short`` (one translation missing), ``length`` (``finish_reason:
+length``), ``refusal`` (``content: null``).
 
     with FakeTranslateApi() as api:
         api.url  # http://127.0.0.1:PORT
@@ -75,6 +76,7 @@ __all__ = [
 ]
 
 SLOW_LIMIT_SECONDS = 30.0
+HUGE_CHARS = 2 * 1024 * 1024  # a translation larger than any client should read
 LIBRE_KEY = "lt-key-0f3c9a-for-tests"
 DEEPL_KEY = "9b1e27c4-deepl-test-key:fx"
 OPENAI_KEY = "sk-test-5d2f8e1a7c-key"
@@ -291,6 +293,8 @@ class FakeTranslateApi:
             return refused
         if self.mode["libretranslate"] == "malformed":
             return web.json_response({"translatedText": "one string for a list"})
+        if self.mode["libretranslate"] == "huge":
+            return web.json_response({"translatedText": ["x" * HUGE_CHARS for _ in texts]})
         out = [fake_translation(t, target) for t in texts]
         result: dict[str, Any] = {"translatedText": out if batch else out[0]}
         if source == "auto":
