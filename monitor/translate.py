@@ -647,6 +647,7 @@ class Translator:
         self._breaker = _Breaker()
         self._inflight: dict[_Key, asyncio.Future[tuple[str, str | None]]] = {}
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.counters = _Counters()
 
     def __repr__(self) -> str:
@@ -878,7 +879,9 @@ class Translator:
         return result
 
     def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            self._loop = loop  # a session (and its pool) belongs to one event loop
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 trust_env=False,

@@ -449,7 +449,7 @@ async def test_a_slow_backend_costs_the_timeout_once(
     api: FakeTranslateApi, clock: Clock, backend: str
 ) -> None:
     api.mode[backend] = "slow"
-    async with make(api, backend, clock, timeout=0.3) as t:
+    async with make(api, backend, clock, timeout=1.0) as t:
         with pytest.raises(TranslateError, match="timed out") as caught:
             await call(t, AR_TITLE, AR_SENTENCES, "ar")
         assert caught.value.backend_down
@@ -470,7 +470,7 @@ async def test_concurrent_alerts_are_not_serialised(api: FakeTranslateApi, clock
         (RU_TITLE, RU_SENTENCES, "ru"),
         ("Pourparlers à Astana", ["Les délégations se sont réunies."], "fr"),
     ]
-    async with make(api, "deepl", clock, timeout=0.5) as t:
+    async with make(api, "deepl", clock, timeout=1.0) as t:
         outcomes = await asyncio.gather(
             *(call(t, *alert) for alert in alerts), return_exceptions=True
         )
@@ -529,7 +529,7 @@ async def test_open_period_doubles_while_failures_continue(
 
 async def test_half_open_lets_one_probe_through(api: FakeTranslateApi, clock: Clock) -> None:
     api.mode["deepl"] = "500"
-    async with make(api, "deepl", clock, timeout=0.5) as t:
+    async with make(api, "deepl", clock, timeout=1.0) as t:
         with pytest.raises(TranslateError):
             await call(t, AR_TITLE, AR_SENTENCES, "ar")
         api.mode["deepl"] = "slow"
@@ -696,7 +696,7 @@ async def test_the_key_never_appears(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     shown: list[str] = []
-    t = make(api, backend, clock, key=key, timeout=0.3)
+    t = make(api, backend, clock, key=key, timeout=1.0)
     async with t:
         for mode in ("ok", "500", "slow"):  # refused key, then outages
             api.mode[backend] = mode
