@@ -730,7 +730,10 @@ class Translator:
     async def translate_texts(
         self, texts: Sequence[str], source: str | None, target: str
     ) -> list[tuple[str, str | None]]:
-        """Each text's translation and detected language, from the cache or one request."""
+        """Each text's translation and detected language, from the cache or one request.
+
+        The texts go as given: ``translate_alert_text`` cleans and caps them first.
+        """
         deadline = asyncio.get_running_loop().time() + self.timeout
         now = self._clock()
         target = normalize_language(target)
