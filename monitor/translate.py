@@ -63,7 +63,7 @@ from typing import Any, Literal, Protocol
 import aiohttp
 
 from monitor import __version__
-from monitor.exceptions import MonitorError
+from monitor.exceptions import TranslateError
 from monitor.fetch import parse_retry_after
 from monitor.text import guess_language
 
@@ -82,6 +82,7 @@ __all__ = [
     "build_translator",
     "deepl_target",
     "effective_language",
+    "language_name",
     "normalize_language",
 ]
 
@@ -131,31 +132,6 @@ _LANGUAGE_NAMES = {
     "zh": "Chinese",
     "ja": "Japanese",
 }
-
-
-class TranslateError(MonitorError):
-    """A translation could not be had this time; the alert goes out untranslated.
-
-    ``reason`` is short and safe to show (never the key); ``retry_after`` is the
-    server's wish in seconds (429); ``backend_down`` says whether the circuit
-    breaker opened because of it.
-    """
-
-    def __init__(
-        self,
-        reason: str,
-        *,
-        backend: str = "",
-        status: int | None = None,
-        retry_after: float | None = None,
-        backend_down: bool = False,
-    ) -> None:
-        super().__init__(f"{backend}: {reason}" if backend else reason)
-        self.reason = reason
-        self.backend = backend
-        self.status = status
-        self.retry_after = retry_after
-        self.backend_down = backend_down
 
 
 # ----------------------------------------------------------------------- values
@@ -260,6 +236,14 @@ def effective_language(text: str, declared: str | None) -> str | None:
     if base is None:
         return guessed
     return base if _script_family(base) == _script_family(guessed) else guessed
+
+
+def language_name(code: str | None) -> str:
+    """``ar`` → ``Arabic`` (English names, for the alert's translation mark); else the code."""
+    base = _base(code)
+    if base is None:
+        return "another language"
+    return _LANGUAGE_NAMES.get(base, base)
 
 
 def deepl_target(target: str) -> str:
