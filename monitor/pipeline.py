@@ -132,29 +132,46 @@ class Candidate:
     priorities: Mapping[str, Priority]
 
 
+#: The short note an untranslated alert carries, per failure kind (``failure_kind``).
+UNTRANSLATED_NOTES = {
+    "timeout": "the translation service did not answer in time",
+    "circuit_open": "the translation service is down",
+    "unavailable": "the translation service is unreachable",
+    "rate_limited": "the translation service asked us to slow down",
+    "auth_or_quota": "the translation key was refused or its quota is used up",
+    "http_5xx": "the translation service failed",
+    "too_long": "the text is too long to translate",
+    "not_configured": "translation is not configured",
+}
+_DEFAULT_NOTE = "the translation failed"
+
+
 async def translate_candidates(
     candidates: list[Candidate], ruleset: Ruleset, translator: Translator | None
 ) -> list[dict[str, Translation | str]]:
-    """Per candidate, each ``translate_to`` channel's translation or the reason it failed.
+    """Per candidate, each ``translate_to`` channel's translation or the note saying why not.
 
-    All calls run at once; each is bounded by the translator's timeout (plus a
-    second as a guard), so the whole batch waits at most about that long.
+    All calls run at once (nothing waits for another alert's translation); each
+    is bounded by the translator's timeout (plus a second as a guard), so the
+    whole batch waits at most about that long, and the translator's circuit
+    breaker makes the next batches fail at once while the backend is down.
     """
     jobs: list[tuple[int, str, Any]] = []
     results: list[dict[str, Translation | str]] = [{} for _ in candidates]
+    problem = translator.problem if translator is not None else "no translate: block"
     for i, candidate in enumerate(candidates):
         for name, matches in candidate.per_channel.items():
-            target = ruleset.channels[name].translate_to
-            if target is None:
+            channel = ruleset.channels[name]
+            if channel.translate_to is None:
                 continue
-            if translator is None:
-                results[i][name] = "translation is not configured"
+            if translator is None or problem:
+                metrics.TRANSLATIONS.labels("failed").inc()
+                metrics.TRANSLATE_FAILURES.labels("not_configured").inc()
+                results[i][name] = UNTRANSLATED_NOTES["not_configured"]
                 continue
-            title, sentences = translation_request(
-                candidate.article, matches, ruleset.channels[name]
-            )
+            title, sentences = translation_request(candidate.article, matches, channel)
             call = translator.translate_alert_text(
-                title, sentences, candidate.article.language, target
+                title, sentences, candidate.article.language, channel.translate_to
             )
             jobs.append((i, name, asyncio.wait_for(call, translator.timeout + 1.0)))
     if not jobs:
@@ -174,16 +191,16 @@ async def translate_candidates(
             raise answer
         else:  # a bug in a backend: the alert must still go out
             log.error("translation failed unexpectedly", exc_info=answer)
-            reason, kind = "translation error", "error"
+            reason, kind = "unexpected error", "error"
         metrics.TRANSLATIONS.labels("failed").inc()
         metrics.TRANSLATE_FAILURES.labels(kind).inc()
-        log.info("channel %s: alert sent untranslated: %s", name, reason)
-        results[i][name] = "translation unavailable" if kind != "too_long" else reason
+        log.info("channel %s: alert goes out untranslated (%s)", name, reason)
+        results[i][name] = UNTRANSLATED_NOTES.get(kind, _DEFAULT_NOTE)
     return results
 
 
 def failure_kind(error: TranslateError) -> str:
-    """The ``/metrics`` label of a failed translation."""
+    """The ``/metrics`` label of a failed translation (the keys of ``UNTRANSLATED_NOTES``)."""
     status = error.status
     if status is None:
         if error.reason.startswith("timed out"):

@@ -10,26 +10,27 @@ import asyncio
 import io
 import logging
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from xml.sax.saxutils import escape, quoteattr
 
 import pytest
 
+from monitor import metrics
 from monitor.config import load_settings
 from monitor.deliver.notifier import ConsoleNotifier, TelegramNotifier
 from monitor.deliver.sender import Sender
 from monitor.exceptions import ConfigError, MonitorError, TranslateError
 from monitor.models import Alert, Article, Channel, Hit, Match
+from monitor.pipeline import UNTRANSLATED_NOTES, Candidate, Ruleset, translate_candidates
 from monitor.render.alert import render_alert, summarize, translation_request
 from monitor.storage import Store
-from monitor.translate import Translation
-from monitor.worker import run_once
+from monitor.translate import Translation, build_translator
+from monitor.worker import Worker, run_once
 from tests.fakes.botapi import CAPTION_LENGTH_MAX
 from tests.fakes.telegram_html import parse_telegram_html
-from tests.fakes.translate_api import LIBRE_KEY, PHRASES
-
-pytest_plugins = ["tests.fakes.translate_api"]
+from tests.fakes.translate_api import LIBRE_KEY, PHRASES, FakeTranslateApi
 
 AR_TITLE = "محادثات جديدة في أستانا"
 AR_SENTENCES = (
@@ -76,6 +77,12 @@ def feed(items: list[tuple[str, str, str, str | None]]) -> bytes:
         out.append("</item>\n")
     out.append("</channel></rss>\n")
     return "".join(out).encode("utf-8")
+
+
+@pytest.fixture
+def translate_api() -> Iterator[FakeTranslateApi]:
+    with FakeTranslateApi() as server:
+        yield server
 
 
 @pytest.fixture
@@ -155,25 +162,146 @@ async def test_hanging_backend_costs_the_timeout_once_for_a_queue_of_alerts(setu
     report = await asyncio.wait_for(run_once(settings, ConsoleNotifier(out)), 4.0)
     assert report.sent.sent == 12 and report.pending == 0
     printed = out.getvalue()
-    assert printed.count("Not translated: translation unavailable") == 6
+    assert printed.count("Not translated: the translation service did not answer in time") == 6
     assert printed.count("[orig → @orig_channel]") == 6
 
 
 @pytest.mark.parametrize(
     ("mode", "note"),
-    [("500", "translation unavailable"), ("429", "translation unavailable")],
+    [
+        ("500", "the translation service failed"),
+        ("429", "the translation service asked us to slow down"),
+    ],
 )
 async def test_backend_failure_sends_the_alert_untranslated_with_a_note(
-    setup, botapi, translate_api, mode, note
+    setup, botapi, translate_api, caplog, mode, note
 ):
+    caplog.set_level(logging.DEBUG)
     translate_api.mode["libretranslate"] = mode
     translate_api.retry_after = "120"
     settings = setup([ARABIC])
+    before = failures(mode)
     report = await asyncio.wait_for(run_once(settings), 60)
     assert report.sent.sent == 2
     [alert] = botapi.sent("@test_channel")
     assert f"Not translated: {note}" in alert.plain_text
     assert AR_SENTENCES[0] in alert.plain_text
+    assert failures(mode) == before + 1  # counted in /metrics
+    assert LIBRE_KEY not in caplog.text
+
+
+def failures(mode: str) -> float:
+    kind = {"500": "http_5xx", "429": "rate_limited"}[mode]
+    value = metrics.REGISTRY.get_sample_value("monitor_translate_failures_total", {"kind": kind})
+    return value or 0.0
+
+
+class Clock:
+    """Monotonic seconds the test moves by hand (the breaker's clock)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def candidates_for(n: int, tag: str, ruleset: Ruleset) -> list[Candidate]:
+    out = []
+    for i in range(n):
+        art = replace(article(f"{AR_SENTENCES[0]} {tag}{i}"), key=f"{tag}{i}")
+        out.append(ruleset.matches_for(art))
+    return out
+
+
+async def test_an_outage_costs_the_timeout_once_then_fails_fast(write_config, translate_api):
+    path = write_config(
+        f"""
+        translate: {{backend: libretranslate, url: '{translate_api.url}', api_key_env: K,
+                     translate_timeout: 1s}}
+        channels:
+          desk: {{chat: "@d", translate_to: en}}
+        rules:
+          - {{name: astana, any: [أستانا], notify: [desk]}}
+        """
+    )
+    settings = load_settings(path, env={})
+    ruleset = Ruleset.from_settings(settings)
+    assert settings.translate is not None
+    clock = Clock()
+    translator = build_translator(settings.translate, {"K": LIBRE_KEY}, clock=clock)
+    translate_api.mode["libretranslate"] = "slow"
+    try:
+        first = candidates_for(4, "a", ruleset)
+        notes = await asyncio.wait_for(translate_candidates(first, ruleset, translator), 2.5)
+        assert [n["desk"] for n in notes] == [UNTRANSLATED_NOTES["timeout"]] * 4
+        sent = translate_api.count("libretranslate")
+        assert 1 <= sent <= 4
+        assert translator.stats().state == "open"
+        # the next queue of alerts: no request, no wait
+        later = candidates_for(5, "b", ruleset)
+        notes = await asyncio.wait_for(translate_candidates(later, ruleset, translator), 0.5)
+        assert [n["desk"] for n in notes] == [UNTRANSLATED_NOTES["circuit_open"]] * 5
+        assert translate_api.count("libretranslate") == sent
+        # after the open period one probe goes through; success closes the breaker
+        translate_api.mode["libretranslate"] = "ok"
+        clock.now += 31
+        notes = await asyncio.wait_for(translate_candidates(later[:1], ruleset, translator), 5)
+        assert isinstance(notes[0]["desk"], Translation)
+        assert translator.stats().state == "closed"
+    finally:
+        await translator.aclose()
+
+
+async def test_the_operator_hears_of_an_outage_once_per_change(
+    write_config, translate_api, sqlite_url
+):
+    path = write_config(
+        f"""
+        telegram: {{admin_chat: "@ops"}}
+        translate: {{backend: libretranslate, url: '{translate_api.url}', api_key_env: K,
+                     translate_timeout: 1s}}
+        channels:
+          desk: {{chat: "@d", translate_to: en}}
+        rules:
+          - {{name: astana, any: [أستانا], notify: [desk]}}
+        """
+    )
+    settings = load_settings(path, env={"DATABASE_URL": sqlite_url})
+    assert settings.translate is not None
+    ruleset = Ruleset.from_settings(settings)
+    clock = Clock()
+    worker = Worker(settings)
+    worker.store = Store(sqlite_url)
+    worker.store.migrate()
+    worker.wake_sender = asyncio.Event()
+    worker.translator = build_translator(settings.translate, {"K": LIBRE_KEY}, clock=clock)
+
+    def operator_titles() -> list[str]:
+        return [a.title for a in worker.store.recent_alerts(20) if a.channel == "_operator"]
+
+    try:
+        translate_api.mode["libretranslate"] = "500"
+        for n in range(3):  # three polls while it is down: one report
+            await translate_candidates(
+                candidates_for(2, f"d{n}", ruleset), ruleset, worker.translator
+            )
+            await worker._operator_translate_change()
+        assert operator_titles() == ["monitor: translation by libretranslate is failing"]
+        translate_api.mode["libretranslate"] = "ok"
+        clock.now += 301
+        for n in range(2):
+            await translate_candidates(
+                candidates_for(1, f"u{n}", ruleset), ruleset, worker.translator
+            )
+            await worker._operator_translate_change()
+        assert operator_titles() == [
+            "monitor: translation by libretranslate works again",
+            "monitor: translation by libretranslate is failing",
+        ]
+    finally:
+        await worker.translator.aclose()
+        worker.store.close()
 
 
 def long_description(chars: int) -> str:
