@@ -75,6 +75,9 @@ alerts_table = sa.Table(
     sa.Column("priority", sa.String(10), nullable=False, server_default="normal"),
     sa.Column("source", sa.Text, nullable=False, server_default=""),
     sa.Column("published", UTCDateTime),
+    sa.Column("photo_url", sa.Text),  # migration 3: sent as a photo with ``caption`` ...
+    sa.Column("photo_png", sa.LargeBinary),  # ... by URL or as these PNG bytes
+    sa.Column("caption", sa.Text),  # Telegram HTML ≤ 1024 characters; ``html`` is the fallback
     sa.UniqueConstraint("channel", "story", name="uq_alerts_channel_story"),
 )
 sa.Index("ix_alerts_due", alerts_table.c.status, alerts_table.c.next_attempt)
@@ -119,11 +122,21 @@ def _v2_alerts_created_index(conn: sa.Connection) -> None:
     alerts_created_index.create(conn, checkfirst=True)
 
 
+def _v3_alert_photos(conn: sa.Connection) -> None:
+    """Photo alerts: the image (URL or PNG bytes) and the caption sent with it."""
+    existing = {c["name"] for c in sa.inspect(conn).get_columns("alerts")}
+    for column in ("photo_url", "photo_png", "caption"):
+        if column not in existing:
+            kind = alerts_table.c[column].type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE alerts ADD COLUMN {column} {kind}"))
+
+
 #: Step N brings a database from version N-1 to N. Version 1 is the first
 #: released schema (what ``create_all`` made before this table had steps), so a
 #: database without any version gets the latest schema in one go instead.
 MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
     2: _v2_alerts_created_index,
+    3: _v3_alert_photos,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 _MIGRATION_LOCK = 7355608  # pg_advisory_xact_lock key: one migrating worker at a time
