@@ -232,11 +232,22 @@ def _match_jsonl(matcher: Any, tags: dict[str, Any], stream: TextIO, out: TextIO
             item.get("language"),
             feed,
         )
-        matches = matcher.match(article, tags.get(feed, ()))
-        record = {"id": item.get("id"), "matches": [_match_json(m) for m in matches]}
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        # the record json.dumps({"id": …, "matches": […]}) would give, hits written
+        # straight from the matcher's raw places (no Match/Hit/dict per hit)
+        found = matcher.match_json(article, tags.get(feed, ()))
+        ident = json.dumps(item.get("id"), ensure_ascii=False)
+        _write(out, f'{{"id": {ident}, "matches": {found}}}\n')
     out.flush()
     return 1 if bad else 0
+
+
+def _write(out: TextIO, line: str) -> None:
+    """One output line; text that cannot be encoded (a lone surrogate from a
+    ``\\ud800`` escape in the input) is written escaped rather than crashing the run."""
+    try:
+        out.write(line)
+    except UnicodeEncodeError:
+        out.write(line.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 def _match_human(article: Any, matches: Iterable[Any], color: bool) -> str:

@@ -78,12 +78,14 @@ with only ``none``) are evaluated. Regex, wildcard and fuzzy terms are opt-in sc
 from __future__ import annotations
 
 import gc
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import accumulate
+from itertools import accumulate, chain, compress, count
+from operator import itemgetter
 
 from luqum import tree as lq
 from luqum.exceptions import ParseError as LuqumParseError
@@ -96,6 +98,7 @@ from monitor.models import FIELDS, Article, Hit, Match, Rule
 _LEMMA = "\x01"  # namespace of Russian lemma keys in the index
 _AR = "\x02"  # namespace of Arabic light-suffix stems
 _LAT = "\x03"  # namespace of English/French inflection bases
+_PAIR_LIMIT = 4096  # next words remembered per phrase-starting token
 _CACHE_LIMIT = 150_000  # prepared raw tokens kept per Matcher (~50 MB at most), then reset
 _FUZZY_MIN_LETTERS = 5
 _QUERY_FIELDS = {
@@ -572,6 +575,9 @@ class Matcher:
         self._fuzzy_terms = [t for t in terms if t.fuzzy is not None]
         self._fuzzy_words = [t.fuzzy_word for t in self._fuzzy_terms]
         self._cache: dict[str, tuple] = {}
+        # JSON of every term and rule name, for match_json
+        self._term_json = {t.text: f'{{"term": {_encode(t.text)}, "text": ' for t in terms}
+        self._rule_json = [_encode(r.name) for r in rules]
 
     @property
     def rule_count(self) -> int:
@@ -590,7 +596,8 @@ class Matcher:
 
     def _prepare_norm(self, norm: str) -> tuple:
         """One token, ready to scan: (norm, keys, single-word term ids, continuations,
-        compound tails, script, anything to do?, keys that continue a phrase).
+        compound tails, script, anything to do?, keys that continue a phrase, the
+        phrase work per next word).
 
         Continuations map a key of the *next* word to the phrase variants it continues,
         so a common first word ("في", "the") costs a set test, not one per phrase."""
@@ -610,7 +617,8 @@ class Matcher:
         frozen = {k: tuple(sorted(v)) for k, v in nexts.items()} or None
         todo = bool(singles or frozen or head)
         next_keys = frozenset(frozen) if frozen else None
-        return (norm, keys, tuple(sorted(singles)), frozen, head, sc, todo, next_keys)
+        pairs: dict | None = {} if frozen else None  # next word → _pair(), filled by the scan
+        return (norm, keys, tuple(sorted(singles)), frozen, head, sc, todo, next_keys, pairs)
 
     def _joined(self, a: tuple, b: tuple) -> tuple | None:
         """The prepared compound of two adjacent tokens, when the rules know it."""
@@ -631,23 +639,70 @@ class Matcher:
         if not raws:
             return
         cache = self._cache
-        preps = [cache.get(r) or self._prepare(r) for r in raws]
+        # one C-level pass finds the prepared tokens; only new tokens cost Python work
+        preps = list(map(cache.get, raws))
+        if None in preps:
+            prepare = self._prepare
+            preps = [p if p is not None else prepare(r) for p, r in zip(preps, raws, strict=True)]
         if vocab is not None:
             for i, p in enumerate(preps):
                 if p[0]:
                     for key in p[1] if p[5] == "arabic" else (p[0],):
                         if key[0] > _LAT:
                             vocab.setdefault(key, []).append((name, i))
-        if not any(p[6] for p in preps):
+        # the tokens that can hit, start a phrase or a compound: usually few
+        todo = list(compress(count(), map(_TODO, preps)))
+        if not todo:
             return
         # offsets from the split pieces: token k is parts[3k + 1]
         acc = list(accumulate(map(len, parts)))
         starts = acc[0::3]
         ends = acc[1::3]
         n = len(preps)
-        for i in [i for i, p in enumerate(preps) if p[2]]:
-            found = (starts[i], ends[i], i, i + 1)
-            for tid in preps[i][2]:
+        last = n - 1
+        for i in todo:
+            p = preps[i]
+            singles = p[2]
+            if singles:
+                found = (starts[i], ends[i], i, i + 1)
+                for tid in singles:
+                    per_field = hits.get(tid)
+                    if per_field is None:
+                        hits[tid] = {name: [found]}
+                    elif name in per_field:
+                        per_field[name].append(found)
+                    else:
+                        per_field[name] = [found]
+            if i == last:
+                continue
+            q = preps[i + 1]
+            if p[7] is not None:
+                self._phrases(p, i, i + 1, preps, starts, ends, text, name, hits)
+            head = p[4]
+            if head and q[0][:2] in head:
+                if not _COMPOUND_GAP_RE.fullmatch(text, ends[i], starts[i + 1]):
+                    continue
+                joined = self._joined(p, q)
+                if joined is not None:
+                    for tid in joined[2]:
+                        found_list = hits.setdefault(tid, {}).setdefault(name, [])
+                        found_list.append((starts[i], ends[i + 1], i, i + 2))
+                    if joined[3] is not None and i + 2 < n:
+                        self._phrases(joined, i, i + 2, preps, starts, ends, text, name, hits)
+
+    def _phrases(self, p, i, nxt, preps, starts, ends, text, name, hits) -> None:
+        """Phrase variants whose first word is ``p`` at token ``i``, going on at ``nxt``."""
+        q = preps[nxt]
+        pairs = p[8]
+        pair = pairs.get(q[0])
+        if pair is None:
+            if len(pairs) >= _PAIR_LIMIT:
+                pairs.clear()
+            pair = pairs[q[0]] = self._pair(p, q)
+        two, longer, direct = pair
+        if two and _gap_ok(text, ends[nxt - 1], starts[nxt]):  # the common case
+            found = (starts[i], ends[nxt], i, nxt + 1)
+            for tid in two:
                 per_field = hits.get(tid)
                 if per_field is None:
                     hits[tid] = {name: [found]}
@@ -655,51 +710,42 @@ class Matcher:
                     per_field[name].append(found)
                 else:
                     per_field[name] = [found]
-        follow = preps[1:]
-        for i in [
-            i
-            for i, (p, q) in enumerate(zip(preps, follow, strict=False))
-            if p[7] is not None
-            and (not p[7].isdisjoint(q[1]) or (q[4] is not None and _joins(q, preps, i + 1)))
-        ]:
-            self._phrases(preps[i], i, i + 1, preps, starts, ends, text, name, hits)
-        for i in [i for i, p in enumerate(preps[:-1]) if p[4] and preps[i + 1][0][:2] in p[4]]:
-            if not _COMPOUND_GAP_RE.fullmatch(text, ends[i], starts[i + 1]):
-                continue
-            joined = self._joined(preps[i], preps[i + 1])
-            if joined is not None:
-                for tid in joined[2]:
-                    found_list = hits.setdefault(tid, {}).setdefault(name, [])
-                    found_list.append((starts[i], ends[i + 1], i, i + 2))
-                if joined[3] is not None and i + 2 < n:
-                    self._phrases(joined, i, i + 2, preps, starts, ends, text, name, hits)
-
-    def _phrases(self, p, i, nxt, preps, starts, ends, text, name, hits) -> None:
-        """Phrase variants whose first word is ``p`` at token ``i``, going on at ``nxt``."""
-        q = preps[nxt]
-        nexts = p[3]
-        direct: set[int] = set()
-        for k in p[7] & q[1]:
-            direct.update(nexts[k])
-        cands = direct
-        if _joins(q, preps, nxt):  # the second word may be a split compound
+        extra: Iterable[int] = longer
+        if q[4] is not None and _joins(q, preps, nxt):  # the second word may be split
             joined = self._joined(q, preps[nxt + 1])
             if joined is not None:
-                cands = set(direct)
+                more: set[int] = set()
+                nexts = p[3]
                 for k in p[7] & joined[1]:
-                    cands.update(nexts[k])
-        if not cands:
-            return
-        gap_ok = _gap_ok(text, ends[nxt - 1], starts[nxt])
-        for vid in cands:
+                    more.update(nexts[k])
+                more.difference_update(direct)
+                if more:
+                    extra = (*longer, *sorted(more))
+        for vid in extra:
             tid, slots = self._variants[vid]
-            if len(slots) == 2 and vid in direct:  # the common case: checked already
-                end = nxt + 1 if gap_ok else -1
-            else:
-                end = self._extend(slots, nxt, preps, starts, ends, text)
+            end = self._extend(slots, nxt, preps, starts, ends, text)
             if end >= 0:
-                found = hits.setdefault(tid, {}).setdefault(name, [])
-                found.append((starts[i], ends[end - 1], i, end))
+                hits.setdefault(tid, {}).setdefault(name, []).append(
+                    (starts[i], ends[end - 1], i, end)
+                )
+
+    def _pair(self, p: tuple, q: tuple) -> tuple[tuple[int, ...], tuple[int, ...], frozenset]:
+        """What first word ``p`` followed by word ``q`` starts: the two-word terms it
+        completes, the longer variants to extend and every variant id; computed once
+        per word pair and kept in ``p`` (news repeats its word pairs)."""
+        direct: set[int] = set()
+        nexts = p[3]
+        for k in p[7] & q[1]:
+            direct.update(nexts[k])
+        two: list[int] = []
+        longer: list[int] = []
+        for vid in sorted(direct):
+            tid, slots = self._variants[vid]
+            if len(slots) == 2:
+                two.append(tid)
+            else:
+                longer.append(vid)
+        return tuple(dict.fromkeys(two)), tuple(longer), frozenset(direct)
 
     def _extend(self, slots, pos: int, preps, starts, ends, text: str) -> int:
         """Token index after the whole variant, or -1 when the next words do not follow."""
@@ -773,8 +819,10 @@ class Matcher:
 
     # -- rules ------------------------------------------------------------------
 
-    def match(self, article: Article, feed_tags: Sequence[str] = ()) -> list[Match]:
-        """The rules this article matches, in config order, each with its hits."""
+    def _matched(self, article: Article, feed_tags: Sequence[str]) -> tuple[list, _Hits, dict]:
+        """Scan once, evaluate the touched rules: ``(rule, report)`` per matching rule in
+        config order (``report`` is None for a simple rule: its one term, every field),
+        the raw hits and the field texts. Nothing here builds a Match or a Hit."""
         hits: _Hits = {}
         vocab: dict[str, list[tuple[str, int]]] | None = (
             {} if self._fuzzy_terms or self._wild_terms else None
@@ -790,6 +838,9 @@ class Matcher:
                 self._scan_regex(name, value, hits)
         if vocab:
             self._scan_vocab(vocab, texts, hits)
+        matched: list[tuple[_Rule, list | None]] = []
+        if not hits and not self._always:
+            return matched, hits, texts
         candidates = set(self._always)
         term_rules = self._term_rules
         for tid in hits:
@@ -797,14 +848,13 @@ class Matcher:
             if found:
                 candidates.update(found)
         if not candidates:
-            return []
+            return matched, hits, texts
         language = article.language or None
         language_guessed = False
         feed_ids = {article.feed_id, *feed_tags}
-        term_hits: dict[int, tuple[Hit, ...]] = {}
-        matches: list[Match] = []
+        rules = self._rules
         for ri in sorted(candidates):
-            rule = self._rules[ri]
+            rule = rules[ri]
             if rule.feeds and rule.feeds.isdisjoint(feed_ids):
                 continue
             if rule.languages:
@@ -813,54 +863,123 @@ class Matcher:
                     language = tx.guess_language(" ".join(texts.values()))
                 if not any(tx.language_matches(w, language) for w in rule.languages):
                     continue
-            simple = rule.simple
-            if simple is not None:  # one `any` term, every field, nothing else
-                found_hits = term_hits.get(simple)
-                if found_hits is None:
-                    found_hits = term_hits[simple] = self._term_hits(simple, hits, texts)
-                matches.append(Match(rule.name, found_hits))
+            if rule.simple is not None:  # one `any` term, every field, nothing else
+                matched.append((rule, None))
                 continue
-            found = self._evaluate(rule, hits)
-            if found is None:
-                continue
-            parts = []
-            for tid, scope in found:
-                all_hits = term_hits.get(tid)
-                if all_hits is None:
-                    all_hits = term_hits[tid] = self._term_hits(tid, hits, texts)
-                if scope is not None:
-                    all_hits = tuple(h for h in all_hits if h.field in scope)
-                if all_hits:
-                    parts.append(all_hits)
-            if len(parts) == 1:
-                merged = parts[0]
+            report = self._evaluate(rule, hits)
+            if report is not None:
+                matched.append((rule, report))
+        return matched, hits, texts
+
+    def match(self, article: Article, feed_tags: Sequence[str] = ()) -> list[Match]:
+        """The rules this article matches, in config order, each with its hits."""
+        matched, hits, texts = self._matched(article, feed_tags)
+        if not matched:
+            return []
+        cache: dict[int, tuple[_Place, ...]] = {}
+        made: dict[_Place, Hit] = {}
+        simple: dict[int, tuple[Hit, ...]] = {}
+        matches: list[Match] = []
+        for rule, report in matched:
+            if report is None:
+                found = simple.get(rule.simple)  # type: ignore[arg-type]
+                if found is None:
+                    places = self._term_places(rule.simple, hits, cache)  # type: ignore[arg-type]
+                    found = simple[rule.simple] = _make_hits(places, texts, made)  # type: ignore[index]
             else:
-                merged = tuple(
-                    sorted(
-                        {h: None for part in parts for h in part},
-                        key=lambda h: (_FIELD_ORDER[h.field], h.start, h.end, h.term),
-                    )
-                )
-            matches.append(Match(rule=rule.name, hits=merged))
+                found = _make_hits(self._rule_places(report, hits, cache), texts, made)
+            matches.append(Match(rule.name, found))
         return matches
 
-    def _term_hits(self, tid: int, hits: _Hits, texts: dict[str, str]) -> tuple[Hit, ...]:
-        """Every hit of one term in this article, in field order then by position."""
-        term = self._terms[tid].text
+    def match_names(self, article: Article, feed_tags: Sequence[str] = ()) -> list[str]:
+        """The names of the rules ``match`` would return, without building any hit."""
+        return [rule.name for rule, _ in self._matched(article, feed_tags)[0]]
+
+    def match_json(self, article: Article, feed_tags: Sequence[str] = ()) -> str:
+        """``match`` as the JSON array ``monitor match --json``/``--jsonl`` prints.
+
+        The same text as ``json.dumps([{"rule": …, "hits": [{"term", "text", "field",
+        "start", "end"}, …]}, …], ensure_ascii=False)``, written straight from the raw
+        hits: no Match, Hit or dict per hit, each hit serialised once per article
+        however many rules report it, terms and rule names encoded once per Matcher.
+        """
+        matched, hits, texts = self._matched(article, feed_tags)
+        if not matched:
+            return "[]"
+        cache: dict[int, tuple[_Place, ...]] = {}
+        simple: dict[int, str] = {}
+        out: list[str] = []
+        rule_json = self._rule_json
+        for rule, report in matched:
+            if report is None:
+                tid: int = rule.simple  # type: ignore[assignment]
+                body = simple.get(tid)
+                if body is None:
+                    body = simple[tid] = self._term_json_hits(tid, hits, texts)
+            else:
+                places = self._rule_places(report, hits, cache)
+                body = ", ".join(
+                    f"{self._term_json[term]}{_encode(texts[FIELDS[fo]][a:b])}"
+                    f"{_FIELD_JSON[fo]}{a}, \"end\": {b}}}"
+                    for fo, a, b, term in places
+                )
+            out.append(f'{{"rule": {rule_json[rule.index]}, "hits": [{body}]}}')
+        return "[" + ", ".join(out) + "]"
+
+    def _term_json_hits(self, tid: int, hits: _Hits, texts: dict[str, str]) -> str:
+        """The JSON objects of one term's hits (as ``_term_places`` orders them), joined."""
+        head = self._term_json[self._terms[tid].text]
         per_field = hits[tid]
         items = per_field.items()
         if len(per_field) > 1:
             items = sorted(items, key=lambda kv: _FIELD_ORDER[kv[0]])
-        out: list[Hit] = []
-        for f, found in items:
+        out = []
+        for f, spans in items:
             text = texts[f]
-            if len(found) == 1:
-                a, b = found[0][0], found[0][1]
-                out.append(Hit(term, text[a:b], f, a, b))
+            mid = _FIELD_JSON[_FIELD_ORDER[f]]
+            if len(spans) == 1:
+                a, b = spans[0][0], spans[0][1]
+                out.append(f'{head}{_encode(text[a:b])}{mid}{a}, "end": {b}}}')
             else:
-                places = sorted({(h[0], h[1]) for h in found})
-                out.extend(Hit(term, text[a:b], f, a, b) for a, b in places)
-        return tuple(out)
+                for a, b in sorted({(s[0], s[1]) for s in spans}):
+                    out.append(f'{head}{_encode(text[a:b])}{mid}{a}, "end": {b}}}')
+        return ", ".join(out)
+
+    def _term_places(
+        self, tid: int, hits: _Hits, cache: dict[int, tuple[_Place, ...]]
+    ) -> tuple[_Place, ...]:
+        """Every place one term hit, in field order then by position, once each."""
+        found = cache.get(tid)
+        if found is not None:
+            return found
+        term = self._terms[tid].text
+        out: list[_Place] = []
+        for f, spans in hits[tid].items():
+            fo = _FIELD_ORDER[f]
+            if len(spans) == 1:
+                s = spans[0]
+                out.append((fo, s[0], s[1], term))
+            else:
+                out.extend({(fo, s[0], s[1], term): None for s in spans})
+        if len(out) > 1:
+            out.sort()
+        found = cache[tid] = tuple(out)
+        return found
+
+    def _rule_places(
+        self, report: list, hits: _Hits, cache: dict[int, tuple[_Place, ...]]
+    ) -> tuple[_Place, ...]:
+        """The places a rule's report covers, merged and sorted (field, start, end, term)."""
+        parts = []
+        for tid, scope in report:
+            places = self._term_places(tid, hits, cache)
+            if scope is not None:
+                places = tuple(p for p in places if FIELDS[p[0]] in scope)
+            if places:
+                parts.append(places)
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(sorted(dict.fromkeys(chain.from_iterable(parts))))
 
     def _evaluate(self, rule: _Rule, hits: _Hits) -> list[tuple[int, frozenset | None]] | None:
         """The (term, fields) whose hits a match reports, or None if the rule fails."""
@@ -912,6 +1031,27 @@ def _joins(p: tuple, preps: list, i: int) -> bool:
 
 
 _FIELD_ORDER = {name: i for i, name in enumerate(FIELDS)}
+_TODO = itemgetter(6)  # a prepared token's "anything to do?" flag
+_FIELD_JSON = tuple(f', "field": {json.dumps(f)}, "start": ' for f in FIELDS)
+_encode = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses
+
+# where a term hit: (field order, start, end, term as written); sorts as hits are shown
+_Place = tuple[int, int, int, str]
+
+
+def _make_hits(
+    places: tuple[_Place, ...], texts: dict[str, str], made: dict[_Place, Hit]
+) -> tuple[Hit, ...]:
+    """Hit objects for places, each built once per article."""
+    out = []
+    for place in places:
+        hit = made.get(place)
+        if hit is None:
+            fo, a, b, term = place
+            field = FIELDS[fo]
+            hit = made[place] = Hit(term, texts[field][a:b], field, a, b)
+        out.append(hit)
+    return tuple(out)
 
 
 def _fuzzy_pairs(terms: list[_Term], words_a: list, words_b: list) -> list[tuple[int, int, int]]:

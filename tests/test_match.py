@@ -308,3 +308,47 @@ def test_latin_term_hits_itself_in_any_case_and_with_possessive(word):
         article = Article(key="k", feed_id="f", title="", content=f"Reports: {form}, again")
         (match,) = matcher.match(article)
         assert match.hits[0].text.casefold() == form.casefold().removesuffix("'s")
+
+
+# ------------------------------------------------------------- cheap output paths
+
+
+def _as_json(matches: list) -> str:
+    import json
+
+    return json.dumps(
+        [
+            {
+                "rule": m.rule,
+                "hits": [
+                    {"term": h.term, "text": h.text, "field": h.field, "start": h.start, "end": e}
+                    for h in m.hits
+                    for e in (h.end,)
+                ],
+            }
+            for m in matches
+        ],
+        ensure_ascii=False,
+    )
+
+
+def test_match_json_and_names_agree_with_match_on_every_case() -> None:
+    """The cheap paths (``match_json`` for --jsonl, ``match_names``) say exactly what
+    ``match`` says, byte for byte, over one index of every table rule."""
+    rules = [make_rule(c["rule"], name=c["id"]) for c in CASES]
+    matcher = compile_rules(rules)
+    for case in CASES:
+        article, tags = make_article(case), tuple(case.get("tags", ()))
+        matches = matcher.match(article, tags)
+        assert matcher.match_json(article, tags) == _as_json(matches), case["id"]
+        assert matcher.match_names(article, tags) == [m.rule for m in matches]
+
+
+@given(st.text(max_size=200), st.sampled_from(["Astana", "وقف إطلاق النار", "Лавров", 'q"\\\n']))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_match_json_is_json_dumps_for_any_text(body: str, term: str) -> None:
+    """Any text (quotes, backslashes, control characters, surrogates) serialises as
+    ``json.dumps`` would."""
+    matcher = compile_rules([Rule(name='r "1"', any=(term, "re:.")), Rule(name="n", none=("x",))])
+    article = Article(key="k", feed_id="f", title=body[:20], content=f"{body} {term} {body}")
+    assert matcher.match_json(article) == _as_json(matcher.match(article))
