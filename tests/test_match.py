@@ -315,16 +315,13 @@ def test_latin_term_hits_itself_in_any_case_and_with_possessive(word):
 
 def _as_json(matches: list) -> str:
     import json
+    from dataclasses import asdict
 
     return json.dumps(
         [
             {
                 "rule": m.rule,
-                "hits": [
-                    {"term": h.term, "text": h.text, "field": h.field, "start": h.start, "end": e}
-                    for h in m.hits
-                    for e in (h.end,)
-                ],
+                "hits": [asdict(h) for h in m.hits],  # term, text, field, start, end
             }
             for m in matches
         ],
