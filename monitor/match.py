@@ -570,19 +570,25 @@ class Matcher:
                     term_rules[tid].add(r.index)
         self._term_rules = {tid: tuple(sorted(v)) for tid, v in term_rules.items()}
         self._always = tuple(r.index for r in rules if not r.needs_hit)
+        self._needs_language = any(r.languages for r in rules)
         self._regex_terms = [t for t in terms if t.regex is not None]
         self._wild_terms = [t for t in terms if t.wildcard is not None]
         self._fuzzy_terms = [t for t in terms if t.fuzzy is not None]
         self._fuzzy_words = [t.fuzzy_word for t in self._fuzzy_terms]
         self._cache: dict[str, tuple] = {}
         # JSON of every term and rule name, for match_json
-        self._term_json = {t.text: f'{{"term": {_encode(t.text)}, "text": ' for t in terms}
+        self._term_json = [f'{{"term": {_encode(t.text)}, "text": ' for t in terms]
         self._rule_json = [_encode(r.name) for r in rules]
 
     @property
     def rule_count(self) -> int:
         """How many rules the index holds."""
         return len(self._rules)
+
+    @property
+    def needs_language(self) -> bool:
+        """Whether any rule filters on language (else ``Article.language`` is unused)."""
+        return self._needs_language
 
     # -- tokens -----------------------------------------------------------------
 
@@ -816,6 +822,9 @@ class Matcher:
             for r, c, score in _fuzzy_pairs(self._fuzzy_terms, self._fuzzy_words, words):
                 if score >= (self._fuzzy_terms[r].fuzzy or 0):
                     add(self._fuzzy_terms[r].id, words[c])
+        for tid, per_field in hits.items():  # keep every term's fields in field order
+            if len(per_field) > 1:
+                hits[tid] = {f: per_field[f] for f in FIELDS if f in per_field}
 
     # -- rules ------------------------------------------------------------------
 
@@ -919,30 +928,27 @@ class Matcher:
             else:
                 places = self._rule_places(report, hits, cache)
                 body = ", ".join(
-                    f"{self._term_json[term]}{_encode(texts[FIELDS[fo]][a:b])}"
-                    f"{_FIELD_JSON[fo]}{a}, \"end\": {b}}}"
+                    f'{{"term": {_encode(term)}, "text": {_encode(texts[FIELDS[fo]][a:b])}'
+                    f'{_FIELD_MID[FIELDS[fo]]}{a}, "end": {b}}}'
                     for fo, a, b, term in places
                 )
             out.append(f'{{"rule": {rule_json[rule.index]}, "hits": [{body}]}}')
         return "[" + ", ".join(out) + "]"
 
     def _term_json_hits(self, tid: int, hits: _Hits, texts: dict[str, str]) -> str:
-        """The JSON objects of one term's hits (as ``_term_places`` orders them), joined."""
-        head = self._term_json[self._terms[tid].text]
-        per_field = hits[tid]
-        items = per_field.items()
-        if len(per_field) > 1:
-            items = sorted(items, key=lambda kv: _FIELD_ORDER[kv[0]])
+        """The JSON objects of one term's hits (as ``_term_places`` orders them), joined.
+
+        A term's fields are in field order (the scan goes field by field and
+        ``_scan_vocab`` restores the order); spans are sorted and made unique here."""
+        head = self._term_json[tid]
         out = []
-        for f, spans in items:
+        for f, spans in hits[tid].items():
             text = texts[f]
-            mid = _FIELD_JSON[_FIELD_ORDER[f]]
-            if len(spans) == 1:
-                a, b = spans[0][0], spans[0][1]
+            mid = _FIELD_MID[f]
+            if len(spans) > 1:
+                spans = sorted(set(spans))  # (start, end) fix the tokens: no two ways
+            for a, b, _, _ in spans:
                 out.append(f'{head}{_encode(text[a:b])}{mid}{a}, "end": {b}}}')
-            else:
-                for a, b in sorted({(s[0], s[1]) for s in spans}):
-                    out.append(f'{head}{_encode(text[a:b])}{mid}{a}, "end": {b}}}')
         return ", ".join(out)
 
     def _term_places(
@@ -954,15 +960,11 @@ class Matcher:
             return found
         term = self._terms[tid].text
         out: list[_Place] = []
-        for f, spans in hits[tid].items():
+        for f, spans in hits[tid].items():  # in field order, as _term_json_hits says
             fo = _FIELD_ORDER[f]
-            if len(spans) == 1:
-                s = spans[0]
-                out.append((fo, s[0], s[1], term))
-            else:
-                out.extend({(fo, s[0], s[1], term): None for s in spans})
-        if len(out) > 1:
-            out.sort()
+            if len(spans) > 1:
+                spans = sorted(set(spans))
+            out.extend([(fo, s[0], s[1], term) for s in spans])
         found = cache[tid] = tuple(out)
         return found
 
@@ -1032,7 +1034,7 @@ def _joins(p: tuple, preps: list, i: int) -> bool:
 
 _FIELD_ORDER = {name: i for i, name in enumerate(FIELDS)}
 _TODO = itemgetter(6)  # a prepared token's "anything to do?" flag
-_FIELD_JSON = tuple(f', "field": {json.dumps(f)}, "start": ' for f in FIELDS)
+_FIELD_MID = {f: f', "field": {json.dumps(f)}, "start": ' for f in FIELDS}
 _encode = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses
 
 # where a term hit: (field order, start, end, term as written); sorts as hits are shown
