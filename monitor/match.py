@@ -99,6 +99,7 @@ _LEMMA = "\x01"  # namespace of Russian lemma keys in the index
 _AR = "\x02"  # namespace of Arabic light-suffix stems
 _LAT = "\x03"  # namespace of English/French inflection bases
 _PAIR_LIMIT = 4096  # next words remembered per phrase-starting token
+_NO_PAIR: tuple = ((), (), frozenset())  # a word pair that starts no phrase
 _CACHE_LIMIT = 150_000  # prepared raw tokens kept per Matcher (~50 MB at most), then reset
 _FUZZY_MIN_LETTERS = 5
 _QUERY_FIELDS = {
@@ -363,6 +364,7 @@ class _Rule:
     min_hits: int
     needs_hit: bool = True
     simple: int | None = None  # the term id of a rule that is just `any: [term]`
+    plain: bool = False  # simple, and no feeds or languages filter either
 
 
 def _compile_rule(rule: Rule, index: int, terms: _Terms, problems: list[RuleProblem]) -> _Rule:
@@ -425,6 +427,7 @@ def _compile_rule(rule: Rule, index: int, terms: _Terms, problems: list[RuleProb
         and compiled.fields == _ALL_FIELDS
     ):
         compiled.simple = any_ids[0]
+        compiled.plain = not compiled.feeds and not compiled.languages
     compiled.needs_hit = bool(any_ids or all_ids) or (
         query is not None and not _eval_query(query, {}, compiled.fields)
     )
@@ -682,8 +685,28 @@ class Matcher:
             if i == last:
                 continue
             q = preps[i + 1]
-            if p[7] is not None:
-                self._phrases(p, i, i + 1, preps, starts, ends, text, name, hits)
+            pairs = p[8]
+            if pairs is not None:  # p starts phrases: _phrases, its common case inlined
+                pair = pairs.get(q[0]) or self._pair(p, q)
+                if pair is not _NO_PAIR:
+                    if pair[0]:
+                        a = ends[i]
+                        b = starts[i + 1]
+                        if (b - a == 1 and text[a] == " ") or _GAP_RE.fullmatch(text, a, b):
+                            found = (starts[i], ends[i + 1], i, i + 2)
+                            for tid in pair[0]:
+                                per_field = hits.get(tid)
+                                if per_field is None:
+                                    hits[tid] = {name: [found]}
+                                elif name in per_field:
+                                    per_field[name].append(found)
+                                else:
+                                    per_field[name] = [found]
+                    if pair[1]:
+                        self._phrase_rest(p, pair, i, i + 1, preps, starts, ends, text, name, hits)
+                if q[4] is not None and _joins(q, preps, i + 1):
+                    rest = (preps, starts, ends, text, name, hits, True)
+                    self._phrase_rest(p, pair, i, i + 1, *rest)
             head = p[4]
             if head and q[0][:2] in head:
                 if not _COMPOUND_GAP_RE.fullmatch(text, ends[i], starts[i + 1]):
@@ -697,37 +720,37 @@ class Matcher:
                         self._phrases(joined, i, i + 2, preps, starts, ends, text, name, hits)
 
     def _phrases(self, p, i, nxt, preps, starts, ends, text, name, hits) -> None:
-        """Phrase variants whose first word is ``p`` at token ``i``, going on at ``nxt``."""
+        """Phrase variants whose first word is ``p`` at token ``i``, going on at ``nxt``
+        (``_scan_field`` inlines this for ``nxt == i + 1``)."""
         q = preps[nxt]
-        pairs = p[8]
-        pair = pairs.get(q[0])
-        if pair is None:
-            if len(pairs) >= _PAIR_LIMIT:
-                pairs.clear()
-            pair = pairs[q[0]] = self._pair(p, q)
-        two, longer, direct = pair
-        if two and _gap_ok(text, ends[nxt - 1], starts[nxt]):  # the common case
+        pair = p[8].get(q[0]) or self._pair(p, q)
+        if pair[0] and _gap_ok(text, ends[nxt - 1], starts[nxt]):  # the common case
             found = (starts[i], ends[nxt], i, nxt + 1)
-            for tid in two:
-                per_field = hits.get(tid)
-                if per_field is None:
-                    hits[tid] = {name: [found]}
-                elif name in per_field:
-                    per_field[name].append(found)
-                else:
-                    per_field[name] = [found]
-        extra: Iterable[int] = longer
-        if q[4] is not None and _joins(q, preps, nxt):  # the second word may be split
-            joined = self._joined(q, preps[nxt + 1])
-            if joined is not None:
-                more: set[int] = set()
-                nexts = p[3]
-                for k in p[7] & joined[1]:
-                    more.update(nexts[k])
-                more.difference_update(direct)
-                if more:
-                    extra = (*longer, *sorted(more))
-        for vid in extra:
+            for tid in pair[0]:
+                hits.setdefault(tid, {}).setdefault(name, []).append(found)
+        if pair[1]:
+            self._phrase_rest(p, pair, i, nxt, preps, starts, ends, text, name, hits)
+        if q[4] is not None and _joins(q, preps, nxt):
+            self._phrase_rest(p, pair, i, nxt, preps, starts, ends, text, name, hits, True)
+
+    def _phrase_rest(
+        self, p, pair, i, nxt, preps, starts, ends, text, name, hits, joined: bool = False
+    ) -> None:
+        """The variants of three words or more that ``pair`` lists or, with ``joined``,
+        the ones whose second word is a compound split in the text ("cease fire")."""
+        if joined:
+            second = self._joined(preps[nxt], preps[nxt + 1])
+            if second is None:
+                return
+            more: set[int] = set()
+            nexts = p[3]
+            for k in p[7] & second[1]:
+                more.update(nexts[k])
+            more.difference_update(pair[2])
+            vids: Iterable[int] = sorted(more)
+        else:
+            vids = pair[1]
+        for vid in vids:
             tid, slots = self._variants[vid]
             end = self._extend(slots, nxt, preps, starts, ends, text)
             if end >= 0:
@@ -738,7 +761,7 @@ class Matcher:
     def _pair(self, p: tuple, q: tuple) -> tuple[tuple[int, ...], tuple[int, ...], frozenset]:
         """What first word ``p`` followed by word ``q`` starts: the two-word terms it
         completes, the longer variants to extend and every variant id; computed once
-        per word pair and kept in ``p`` (news repeats its word pairs)."""
+        per word pair and kept in ``p[8]`` (news repeats its word pairs)."""
         direct: set[int] = set()
         nexts = p[3]
         for k in p[7] & q[1]:
@@ -751,7 +774,12 @@ class Matcher:
                 two.append(tid)
             else:
                 longer.append(vid)
-        return tuple(dict.fromkeys(two)), tuple(longer), frozenset(direct)
+        pair = (tuple(dict.fromkeys(two)), tuple(longer), frozenset(direct)) if direct else _NO_PAIR
+        pairs = p[8]
+        if len(pairs) >= _PAIR_LIMIT:
+            pairs.clear()
+        pairs[q[0]] = pair
+        return pair
 
     def _extend(self, slots, pos: int, preps, starts, ends, text: str) -> int:
         """Token index after the whole variant, or -1 when the next words do not follow."""
@@ -864,6 +892,9 @@ class Matcher:
         rules = self._rules
         for ri in sorted(candidates):
             rule = rules[ri]
+            if rule.plain:  # the common rule: one `any` term, no filters
+                matched.append((rule, None))
+                continue
             if rule.feeds and rule.feeds.isdisjoint(feed_ids):
                 continue
             if rule.languages:
@@ -919,12 +950,22 @@ class Matcher:
         simple: dict[int, str] = {}
         out: list[str] = []
         rule_json = self._rule_json
+        term_json = self._term_json
         for rule, report in matched:
             if report is None:
                 tid: int = rule.simple  # type: ignore[assignment]
                 body = simple.get(tid)
-                if body is None:
-                    body = simple[tid] = self._term_json_hits(tid, hits, texts)
+                if body is None:  # _term_json_hits, inlined: the hot loop of --jsonl
+                    head = term_json[tid]
+                    pieces = []
+                    for f, spans in hits[tid].items():
+                        text = texts[f]
+                        mid = _FIELD_MID[f]
+                        if len(spans) > 1:
+                            spans = sorted(set(spans))
+                        for a, b, _, _ in spans:
+                            pieces.append(f'{head}{_encode(text[a:b])}{mid}{a}, "end": {b}}}')
+                    body = simple[tid] = ", ".join(pieces)
             else:
                 places = self._rule_places(report, hits, cache)
                 body = ", ".join(
