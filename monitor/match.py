@@ -112,7 +112,9 @@ _QUERY_FIELDS = {
 # what may separate two words of a phrase: spaces (one line break at most), a hyphen,
 # a possessive 's, and invisible direction marks
 _SPACE = r"[^\S\n]|[\u200e\u200f\u061c\u2066-\u2069]"
-_GAP_RE = re.compile(rf"(?:['’ʼ][sS])?(?:{_SPACE})*(?:\r?\n(?:{_SPACE})*)?(?:[-‐‑](?:{_SPACE})*)?")
+_GAP_RE = re.compile(
+    rf"(?:{tx.APOSTROPHE}[sS])?(?:{_SPACE})*(?:\r?\n(?:{_SPACE})*)?(?:[-‐‑](?:{_SPACE})*)?"
+)
 _COMPOUND_GAP_RE = re.compile(r"[-‐‑]|[^\S\n]{1,2}")
 
 
@@ -598,6 +600,8 @@ class Matcher:
     def _prepare(self, raw: str) -> tuple:
         """Everything the scan needs about one raw token, computed once and cached."""
         prepared = self._prepare_norm("".join(tx._WORD_RE.findall(tx.normalize_token(raw))))
+        if tx.split_glued(raw) is not None:  # scanned as its pieces: see _scan_field
+            prepared = (*prepared[:9], True)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[raw] = prepared
@@ -606,7 +610,7 @@ class Matcher:
     def _prepare_norm(self, norm: str) -> tuple:
         """One token, ready to scan: (norm, keys, single-word term ids, continuations,
         compound tails, script, anything to do?, keys that continue a phrase, the
-        phrase work per next word).
+        phrase work per next word, glued to be split?).
 
         Continuations map a key of the *next* word to the phrase variants it continues,
         so a common first word ("في", "the") costs a set test, not one per phrase."""
@@ -627,7 +631,8 @@ class Matcher:
         todo = bool(singles or frozen or head)
         next_keys = frozenset(frozen) if frozen else None
         pairs: dict | None = {} if frozen else None  # next word → _pair(), filled by the scan
-        return (norm, keys, tuple(sorted(singles)), frozen, head, sc, todo, next_keys, pairs)
+        prepared = (norm, keys, tuple(sorted(singles)), frozen, head, sc, todo, next_keys, pairs)
+        return (*prepared, False)
 
     def _joined(self, a: tuple, b: tuple) -> tuple | None:
         """The prepared compound of two adjacent tokens, when the rules know it."""
@@ -643,7 +648,12 @@ class Matcher:
     # -- scanning ---------------------------------------------------------------
 
     def _scan_field(self, name: str, text: str, hits: _Hits, vocab) -> None:
+        # tokens as tx.token_parts makes them (URLs, entities and `_` blanked, camel-case
+        # hashtags and Arabic glued to digits/Latin split), the common case kept cheap
+        text = tx.clean_for_tokens(text)
         parts = tx.TOKEN_SPLIT_RE.split(text)
+        if "#" in text:
+            parts = tx.split_hashtags(parts)
         raws = parts[1::3]
         if not raws:
             return
@@ -653,6 +663,11 @@ class Matcher:
         if None in preps:
             prepare = self._prepare
             preps = [p if p is not None else prepare(r) for p, r in zip(preps, raws, strict=True)]
+        if any(map(_GLUED, preps)):  # rare: an Arabic word glued to digits or Latin
+            glued = {k: tx.split_glued(raws[k]) for k in compress(count(), map(_GLUED, preps))}
+            parts = tx.resplit(parts, glued)  # type: ignore[arg-type]
+            raws = parts[1::3]
+            preps = [cache.get(r) or self._prepare(r) for r in raws]
         if vocab is not None:
             for i, p in enumerate(preps):
                 if p[0]:
@@ -1075,6 +1090,7 @@ def _joins(p: tuple, preps: list, i: int) -> bool:
 
 _FIELD_ORDER = {name: i for i, name in enumerate(FIELDS)}
 _TODO = itemgetter(6)  # a prepared token's "anything to do?" flag
+_GLUED = itemgetter(9)  # … and its "Arabic glued to digits/Latin" flag
 _FIELD_MID = {f: f', "field": {json.dumps(f)}, "start": ' for f in FIELDS}
 _encode = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses
 

@@ -56,27 +56,131 @@ def _mark_class() -> str:
 
 
 _MARKS = _mark_class()
-#: Characters that belong to a word: letters, digits (and ``_``, as ``\w`` has it),
-#: combining marks, tatweel, ZWNJ/ZWJ and the soft hyphen. One class keeps ``re`` fast.
-_WORD_CHAR = rf"[\w{_MARKS}\u0640\u200c\u200d\u00ad]"
+#: Characters that belong to a word: letters, digits (and ``_``, as ``\w`` has it,
+#: though ``token_parts`` reads it as a space), combining marks, tatweel, ZWNJ/ZWJ,
+#: the soft hyphen and the invisible direction marks, word joiner and BOM (which
+#: vanish in normalisation: pasted text carries them inside words). One class keeps
+#: ``re`` fast.
+_WORD_CHAR = rf"[\w{_MARKS}\u0640\u200c-\u200f\u00ad\u061c\u2060\u2066-\u2069\ufeff]"
 #: One token; group 1 is the word, an English possessive ``'s`` after it is swallowed.
-TOKEN_RE = re.compile(rf"({_WORD_CHAR}+)(?:['’ʼ][sS](?!{_WORD_CHAR}))?")
+#: An apostrophe, also as an HTML entity left over from a feed (``Lavrov&#8217;s``).
+APOSTROPHE = r"(?:['’ʼ]|&(?:#39|#x27|#8217|#x2019|apos|rsquo);)"
+TOKEN_RE = re.compile(rf"({_WORD_CHAR}+)(?:{APOSTROPHE}[sS](?!{_WORD_CHAR}))?")
 _WORD_RE = re.compile(rf"{_WORD_CHAR}+")
 #: The same with the possessive as a second group, for ``re.split``: the pieces are
 #: ``[gap, word, possessive, gap, word, possessive, …, gap]`` and their lengths add up
 #: to the offsets, which is much cheaper than a match object per token.
-TOKEN_SPLIT_RE = re.compile(rf"({_WORD_CHAR}+)((?:['’ʼ][sS](?!{_WORD_CHAR}))?)")
+TOKEN_SPLIT_RE = re.compile(rf"({_WORD_CHAR}+)((?:{APOSTROPHE}[sS](?!{_WORD_CHAR}))?)")
+
+
+#: What is not text to match, blanked out (same length, so offsets hold): a URL
+#: (``https://…/astana-talks`` names no talks), an HTML entity left over from a feed
+#: (``Astana&nbsp;talks``; an apostrophe entity before ``s`` stays for the possessive)
+#: and ``_``, which hashtags write for a space (``#وقف_إطلاق_النار``).
+_BLANK_RE = re.compile(
+    r"(?:https?://|www\.)[^\s<>\"]+"
+    r"|&(?!(?:#39|#x27|#8217|#x2019|apos|rsquo);[sS](?!\w))"
+    r"(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z]{2,10}[0-9]{0,2});"
+    r"|_+"
+)
+#: a hashtag's camel-case parts: ``#AstanaTalks`` → ``Astana``, ``Talks``
+_CAMEL_RE = re.compile(r"[A-ZА-ЯЁ]?[a-zа-яё]+|[A-ZА-ЯЁ]+(?![a-zа-яё])|[^A-Za-zА-Яа-яЁё]+")
+#: Arabic letters (and what rides on them) as against digits and other scripts
+_ARABIC_RUN_RE = re.compile(
+    "[\u0600-\u065f\u066a-\u06ef\u06fa-\u06ff\u0750-\u077f\u08a0-\u08ff"
+    "\ufb50-\ufdff\ufe70-\ufefe\u200c-\u200f\u00ad\u061c\u2060\u2066-\u2069]+"
+    "|[^\u0600-\u065f\u066a-\u06ef\u06fa-\u06ff\u0750-\u077f\u08a0-\u08ff"
+    "\ufb50-\ufdff\ufe70-\ufefe\u200c-\u200f\u00ad\u061c\u2060\u2066-\u2069]+"
+)
+_HAS_ARABIC_RE = re.compile("[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufefe]")
+_HAS_OTHER_RE = re.compile("[0-9A-Za-z\u00c0-\u024f\u0400-\u04ff\u0660-\u0669\u06f0-\u06f9]")
+
+
+def _blank(m: re.Match[str]) -> str:
+    return " " * (m.end() - m.start())
+
+
+def clean_for_tokens(text: str) -> str:
+    """``text`` with URLs, leftover HTML entities and ``_`` blanked out (same length);
+    plain text comes back as is after a few substring tests."""
+    if "_" in text or "&" in text or "://" in text or "www." in text:
+        return _BLANK_RE.sub(_blank, text)
+    return text
+
+
+@lru_cache(maxsize=1 << 14)
+def split_glued(token: str) -> tuple[str, ...] | None:
+    """An Arabic word glued to digits or another script, in its runs
+    (``أستانا2024`` → ``أستانا``, ``2024``); None for any other token."""
+    if _HAS_ARABIC_RE.search(token) is None or _HAS_OTHER_RE.search(token) is None:
+        return None
+    runs = tuple(_ARABIC_RUN_RE.findall(token))
+    return runs if len(runs) > 1 else None
+
+
+def _split_camel(token: str) -> tuple[str, ...] | None:
+    runs = tuple(_CAMEL_RE.findall(token))
+    return runs if len(runs) > 1 and "".join(runs) == token else None
+
+
+def resplit(parts: list[str], splits: dict[int, tuple[str, ...]]) -> list[str]:
+    """``parts`` (``[gap, word, possessive, …, gap]``) with word ``k`` replaced by the
+    pieces ``splits[k]``, joined by empty gaps: offsets and the piece layout hold."""
+    out: list[str] = []
+    last = 0
+    for k in sorted(splits):
+        at = 3 * k + 1
+        out.extend(parts[last:at])
+        pieces = splits[k]
+        out.append(pieces[0])
+        for piece in pieces[1:]:
+            out.extend(("", "", piece))
+        last = at + 1
+    out.extend(parts[last:])
+    return out
+
+
+def split_hashtags(parts: list[str]) -> list[str]:
+    """``parts`` with each camel-case word after a ``#`` split into its words."""
+    splits: dict[int, tuple[str, ...]] = {}
+    for k in range(len(parts) // 3):
+        if parts[3 * k].endswith("#"):
+            camel = _split_camel(parts[3 * k + 1])
+            if camel is not None:
+                splits[k] = camel
+    return resplit(parts, splits) if splits else parts
+
+
+def token_parts(text: str) -> tuple[str, list[str]]:
+    """The cleaned text (``clean_for_tokens``) and its pieces ``[gap, word, possessive,
+    gap, word, …, gap]``: the one tokenisation the matcher and terms share.
+
+    Beyond ``TOKEN_SPLIT_RE``: a camel-case hashtag is split into its words
+    (``#AstanaTalks`` → ``Astana``, ``Talks``; ``#Astana`` is just ``Astana``), and
+    an Arabic word glued to digits or Latin is split (``أستانا2024``). The matcher's
+    scan does the same, finding glued words through its per-token cache.
+    """
+    clean = clean_for_tokens(text)
+    parts = TOKEN_SPLIT_RE.split(clean)
+    if "#" in clean:
+        parts = split_hashtags(parts)
+    glued = {}
+    for k, word in enumerate(parts[1::3]):
+        pieces = split_glued(word)
+        if pieces is not None:
+            glued[k] = pieces
+    return clean, resplit(parts, glued) if glued else parts
 
 
 def token_spans(text: str) -> list[tuple[int, int]]:
     """Original ``(start, end)`` offsets of the tokens of ``text``, in order."""
-    acc = list(accumulate(map(len, TOKEN_SPLIT_RE.split(text))))
+    acc = list(accumulate(map(len, token_parts(text)[1])))
     return list(zip(acc[0::3], acc[1::3], strict=False))
 
 
 def raw_tokens(text: str) -> list[str]:
     """The tokens of ``text`` as written (not normalised), aligned with ``token_spans``."""
-    return TOKEN_RE.findall(text)
+    return token_parts(text)[1][1::3]
 
 
 # --------------------------------------------------------------------- normalisation
@@ -88,10 +192,24 @@ _ARABIC_MAP = {
     "\u06a9": "\u0643",  # ک Persian kaf → ك
     "\u06cc": "\u064a",  # ی Persian yeh → ي
     "\u06c0": "\u0647",  # ۀ heh with yeh above → ه
+    "\u06c1": "\u0647",  # ہ Urdu heh goal → ه
+    "\u06be": "\u0647",  # ھ heh doachashmee → ه
+    "\u06c3": "\u0647",  # ۃ Urdu ta marbuta goal → ه
+    "\u06d2": "\u064a",  # ے Urdu yeh barree → ي
+    "\u06d3": "\u064a",  # ۓ → ي
     "\u0640": "",  # tatweel
     "\u200c": "",  # zero-width non-joiner
     "\u200d": "",  # zero-width joiner
     "\u00ad": "",  # soft hyphen
+    "\u200e": "",  # left-to-right mark
+    "\u200f": "",  # right-to-left mark
+    "\u061c": "",  # Arabic letter mark
+    "\u2060": "",  # word joiner
+    "\u2066": "",  # directional isolates
+    "\u2067": "",
+    "\u2068": "",
+    "\u2069": "",
+    "\ufeff": "",  # zero-width no-break space (BOM)
 }
 for _i in range(10):
     _ARABIC_MAP[chr(0x0660 + _i)] = str(_i)  # Arabic-Indic digits
@@ -507,6 +625,7 @@ def language_matches(wanted: str, actual: str | None) -> bool:
 
 
 __all__ = [
+    "APOSTROPHE",
     "PROCLITICS",
     "TOKEN_RE",
     "TOKEN_SPLIT_RE",
@@ -514,6 +633,7 @@ __all__ = [
     "arabic_stems",
     "arabic_term_bases",
     "arabic_term_stems",
+    "clean_for_tokens",
     "guess_language",
     "language_matches",
     "latin_stems",
@@ -523,9 +643,13 @@ __all__ = [
     "normalize_map",
     "normalize_token",
     "raw_tokens",
+    "resplit",
     "russian_lemmas",
     "russian_term_lemmas",
     "script",
+    "split_glued",
+    "split_hashtags",
+    "token_parts",
     "token_spans",
     "words",
 ]
