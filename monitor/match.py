@@ -98,6 +98,8 @@ from monitor.models import FIELDS, Article, Hit, Match, Rule
 _LEMMA = "\x01"  # namespace of Russian lemma keys in the index
 _AR = "\x02"  # namespace of Arabic light-suffix stems
 _LAT = "\x03"  # namespace of English/French inflection bases
+_RU_NAME = "\x04"  # namespace of Russian names: capitalised article words only
+_RU_NAME_LEMMA = "\x05"  # … and of their lemmas
 _PAIR_LIMIT = 4096  # next words remembered per phrase-starting token
 _NO_PAIR: tuple = ((), (), frozenset())  # a word pair that starts no phrase
 _CACHE_LIMIT = 150_000  # prepared raw tokens kept per Matcher (~50 MB at most), then reset
@@ -167,6 +169,12 @@ def _word_keys_cached(word: str, capitalised: bool, exact: bool) -> frozenset[st
             keys.update(_AR + stem for base in list(keys) for stem in tx.arabic_term_stems(base))
         return frozenset(keys)
     if sc == "cyrillic":
+        if capitalised and tx.russian_is_name(word):
+            # a name hits capitalised words only: `Волков` not `волков` (of wolves)
+            keys = {_RU_NAME + word}
+            if not exact:
+                keys.update(_RU_NAME_LEMMA + lemma for lemma in tx.russian_term_lemmas(word))
+            return frozenset(keys)
         keys = {word}
         if not exact and tx.letter_count(word) >= 2:
             keys.update(_LEMMA + lemma for lemma in tx.russian_term_lemmas(word))
@@ -176,15 +184,24 @@ def _word_keys_cached(word: str, capitalised: bool, exact: bool) -> frozenset[st
     return frozenset((word,))
 
 
-def _token_keys(norm: str, sc: str, lemma_prefixes: frozenset[str]) -> frozenset[str]:
-    """Every key an article token can hit a term under (see ``_word_keys``)."""
+def _token_keys(
+    norm: str, sc: str, lemma_prefixes: frozenset[str], cap: bool = False
+) -> frozenset[str]:
+    """Every key an article token can hit a term under (see ``_word_keys``); ``cap``:
+    the token is capitalised, so it may be a Russian name."""
     if sc == "arabic":
         cands = tx.arabic_candidates(norm)
         return frozenset((*cands, *(_AR + st for c in cands for st in tx.arabic_stems(c))))
     if sc == "latin":
         return frozenset((norm, *(_LAT + st for st in tx.latin_stems(norm))))
-    if sc == "cyrillic" and norm[:3] in lemma_prefixes:
-        return frozenset((norm, *(_LEMMA + lem for lem in tx.russian_lemmas(norm))))
+    if sc == "cyrillic":
+        if norm[:3] not in lemma_prefixes:
+            return frozenset((norm, _RU_NAME + norm)) if cap else frozenset((norm,))
+        lemmas = tx.russian_lemmas(norm)
+        keys = (norm, *(_LEMMA + lem for lem in lemmas))
+        if cap:
+            keys = (*keys, _RU_NAME + norm, *(_RU_NAME_LEMMA + lem for lem in lemmas))
+        return frozenset(keys)
     return frozenset((norm,))
 
 
@@ -555,9 +572,9 @@ class Matcher:
                     index[key].append(vid)
             for keys in term.variants[0] if term.variants else ():
                 for key in keys:
-                    if key[0] == _LEMMA:
+                    if key[0] == _LEMMA or key[0] == _RU_NAME_LEMMA:
                         lemma_prefixes.add(key[1:4])
-                    elif key[0] > _LAT and len(key) >= 4 and key[0] < "\u0600":
+                    elif key[0] > _RU_NAME_LEMMA and len(key) >= 4 and key[0] < "\u0600":
                         # a Latin/Cyrillic compound may arrive split ("cease fire")
                         for k in range(2, len(key) - 1):
                             heads[key[:k]].add(key[k : k + 2])
@@ -599,7 +616,8 @@ class Matcher:
 
     def _prepare(self, raw: str) -> tuple:
         """Everything the scan needs about one raw token, computed once and cached."""
-        prepared = self._prepare_norm("".join(tx._WORD_RE.findall(tx.normalize_token(raw))))
+        norm = "".join(tx._WORD_RE.findall(tx.normalize_token(raw)))
+        prepared = self._prepare_norm(norm, raw[:1].isupper())
         if tx.split_glued(raw) is not None:  # scanned as its pieces: see _scan_field
             prepared = (*prepared[:9], True)
         if len(self._cache) >= _CACHE_LIMIT:
@@ -607,7 +625,7 @@ class Matcher:
         self._cache[raw] = prepared
         return prepared
 
-    def _prepare_norm(self, norm: str) -> tuple:
+    def _prepare_norm(self, norm: str, cap: bool = False) -> tuple:
         """One token, ready to scan: (norm, keys, single-word term ids, continuations,
         compound tails, script, anything to do?, keys that continue a phrase, the
         phrase work per next word, glued to be split?).
@@ -615,7 +633,7 @@ class Matcher:
         Continuations map a key of the *next* word to the phrase variants it continues,
         so a common first word ("في", "the") costs a set test, not one per phrase."""
         sc = tx.script(norm)
-        keys = _token_keys(norm, sc, self._lemma_prefixes)
+        keys = _token_keys(norm, sc, self._lemma_prefixes, cap)
         singles: set[int] = set()
         nexts: dict[str, set[int]] = {}
         for key in keys:
@@ -861,10 +879,12 @@ class Matcher:
             for word in words:
                 if term.wildcard.match(word):
                     add(term.id, word)
-        if self._fuzzy_terms:
-            for r, c, score in _fuzzy_pairs(self._fuzzy_terms, self._fuzzy_words, words):
+        # fuzzy never fires on a short word: "Lavr" is not "Lavrov" at any threshold
+        long_words = [w for w in words if tx.letter_count(w) >= _FUZZY_MIN_LETTERS]
+        if self._fuzzy_terms and long_words:
+            for r, c, score in _fuzzy_pairs(self._fuzzy_terms, self._fuzzy_words, long_words):
                 if score >= (self._fuzzy_terms[r].fuzzy or 0):
-                    add(self._fuzzy_terms[r].id, words[c])
+                    add(self._fuzzy_terms[r].id, long_words[c])
         for tid, per_field in hits.items():  # keep every term's fields in field order
             if len(per_field) > 1:
                 hits[tid] = {f: per_field[f] for f in FIELDS if f in per_field}

@@ -429,7 +429,8 @@ _MIN_SUFFIX_STEM = 4
 def arabic_stems(word: str) -> tuple[str, ...]:
     """The word and what it may be without one light suffix (for article tokens).
 
-    Plural/dual ``ات ون ين ان`` and pronoun suffixes ``ها هم هما هن كم كما نا``; a
+    Plural/dual ``ات ون ين ان``, the plural in construct ``و`` (``مراقبو``) and
+    pronoun suffixes ``ها هم هما هن كم كما نا``; a
     ``ت`` left before a suffix is a ta marbuta again (``حكومته``, ``حكومتها`` and
     ``حكومتان`` → ``حكومه``), and a sound feminine plural gives its singular
     (``مفاوضات`` → ``مفاوضه``). A bare final ``ه`` is never taken for "his": after
@@ -445,6 +446,8 @@ def arabic_stems(word: str) -> tuple[str, ...]:
                 found.append(stem + "ه")
             elif stem.endswith("ت"):  # dual of a feminine noun: حكومتان
                 found.append(stem[:-1] + "ه")
+    if word.endswith("و") and len(word) - 1 >= _MIN_SUFFIX_STEM:
+        found.append(word[:-1])  # plural in construct: مراقبو الأمم المتحدة
     for suffix in _AR_PRONOUNS:
         if word.endswith(suffix) and len(word) - len(suffix) >= _MIN_SUFFIX_STEM:
             stem = word[: -len(suffix)]
@@ -458,9 +461,17 @@ def arabic_stems(word: str) -> tuple[str, ...]:
 
 def arabic_term_stems(word: str) -> tuple[str, ...]:
     """The stems an Arabic *term* word is indexed under: itself, and the singular of a
-    sound feminine plural (``مفاوضات`` → ``مفاوضه``) so the singular hits it too."""
-    if word.endswith("ات") and len(word) - 2 >= _MIN_SUFFIX_STEM:
+    plural or dual, so a term written in the plural hits the singular and every other
+    form: ``مفاوضات`` → ``مفاوضه``, ``مسلحين`` → ``مسلح`` (hits ``مسلح``, ``مسلحون``,
+    ``مسلحان``), ``حكومتين`` → ``حكومه``. Four letters must be left, as in
+    ``arabic_stems``, so ``لبنان`` or ``إيران`` stay whole."""
+    if len(word) - 2 < _MIN_SUFFIX_STEM:
+        return (word,)
+    if word.endswith("ات"):
         return (word, word[:-2] + "ه")
+    if word.endswith(_AR_PLURALS):
+        stem = word[:-2]
+        return (word, stem[:-1] + "ه") if stem.endswith("ت") else (word, stem)
     return (word,)
 
 
@@ -503,15 +514,51 @@ def latin_stems(word: str) -> tuple[str, ...]:
         found.append(word[:-3] + "al")
     if word.endswith(("eaux", "eux")):
         found.append(word[:-1])
+    if word.endswith("es") and n > 4:
+        found.append(word[:-2] + "is")  # crises → crisis, analyses → analysis
+    if word.endswith("men") and n > 4:
+        found.append(word[:-3] + "man")  # gunmen → gunman, women → woman
+    if word.endswith("ves") and n > 4:
+        found.append(word[:-3] + "f")  # halves → half, lives → life
+        found.append(word[:-3] + "fe")
+    irregular = _LATIN_IRREGULAR.get(word)
+    if irregular:
+        found.append(irregular)
     return tuple(dict.fromkeys(f for f in found if len(f) >= 3))
+
+
+#: English plurals no suffix rule undoes (article word → singular); the rules do
+#: ``-es`` → ``-is``, ``-men`` → ``-man`` and ``-ves`` → ``-f``/``-fe``.
+_LATIN_IRREGULAR = {
+    "children": "child",
+    "feet": "foot",
+    "teeth": "tooth",
+    "mice": "mouse",
+    "geese": "goose",
+    "oxen": "ox",
+    "criteria": "criterion",
+    "phenomena": "phenomenon",
+    "nuclei": "nucleus",
+}
 
 
 def latin_term_bases(word: str) -> tuple[str, ...]:
     """The bases a Latin *term* word is indexed under: itself and, for a plural,
-    its singular (``talks`` → ``talk``, ``parties`` → ``party``), so either hits."""
+    its singular (``talks`` → ``talk``, ``parties`` → ``party``, ``crises`` →
+    ``crisis``, ``children`` → ``child``, ``gunmen`` → ``gunman``), so either hits."""
     found = [word]
     n = len(word)
+    irregular = _LATIN_IRREGULAR.get(word)
+    if irregular:
+        found.append(irregular)
     if n > 4 and word.isalpha():
+        if word.endswith("ses") and not word.endswith("sses"):
+            found.append(word[:-2] + "is")
+        if word.endswith("men"):
+            found.append(word[:-3] + "man")
+        if word.endswith("ves"):
+            found.append(word[:-3] + "f")
+            found.append(word[:-3] + "fe")
         if word.endswith("ies"):
             found.append(word[:-3] + "y")
         elif word.endswith(("sses", "xes", "zes", "ches", "shes")):
@@ -565,6 +612,24 @@ def russian_lemmas(word: str) -> tuple[str, ...]:
     if morph is None:
         return (word,)
     return tuple(dict.fromkeys(p.normal_form.replace("ё", "е") for p in morph.parse(word)))
+
+
+_NAME_TAGS = frozenset({"Surn", "Name", "Patr", "Geox", "Orgn", "Abbr", "Trad"})
+
+
+@lru_cache(maxsize=1 << 14)
+def russian_is_name(word: str) -> bool:
+    """Whether a capitalised Russian term word is a name: pymorphy3's most probable
+    parse is a surname, first name, place, organisation or abbreviation (``Волков``,
+    ``Астана``, ``ООН``), or the word is unknown to it (most foreign names). A common
+    noun written with a capital (``Перемирие``) is not."""
+    morph = _analyzer()
+    if morph is None:
+        return False
+    if not morph.word_is_known(word):
+        return True
+    tag = morph.parse(word)[0].tag
+    return any(t in tag for t in _NAME_TAGS)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -644,6 +709,7 @@ __all__ = [
     "normalize_token",
     "raw_tokens",
     "resplit",
+    "russian_is_name",
     "russian_lemmas",
     "russian_term_lemmas",
     "script",
