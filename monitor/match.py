@@ -164,16 +164,18 @@ def _word_keys_cached(word: str, capitalised: bool, exact: bool) -> frozenset[st
     """
     sc = tx.script(word)
     if sc == "arabic":
-        keys = set(tx.arabic_term_bases(word))
-        if not exact:
-            keys.update(_AR + stem for base in list(keys) for stem in tx.arabic_term_stems(base))
+        bases = tx.arabic_term_bases(word)
+        keys = set(bases)
+        if not exact:  # forms of the bare word only: البحرين is not البحر + ين
+            keys.update(_AR + stem for stem in tx.arabic_term_stems(bases[-1]))
         return frozenset(keys)
     if sc == "cyrillic":
         if capitalised and tx.russian_is_name(word):
             # a name hits capitalised words only: `Волков` not `волков` (of wolves)
             keys = {_RU_NAME + word}
             if not exact:
-                keys.update(_RU_NAME_LEMMA + lemma for lemma in tx.russian_term_lemmas(word))
+                lemmas = tx.russian_name_lemmas(word) or (word,)
+                keys.update(_RU_NAME_LEMMA + lemma for lemma in lemmas)
             return frozenset(keys)
         keys = {word}
         if not exact and tx.letter_count(word) >= 2:

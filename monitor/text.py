@@ -74,13 +74,15 @@ TOKEN_SPLIT_RE = re.compile(rf"({_WORD_CHAR}+)((?:{APOSTROPHE}[sS](?!{_WORD_CHAR
 
 
 #: What is not text to match, blanked out (same length, so offsets hold): a URL
-#: (``https://…/astana-talks`` names no talks), an HTML entity left over from a feed
+#: (``https://…/astana-talks`` names no talks) or an e-mail address, an HTML entity
+#: left over from a feed
 #: (``Astana&nbsp;talks``; an apostrophe entity before ``s`` stays for the possessive)
 #: and ``_``, which hashtags write for a space (``#وقف_إطلاق_النار``).
 _BLANK_RE = re.compile(
     r"(?:https?://|www\.)[^\s<>\"]+"
     r"|&(?!(?:#39|#x27|#8217|#x2019|apos|rsquo);[sS](?!\w))"
     r"(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z]{2,10}[0-9]{0,2});"
+    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
     r"|_+"
 )
 #: a hashtag's camel-case parts: ``#AstanaTalks`` → ``Astana``, ``Talks``
@@ -103,7 +105,7 @@ def _blank(m: re.Match[str]) -> str:
 def clean_for_tokens(text: str) -> str:
     """``text`` with URLs, leftover HTML entities and ``_`` blanked out (same length);
     plain text comes back as is after a few substring tests."""
-    if "_" in text or "&" in text or "://" in text or "www." in text:
+    if "_" in text or "&" in text or "://" in text or "www." in text or "@" in text:
         return _BLANK_RE.sub(_blank, text)
     return text
 
@@ -463,15 +465,20 @@ def arabic_term_stems(word: str) -> tuple[str, ...]:
     """The stems an Arabic *term* word is indexed under: itself, and the singular of a
     plural or dual, so a term written in the plural hits the singular and every other
     form: ``مفاوضات`` → ``مفاوضه``, ``مسلحين`` → ``مسلح`` (hits ``مسلح``, ``مسلحون``,
-    ``مسلحان``), ``حكومتين`` → ``حكومه``. Four letters must be left, as in
-    ``arabic_stems``, so ``لبنان`` or ``إيران`` stay whole."""
+    ``مسلحان``, ``مسلحي``), ``حكومتين`` → ``حكومه``. Four letters must be left, as in
+    ``arabic_stems``, so ``لبنان`` or ``إيران`` stay whole; a term ending in ``ان`` is
+    kept whole too (``طالبان`` is not ``طالب``, ``سليمان`` not ``سليم``): rules name
+    plurals, and a dual in a rule is rarer than a name that looks like one."""
     if len(word) - 2 < _MIN_SUFFIX_STEM:
         return (word,)
     if word.endswith("ات"):
         return (word, word[:-2] + "ه")
-    if word.endswith(_AR_PLURALS):
+    if word.endswith(("ين", "ون")):
         stem = word[:-2]
-        return (word, stem[:-1] + "ه") if stem.endswith("ت") else (word, stem)
+        if stem.endswith("ت"):  # dual of a feminine noun: حكومتين
+            return (word, stem[:-1] + "ه")
+        # the plural in construct, genitive or nominative: مسلحي المنطقة, مسلحو
+        return (word, stem, stem + "ي", stem + "و")
     return (word,)
 
 
@@ -619,17 +626,33 @@ _NAME_TAGS = frozenset({"Surn", "Name", "Patr", "Geox", "Orgn", "Abbr", "Trad"})
 
 @lru_cache(maxsize=1 << 14)
 def russian_is_name(word: str) -> bool:
-    """Whether a capitalised Russian term word is a name: pymorphy3's most probable
-    parse is a surname, first name, place, organisation or abbreviation (``Волков``,
-    ``Астана``, ``ООН``), or the word is unknown to it (most foreign names). A common
-    noun written with a capital (``Перемирие``) is not."""
+    """Whether a capitalised Russian term word is a name: pymorphy3 has a parse of it
+    as a surname, first name, place, organisation or abbreviation (``Волков``,
+    ``Зайцев``, ``Астана``, ``ООН``), or the word is unknown to it (most foreign
+    names). A common noun written with a capital (``Перемирие``) is not."""
     morph = _analyzer()
     if morph is None:
         return False
     if not morph.word_is_known(word):
         return True
-    tag = morph.parse(word)[0].tag
-    return any(t in tag for t in _NAME_TAGS)
+    return bool(russian_name_lemmas(word))
+
+
+@lru_cache(maxsize=1 << 14)
+def russian_name_lemmas(word: str) -> tuple[str, ...]:
+    """The dictionary forms of a word's name parses in the nominative, as a rule
+    writes a name (``зайцев`` → ``зайцев``, not ``заяц``; ``лавров`` → ``лавров``, not
+    the first name ``Лавр``): a name's forms, never another word's."""
+    morph = _analyzer()
+    if morph is None:
+        return ()
+    return tuple(
+        dict.fromkeys(
+            p.normal_form.replace("ё", "е")
+            for p in morph.parse(word)
+            if "nomn" in p.tag and any(t in p.tag for t in _NAME_TAGS)
+        )
+    )
 
 
 @lru_cache(maxsize=1 << 16)
@@ -711,6 +734,7 @@ __all__ = [
     "resplit",
     "russian_is_name",
     "russian_lemmas",
+    "russian_name_lemmas",
     "russian_term_lemmas",
     "script",
     "split_glued",

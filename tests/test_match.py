@@ -30,13 +30,28 @@ def make_rule(spec: dict, name: str = "r") -> Rule:
     return Rule(name=name, **values)
 
 
+#: Filler paragraphs (our own words) for `pad:` cases: a long article whose only
+#: hit, if any, is deep inside. None of them holds a word the padded cases look for.
+FILLER = {
+    "ar": "وتناول التقرير أوضاع الطرق والأسواق في المدن الساحلية، وقال سكان إن "
+    "الأسعار ارتفعت خلال الشهر الماضي وإن المدارس عادت إلى العمل بعد العطلة.\n",
+    "en": "The report also covered roads and markets in the coastal towns, where "
+    "residents said prices rose last month and schools reopened after the break.\n",
+    "ru": "В докладе также говорилось о дорогах и рынках прибрежных городов, где "
+    "жители жаловались на рост цен, а школы вновь открылись после каникул.\n",
+}
+
+
 def make_article(case: dict) -> Article:
+    content = case.get("text", "")
+    if "pad" in case:
+        content = FILLER[case["pad"]["lang"]] * case["pad"]["times"] + content
     return Article(
         key=case["id"],
         feed_id=case.get("feed", "test-feed"),
         title=case.get("title", ""),
         summary=case.get("summary", ""),
-        content=case.get("text", ""),
+        content=content,
         language=case.get("language"),
     )
 
