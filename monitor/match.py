@@ -31,20 +31,43 @@ not hit ``Ukraine`` or ``Iranian``, ``Astana`` does not hit ``Astanabad``.
   also hits the word without it. Candidates are generated per token, never by
   blind stripping, so ``لافروف`` matches ``لافروف``.
 * Word forms (single words and each word of a phrase), matched as bases, not by
-  stemming both sides: Russian through pymorphy3 lemmas of the article's words
-  (``Астана`` hits ``Астане``, ``Астаны``; ``Лавров`` hits ``Лаврова`` but not
-  ``лавры``; ``Иран`` not ``иранский``); English/French through the bases an
-  article word may inflect from (``ceasefire`` hits ``ceasefires``, ``negotiate``
-  hits ``negotiating``, ``talks`` hits ``talk``, ``général`` hits ``généraux``);
-  Arabic through light suffixes on words of four or more letters (``مفاوضة`` hits
-  ``مفاوضات``, ``حكومة`` hits ``حكومته``, ``مسلح`` hits ``المسلحين``, ``موقف``
-  hits ``موقفها``), never the nisba ``ي``/``ية`` (``إيران`` does not hit
-  ``الإيراني`` or ``الإيرانية``) and never a bare final ``ه``, which after folding
-  is a ta marbuta (``قطر`` does not hit ``قطرة``, ``دول`` not ``دولة``). A Latin
-  term written with a capital is a proper noun and gets no forms (``Hama`` does not
-  hit ``Hamas``); the possessive ``'s`` and French elision (``l'Iran``) are
-  handled for every term. Forms follow the script of the word, whatever
-  ``Article.language`` says.
+  stemming both sides, in both directions: a term written in the plural hits the
+  singular and the other forms, and the reverse. Russian through pymorphy3 lemmas
+  of the article's words (``Астана`` hits ``Астане``, ``Астаны``; ``режим
+  прекращения огня`` hits ``режима прекращения огня``; ``Иран`` not ``иранский``).
+  A capitalised Russian term that pymorphy3 knows as a name in the nominative
+  (surname, first name, place, organisation, abbreviation) or does not know at all
+  is a name: it hits only capitalised words (any case, ALL CAPS too) through its
+  name parses, so ``Волков`` hits ``Волкова`` but not ``стая волков``, ``Лавров``
+  not ``Лавры``; a capitalised common noun (``Перемирие``) is not a name.
+  English/French through the bases an article word may inflect from
+  (``ceasefire`` hits ``ceasefires``, ``negotiate`` hits ``negotiating``, ``talks``
+  hits ``talk``, ``général`` hits ``généraux``), ``-es``/``-is`` (``crises`` ↔
+  ``crisis``), ``-men``/``-man`` (``gunmen`` ↔ ``gunman``), ``-ves``/``-f(e)`` and a
+  few irregular plurals (``children`` ↔ ``child``); derived words never
+  (``Iranian``, ``childhood``). Arabic through light suffixes on words of four or
+  more letters (``مفاوضة`` hits ``مفاوضات``, ``حكومة`` hits ``حكومته`` and
+  ``حكومتان``, ``مسلح`` hits ``المسلحين`` and ``مسلحو``, ``موقف`` hits ``موقفها``);
+  a term in the sound plural (``ون``/``ين``/``ات``) also hits its singular, dual and
+  construct forms (``مسلحين`` hits ``مسلح``, ``مسلحون``, ``مسلحان``, ``مسلحي``),
+  while a term ending in ``ان`` stays whole (``طالبان`` is not ``طالب``) and only the
+  bare word of an ``ال`` term gets forms (``البحرين`` does not hit ``البحر``). Never
+  the nisba ``ي``/``ية`` (``إيران`` does not hit ``الإيراني``, ``إيرانيون``) and never
+  a bare final ``ه``, which after folding is a ta marbuta (``قطر`` does not hit
+  ``قطرة``, ``دول`` not ``دولة``); the accusative ``ا`` is not taken off either. A
+  Latin term written with a capital is a proper noun and gets no forms (``Hama``
+  does not hit ``Hamas``); the possessive ``'s`` (``’s``, ``&#8217;s``) and French
+  elision (``l'Iran``) are handled for every term. Forms follow the script of the
+  word, whatever ``Article.language`` says.
+* Tokens (``monitor.text.token_parts``, shared by articles and terms): URLs and
+  e-mail addresses are not text (``https://…/astana-talks`` hits nothing), nor are
+  HTML entities left over from a feed (``Astana&nbsp;talks`` is ``Astana talks``,
+  ``&amp;`` is no word); ``_`` is a space (``#وقف_إطلاق_النار`` hits ``وقف إطلاق
+  النار``); a hashtag is its word (``#Astana``), and a camel-case hashtag is its
+  words (``#AstanaTalks`` hits ``Astana`` and ``Astana talks``); an Arabic word glued
+  to digits or Latin is split from them (``أستانا2024``). Soft hyphens, zero-width
+  (non-)joiners, direction marks and the BOM vanish inside a word; emoji and NBSP
+  separate words; a zero-width space (U+200B) is not a space.
 * ``=word`` turns word forms off (normalisation and Arabic proclitics still apply):
   ``=Астана`` hits ``Астана`` but not ``Астане``.
 * Phrases hit consecutive tokens separated only by spaces, at most one line break,
@@ -63,6 +86,9 @@ not hit ``Ukraine`` or ``Iranian``, ``Astana`` does not hit ``Astanabad``.
   word that starts so after normalisation (``Астан*`` hits ``Астану``; Arabic words
   also without their proclitics) — an opt-in scan of the article's distinct words.
 
+* Fuzzy never fires on an article word of fewer than five letters (``Lavr`` is not
+  ``Lavrov`` at any threshold).
+
 Every match carries its hits: the term as the rule wrote it, the matched original
 text, the field and the offsets into ``Article.field_text(field)``.
 
@@ -73,6 +99,14 @@ lemmas looked up in the index) and cached, so the per-article cost is one dict
 lookup per token plus the work for tokens that do hit, independent of the number
 of rules. Only rules touched by a hit (and the few that need no hit, e.g. a rule
 with only ``none``) are evaluated. Regex, wildcard and fuzzy terms are opt-in scans.
+
+Matching cost stays close to what it explains: the scan and the rule evaluation
+(``Matcher._matched``) deal in term ids and ``(start, end, token, token)`` tuples
+only; the loop visits just the tokens that can hit or start a phrase, and what a
+first word followed by a second one starts is computed once per word pair.
+``match`` builds ``Match``/``Hit`` objects (each hit once per article) for the alert
+path; ``match_names`` builds none; ``match_json`` writes the ``--jsonl`` output
+straight from the tuples with precomputed JSON for every term, rule and field.
 """
 
 from __future__ import annotations
