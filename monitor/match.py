@@ -120,6 +120,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate, chain, compress, count
 from operator import itemgetter
+from typing import Any
 
 from luqum import tree as lq
 from luqum.exceptions import ParseError as LuqumParseError
@@ -713,7 +714,7 @@ class Matcher:
             return
         cache = self._cache
         # one C-level pass finds the prepared tokens; only new tokens cost Python work
-        preps = list(map(cache.get, raws))
+        preps: list[Any] = list(map(cache.get, raws))
         if None in preps:
             prepare = self._prepare
             preps = [p if p is not None else prepare(r) for p, r in zip(preps, raws, strict=True)]
@@ -803,7 +804,18 @@ class Matcher:
             self._phrase_rest(p, pair, i, nxt, preps, starts, ends, text, name, hits, True)
 
     def _phrase_rest(
-        self, p, pair, i, nxt, preps, starts, ends, text, name, hits, joined: bool = False
+        self,
+        p: tuple,
+        pair: tuple,
+        i: int,
+        nxt: int,
+        preps: list[Any],
+        starts: list[int],
+        ends: list[int],
+        text: str,
+        name: str,
+        hits: _Hits,
+        joined: bool = False,
     ) -> None:
         """The variants of three words or more that ``pair`` lists or, with ``joined``,
         the ones whose second word is a compound split in the text ("cease fire")."""
