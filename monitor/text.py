@@ -82,7 +82,7 @@ _BLANK_RE = re.compile(
     r"(?:https?://|www\.)[^\s<>\"]+"
     r"|&(?!(?:#39|#x27|#8217|#x2019|apos|rsquo);[sS](?!\w))"
     r"(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z]{2,10}[0-9]{0,2});"
-    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+    r"|(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # starts a run only: linear
     r"|_+"
 )
 #: a hashtag's camel-case parts: ``#AstanaTalks`` → ``Astana``, ``Talks``

@@ -415,3 +415,26 @@ def test_arabic_plural_terms_index_their_singular(word: str, stems: set[str]) ->
 )
 def test_russian_names(word: str, name: bool) -> None:
     assert tx.russian_is_name(word) is name
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 100_000 + " @",
+        "x@" + "a" * 100_000,
+        "&" + "a" * 100_000,
+        "a." * 50_000 + "@",
+        "http://" + "a" * 100_000,
+        "#" + "Ab" * 50_000,
+        "#" + "A" * 100_000 + "b",
+        "أ1" * 50_000,
+        "_" * 100_000,
+    ],
+)
+def test_token_parts_of_hostile_text_in_one_pass(text: str) -> None:
+    """Long runs that would make a backtracking pattern quadratic (an e-mail pattern
+    tried at every position of a word, say) still tokenise, offsets intact: a
+    quadratic pattern would take minutes here, not milliseconds."""
+    clean, parts = tx.token_parts(text)
+    assert len(clean) == len(text)
+    assert "".join(parts) == clean
