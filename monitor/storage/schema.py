@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import TSVECTOR
 
 from monitor.exceptions import StorageUnavailable
 from monitor.storage.base import StoreBase, UTCDateTime, redact, utcnow
@@ -107,6 +108,50 @@ mutes_table = sa.Table(
     sa.Column("created_by", sa.String(100)),
 )
 
+#: Article text kept for ``defaults.keep_text`` (search and backtest). ``at`` is the
+#: publication time, or the first-seen time when there is none (or it is later):
+#: ``--since``, "newest first" and pruning go by it. ``index_keys`` is the search index
+#: of the matcher's own word keys (``monitor.storage.archive``): on PostgreSQL a
+#: ``tsvector`` under a GIN index; on SQLite the packed key hashes, whose tokens
+#: a contentless FTS5 table ``archive_fts`` indexes (rowid = ``id``).
+archive_table = sa.Table(
+    "archive",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("feed_id", sa.String(200), nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False, server_default=""),
+    sa.Column("summary", sa.Text, nullable=False, server_default=""),
+    sa.Column("content", sa.Text, nullable=False, server_default=""),
+    sa.Column("page", sa.Text),  # the fetched page's text (full_text), when there is one
+    sa.Column("link", sa.Text),
+    sa.Column("published", UTCDateTime),
+    sa.Column("seen_at", UTCDateTime, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("language", sa.String(35)),
+    sa.Column("source", sa.Text, nullable=False, server_default=""),
+    sa.Column("index_keys", sa.LargeBinary().with_variant(TSVECTOR(), "postgresql")),
+    sa.Column("indexed", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.UniqueConstraint("feed_id", "key", name="uq_archive_feed_key"),
+)
+sa.Index("ix_archive_at", archive_table.c.at, archive_table.c.id)
+sa.Index("ix_archive_keys", archive_table.c.index_keys, postgresql_using="gin").ddl_if(
+    dialect="postgresql"
+)
+sa.event.listen(
+    archive_table,
+    "after_create",
+    sa.DDL(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS archive_fts "
+        "USING fts5(k, content='', columnsize=0, detail=none)"
+    ).execute_if(dialect="sqlite"),
+)
+sa.event.listen(
+    archive_table,
+    "before_drop",
+    sa.DDL("DROP TABLE IF EXISTS archive_fts").execute_if(dialect="sqlite"),
+)
+
 schema_table = sa.Table(
     "schema_version",
     metadata,
@@ -119,11 +164,16 @@ def _v2_alerts_created_index(conn: sa.Connection) -> None:
     alerts_created_index.create(conn, checkfirst=True)
 
 
+def _v3_archive(conn: sa.Connection) -> None:
+    archive_table.create(conn, checkfirst=True)
+
+
 #: Step N brings a database from version N-1 to N. Version 1 is the first
 #: released schema (what ``create_all`` made before this table had steps), so a
 #: database without any version gets the latest schema in one go instead.
 MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
     2: _v2_alerts_created_index,
+    3: _v3_archive,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 _MIGRATION_LOCK = 7355608  # pg_advisory_xact_lock key: one migrating worker at a time
