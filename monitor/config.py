@@ -49,6 +49,7 @@ class Defaults:
     max_bytes: int = 10 * 1024 * 1024
     timezone: str = "UTC"
     summary_length: int = 600
+    keep_text: timedelta = timedelta(days=30)  # archive of article text; 0 keeps none
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ _DEFAULT_KEYS = (
     "max_bytes",
     "timezone",
     "summary_length",
+    "keep_text",
 )
 _TELEGRAM_KEYS = ("admins", "admin_chat", "feed_down_after", "commands")
 _CHANNEL_KEYS = (
@@ -498,6 +500,7 @@ class _Loader:
                     "max_bytes": lambda n: self.integer(n, low=1024),
                     "timezone": self.timezone,
                     "summary_length": lambda n: self.integer(n, low=100, high=3500),
+                    "keep_text": self.duration,
                 },
             )
         )
@@ -755,3 +758,31 @@ class _NamedLoader(yaml.SafeLoader):
             return loader
 
         return make
+
+
+def load_draft_rules(path: str | Path, env: Mapping[str, str] | None = None) -> tuple[Rule, ...]:
+    """The rules of a file being drafted (``monitor backtest --rules FILE``).
+
+    Validated like the configuration's rules (every problem as FILE:LINE:COL),
+    except that ``notify`` may name channels that do not exist yet and ``feeds``
+    may name feeds defined in the real configuration.
+    """
+    env = os.environ if env is None else env
+    return _DraftLoader(Path(path), env).load().rules
+
+
+class _DraftLoader(_Loader):
+    """A loader that skips the cross-checks a drafted rules file cannot pass."""
+
+    def cross_check(
+        self,
+        rules: list[Rule],
+        locations: list[dict[tuple[str, int | None], _Node]],
+        channels: Mapping[str, Channel],
+        feeds: list[FeedSource],
+    ) -> None:
+        check_rule = _rule_checker()
+        for rule, where in zip(rules, locations, strict=True):
+            for problem in check_rule(rule):
+                node = where.get((problem.key, problem.index)) or where.get((problem.key, None))
+                self.fail(node or where[("name", None)], f"rule {rule.name!r}: {problem.message}")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from monitor import metrics
+from monitor.archive import archive_entries
 from monitor.articles import normalize
 from monitor.config import Settings
 from monitor.exceptions import FeedError, FetchError
@@ -46,6 +47,7 @@ class Ruleset:
     matcher: Matcher
     feed_tags: Mapping[str, tuple[str, ...]]
     version: str = ""
+    keep_text: timedelta = timedelta(days=30)  # article text kept in the archive; 0: none
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Ruleset:
@@ -55,6 +57,7 @@ class Ruleset:
             matcher=compile_rules(settings.rules),
             feed_tags={feed.id: feed.tags for feed in settings.feeds},
             version=settings.version,
+            keep_text=settings.defaults.keep_text,
         )
 
     def alerts_for(self, article: Article, muted: Collection[str] = ()) -> list[tuple[Alert, str]]:
@@ -205,6 +208,8 @@ def _process(
             continue
         alerts.extend(ruleset.alerts_for(article, muted))
     next_poll = next_poll_at(now, feed.interval, 0, None, result.max_age, jitter=jitter)
+    fresh = [a for a in articles if a.key not in known]
+    archive = archive_entries(fresh, now, ruleset.keep_text)
     with _story_lock:  # polls of two feeds carrying one story must not both pass the check
         inserted, queued = store.commit_poll(
             feed_id=feed.id,
@@ -217,6 +222,7 @@ def _process(
             last_modified=result.last_modified,
             content_hash=result.content_hash,
             next_poll=next_poll,
+            archive=archive,
         )
     if parsed.warning:
         log.debug("feed %s parsed with a warning: %s", feed.id, parsed.warning)

@@ -12,9 +12,9 @@ from monitor.storage.store import Store
 
 __all__ = [
     "ALERT_RETENTION",
+    "SCHEMA_VERSION",
     "ArchiveEntry",
     "ArchivedArticle",
-    "SCHEMA_VERSION",
     "OutboxAlert",
     "Store",
 ]
