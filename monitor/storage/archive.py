@@ -78,6 +78,19 @@ def sort_time(published: datetime | None, seen_at: datetime) -> datetime:
     return published
 
 
+def _clean(text: str | None) -> str | None:
+    """Text both databases accept: no NUL, no lone surrogate (from hostile feeds)."""
+    if not text:
+        return text
+    if "\x00" in text:
+        text = text.replace("\x00", " ")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
 def _digest(key: str) -> bytes:
     return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=_DIGEST).digest()
 
@@ -129,18 +142,18 @@ def insert_archive(conn: sa.Connection, now: datetime, entries: Sequence[Archive
         indexed = len(entry.keys) <= MAX_INDEX_KEYS
         page = getattr(a, "page", None)
         row: dict[str, Any] = {
-            "feed_id": a.feed_id,
-            "key": a.key,
-            "title": a.title,
-            "summary": a.summary or "",
-            "content": a.content or "",
-            "page": page if isinstance(page, str) and page else None,
-            "link": a.link,
+            "feed_id": _clean(a.feed_id),
+            "key": _clean(a.key),
+            "title": _clean(a.title) or "",
+            "summary": _clean(a.summary) or "",
+            "content": _clean(a.content) or "",
+            "page": _clean(page) if isinstance(page, str) and page else None,
+            "link": _clean(a.link),
             "published": a.published,
             "seen_at": now,
             "at": sort_time(a.published, now),
-            "language": (a.language or None) and a.language[:35],
-            "source": a.source or "",
+            "language": _clean(a.language[:35]) if a.language else None,
+            "source": _clean(a.source) or "",
             "indexed": indexed,
         }
         if postgres:
