@@ -12,10 +12,13 @@ Each key is stored as an 8-letter token: 40 bits of BLAKE2b in base32, so a key
 in any script (or holding the matcher's control-character namespaces) is a safe
 token on both backends; a collision only adds a candidate the matcher rejects.
 
-* SQLite: a contentless FTS5 table ``archive_fts`` (``detail=none``: which
-  articles hold a token, nothing more), rowid = ``archive.id``. Deleting from a
-  contentless table needs the tokens it was given, so the row keeps them packed
-  (5 bytes a key) in ``index_keys``.
+* SQLite: one contentless FTS5 table per day of ``at`` (``archive_fts_YYYYMMDD``,
+  ``detail=none``: which articles hold a token, nothing more; rowid =
+  ``archive.id``). A contentless table can only forget a row given the tokens it
+  was given, so pruning never deletes from it: it deletes the archive rows and
+  drops whole days. Entries of pruned rows left in the boundary day are harmless
+  (candidates are looked up in the archive table, ids are never reused) and go
+  with their day. Searching ``--since 7d`` reads the eight newest days only.
 * PostgreSQL: ``index_keys`` is a ``tsvector`` of the tokens (given as lexemes,
   never parsed) under a GIN index, queried with ``@@`` and a ``tsquery``.
 
@@ -28,9 +31,10 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -47,9 +51,7 @@ if TYPE_CHECKING:
 MAX_INDEX_KEYS = 20_000
 _DIGEST = 5  # bytes of BLAKE2b per key: 8 base32 letters
 _ARTICLE_FIELDS = frozenset(f.name for f in dataclasses.fields(Article))
-_FTS_INSERT = sa.text("INSERT INTO archive_fts(rowid, k) VALUES (:id, :k)")
-_FTS_DELETE = sa.text("INSERT INTO archive_fts(archive_fts, rowid, k) VALUES ('delete', :id, :k)")
-_FTS_DELETE_ALL = sa.text("INSERT INTO archive_fts(archive_fts) VALUES ('delete-all')")
+_DAY_TABLE = re.compile(r"archive_fts_(\d{8})\Z")
 
 
 @dataclass(frozen=True)
@@ -100,17 +102,20 @@ def index_token(key: str) -> str:
     return base64.b32encode(_digest(key)).decode("ascii").lower()
 
 
-def _pack(keys: Iterable[str]) -> bytes:
-    return b"".join(sorted({_digest(k) for k in keys}))
+def _day(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y%m%d")
 
 
-def _unpack(blob: bytes) -> str:
-    """The space-joined tokens of a packed key set (what FTS5 was given)."""
-    data = bytes(blob)
-    return " ".join(
-        base64.b32encode(data[i : i + _DIGEST]).decode("ascii").lower()
-        for i in range(0, len(data), _DIGEST)
-    )
+def _day_table(at: datetime) -> str:
+    return f"archive_fts_{_day(at)}"
+
+
+def _day_tables(conn: sa.Connection) -> dict[str, str]:
+    """The FTS5 day tables that exist: name → YYYYMMDD."""
+    names = conn.exec_driver_sql(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'archive_fts_%'"
+    ).scalars()
+    return {n: m.group(1) for n in names if (m := _DAY_TABLE.match(n))}
 
 
 def fts_query(expr: KeyExpr) -> str:
@@ -137,6 +142,7 @@ def insert_archive(conn: sa.Connection, now: datetime, entries: Sequence[Archive
         return 0
     postgres = conn.dialect.name == "postgresql"
     rows = []
+    by_key: dict[tuple[str, str], tuple[datetime, str]] = {}
     for entry in entries:
         a = entry.article
         indexed = len(entry.keys) <= MAX_INDEX_KEYS
@@ -156,22 +162,30 @@ def insert_archive(conn: sa.Connection, now: datetime, entries: Sequence[Archive
             "source": _clean(a.source) or "",
             "indexed": indexed,
         }
+        tokens = " ".join(sorted({index_token(k) for k in entry.keys})) if indexed else ""
         if postgres:
-            row["tsv"] = " ".join(sorted({index_token(k) for k in entry.keys})) if indexed else ""
-        else:
-            row["index_keys"] = _pack(entry.keys) if indexed else None
+            row["tsv"] = tokens
         rows.append(row)
+        by_key[(row["feed_id"], row["key"])] = (row["at"], tokens)
     stmt = insert(conn)(archive_table)
     if postgres:
         stmt = stmt.values(index_keys=sa.cast(sa.bindparam("tsv"), TSVECTOR))
     stmt = stmt.on_conflict_do_nothing(index_elements=["feed_id", "key"]).returning(
-        archive_table.c.id, archive_table.c.indexed, archive_table.c.index_keys
+        archive_table.c.id, archive_table.c.feed_id, archive_table.c.key
     )
     added = conn.execute(stmt, rows).all()
     if not postgres:
-        fts_rows = [{"id": r.id, "k": _unpack(r.index_keys)} for r in added if r.indexed]
-        if fts_rows:
-            conn.execute(_FTS_INSERT, fts_rows)
+        per_day: dict[str, list[dict[str, Any]]] = {}
+        for r in added:
+            at, tokens = by_key[(r.feed_id, r.key)]
+            if tokens:
+                per_day.setdefault(_day_table(at), []).append({"id": r.id, "k": tokens})
+        for table, day_rows in per_day.items():
+            conn.exec_driver_sql(
+                f'CREATE VIRTUAL TABLE IF NOT EXISTS "{table}" '
+                "USING fts5(k, content='', columnsize=0, detail=none)"
+            )
+            conn.execute(sa.text(f'INSERT INTO "{table}"(rowid, k) VALUES (:id, :k)'), day_rows)
     return len(added)
 
 
@@ -185,36 +199,19 @@ class ArchiveMixin(StoreBase):
 
     def prune_archive(self, now: datetime, keep: timedelta) -> int:
         """Forget articles older than ``keep`` (by ``at``); ``keep`` of 0 forgets them all."""
-        removed = 0
-        with self.engine.begin() as conn:
-            if keep <= timedelta(0):
-                if conn.dialect.name == "sqlite":
-                    conn.execute(_FTS_DELETE_ALL)
-                return conn.execute(archive_table.delete()).rowcount or 0
+        everything = keep <= timedelta(0)
         cutoff = now - keep
-        while True:  # batches: short transactions, bounded memory
-            with self.engine.begin() as conn:
-                batch = conn.execute(
-                    sa.select(
-                        archive_table.c.id, archive_table.c.indexed, archive_table.c.index_keys
-                    )
-                    .where(archive_table.c.at < cutoff)
-                    .order_by(archive_table.c.at)
-                    .limit(1000)
-                ).all()
-                if not batch:
-                    return removed
-                if conn.dialect.name == "sqlite":
-                    gone = [
-                        {"id": r.id, "k": _unpack(r.index_keys)}
-                        for r in batch
-                        if r.indexed and r.index_keys
-                    ]
-                    if gone:
-                        conn.execute(_FTS_DELETE, gone)
-                ids = [r.id for r in batch]
-                conn.execute(archive_table.delete().where(archive_table.c.id.in_(ids)))
-                removed += len(ids)
+        with self.engine.begin() as conn:
+            query = archive_table.delete()
+            if not everything:
+                query = query.where(archive_table.c.at < cutoff)
+            removed = conn.execute(query).rowcount or 0
+            if conn.dialect.name == "sqlite":
+                first_kept = _day(cutoff)
+                for table, day in _day_tables(conn).items():
+                    if everything or day < first_kept:
+                        conn.exec_driver_sql(f'DROP TABLE "{table}"')
+        return removed
 
     def search_candidates(
         self,
@@ -225,22 +222,37 @@ class ArchiveMixin(StoreBase):
         """Ids of archived articles in ``[since, until)`` that may satisfy ``expr``
         (every one when ``expr`` is None: a scan), newest first."""
         c = archive_table.c
-        query = sa.select(c.id).order_by(c.at.desc(), c.id.desc())
+        window = []
         if since is not None:
-            query = query.where(c.at >= since)
+            window.append(c.at >= since)
         if until is not None:
-            query = query.where(c.at < until)
+            window.append(c.at < until)
+        order = (c.at.desc(), c.id.desc())
         with self.engine.connect() as conn:
-            if expr is not None:
-                if conn.dialect.name == "postgresql":
-                    hit = c.index_keys.op("@@")(sa.cast(sa.literal(ts_query(expr)), TSQUERY))
-                else:
-                    matching = sa.text(
-                        "SELECT rowid FROM archive_fts WHERE archive_fts MATCH :q"
-                    ).bindparams(q=fts_query(expr))
-                    hit = c.id.in_(matching.columns(sa.column("rowid", sa.Integer)))
-                query = query.where(sa.or_(hit, c.indexed.is_(False)))
-            return list(conn.execute(query).scalars())
+            if expr is None:
+                return list(conn.execute(sa.select(c.id).where(*window).order_by(*order)).scalars())
+            if conn.dialect.name == "postgresql":
+                hit = c.index_keys.op("@@")(sa.cast(sa.literal(ts_query(expr)), TSQUERY))
+                query = sa.select(c.id).where(sa.or_(hit, c.indexed.is_(False)), *window)
+                return list(conn.execute(query.order_by(*order)).scalars())
+            found: set[int] = set()
+            match = fts_query(expr)
+            low = _day(since) if since is not None else ""
+            high = _day(until) if until is not None else "99999999"
+            for table, day in _day_tables(conn).items():
+                if low <= day <= high:
+                    found.update(
+                        conn.execute(
+                            sa.text(f'SELECT rowid FROM "{table}" WHERE "{table}" MATCH :q'),
+                            {"q": match},
+                        ).scalars()
+                    )
+            rows: list[tuple[datetime, int]] = []
+            for chunk in chunks(sorted(found), 500):
+                rows.extend(conn.execute(sa.select(c.at, c.id).where(c.id.in_(chunk), *window)))
+            unindexed = sa.select(c.at, c.id).where(c.indexed.is_(False), *window)
+            rows.extend(conn.execute(unindexed))
+        return [i for _, i in sorted(set(rows), reverse=True)]
 
     def archived_articles(self, ids: Sequence[int]) -> list[ArchivedArticle]:
         """These archived articles, in the order of ``ids`` (ones pruned meanwhile left out)."""

@@ -110,10 +110,11 @@ mutes_table = sa.Table(
 
 #: Article text kept for ``defaults.keep_text`` (search and backtest). ``at`` is the
 #: publication time, or the first-seen time when there is none (or it is later):
-#: ``--since``, "newest first" and pruning go by it. ``index_keys`` is the search index
-#: of the matcher's own word keys (``monitor.storage.archive``): on PostgreSQL a
-#: ``tsvector`` under a GIN index; on SQLite the packed key hashes, whose tokens
-#: a contentless FTS5 table ``archive_fts`` indexes (rowid = ``id``).
+#: ``--since``, "newest first" and pruning go by it. The search index holds the
+#: matcher's own word keys (``monitor.storage.archive``): on PostgreSQL the
+#: ``index_keys`` ``tsvector`` under a GIN index; on SQLite (where ``index_keys``
+#: stays empty) one contentless FTS5 table per day of ``at``, ``archive_fts_YYYYMMDD``,
+#: created as articles arrive and dropped whole by pruning.
 archive_table = sa.Table(
     "archive",
     metadata,
@@ -133,23 +134,18 @@ archive_table = sa.Table(
     sa.Column("index_keys", sa.LargeBinary().with_variant(TSVECTOR(), "postgresql")),
     sa.Column("indexed", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.UniqueConstraint("feed_id", "key", name="uq_archive_feed_key"),
+    sqlite_autoincrement=True,  # an id is never reused, so a stale index entry stays stale
 )
 sa.Index("ix_archive_at", archive_table.c.at, archive_table.c.id)
 sa.Index("ix_archive_keys", archive_table.c.index_keys, postgresql_using="gin").ddl_if(
     dialect="postgresql"
 )
-sa.event.listen(
-    archive_table,
-    "after_create",
-    sa.DDL(
-        "CREATE VIRTUAL TABLE IF NOT EXISTS archive_fts "
-        "USING fts5(k, content='', columnsize=0, detail=none)"
-    ).execute_if(dialect="sqlite"),
-)
-sa.event.listen(
-    archive_table,
-    "before_drop",
-    sa.DDL("DROP TABLE IF EXISTS archive_fts").execute_if(dialect="sqlite"),
+#: the few articles too big to index are candidates of every search in their window
+sa.Index(
+    "ix_archive_unindexed",
+    archive_table.c.at,
+    sqlite_where=archive_table.c.indexed.is_(False),
+    postgresql_where=archive_table.c.indexed.is_(False),
 )
 
 schema_table = sa.Table(
