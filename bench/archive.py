@@ -173,7 +173,7 @@ def main() -> None:
         with store.engine.begin() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         size = os.path.getsize(path)
-        split = {}
+        split: dict[str, int] = {}
         try:
             with store.engine.connect() as conn:
                 split = dict(

@@ -694,3 +694,24 @@ async def test_bot_backtest_a_rule(bot):
     )
     week = await bot.ask(ADMIN, "/backtest ceasefire")
     assert week.plain_text.startswith("Rule ceasefire would have alerted 2 articles")
+
+
+# ------------------------------------------------------------------ the worker's housekeeping
+
+
+async def test_the_worker_prunes_the_archive_by_keep_text(write_config, sqlite_url, monkeypatch):
+    from monitor.worker import Worker
+
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    config = load_settings(write_config("defaults:\n  keep_text: 5d\n" + CLI_CONFIG))
+    worker = Worker(config, clock=lambda: NOW)
+    worker.store = Store(sqlite_url)
+    try:
+        worker.store.migrate()
+        fill(worker.store)
+        await worker._prune()
+        kept = [s for s in corpus() if s.at >= NOW - timedelta(days=5)]
+        assert worker.store.archive_count() == len(kept) < len(corpus())
+        assert keys(search(worker.store, "Астана", now=NOW, since=None)) == ["ru-loc", "ru-nom"]
+    finally:
+        worker.store.close()
