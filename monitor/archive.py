@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from monitor.exceptions import ConfigError, MonitorError
-from monitor.match import Matcher, article_index_keys, check_rule, compile_rules, index_query
+from monitor.match import (
+    KeyExpr,
+    Matcher,
+    article_index_keys,
+    check_rule,
+    compile_rules,
+    index_query,
+)
 from monitor.models import Article, Hit, Rule
 from monitor.storage import ArchivedArticle, ArchiveEntry, Store
 
@@ -29,6 +36,7 @@ MAX_QUERY = 2000
 #: Archived articles fetched and matched per round trip.
 BATCH = 200
 _QUERY_RULE = "search"
+RULES_PER_LOOKUP = 50  # rules whose index queries one candidate lookup ORs together
 
 #: ``progress(done, total)`` after each batch of a long look through the archive.
 Progress = Callable[[int, int], None]
@@ -199,8 +207,10 @@ def backtest(
             on_scan(len(ids))
     else:
         union: set[int] = set()
-        for expr in exprs:
-            union.update(store.search_candidates(expr, start))
+        present = [e for e in exprs if e is not None]
+        for group in range(0, len(present), RULES_PER_LOOKUP):  # a few big ORs, not one per rule
+            either: KeyExpr = ("or", tuple(present[group : group + RULES_PER_LOOKUP]))
+            union.update(store.search_candidates(either, start))
         ids = sorted(union)
     tags = feed_tags or {}
     hits: dict[str, list[ArticleRef]] = {r.name: [] for r in rules}
