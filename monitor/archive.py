@@ -146,6 +146,17 @@ def _batches(
             progress(min(start + BATCH, len(ids)), len(ids))
 
 
+def iter_archive(
+    store: Store,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    progress: Progress | None = None,
+) -> Iterator[ArchivedArticle]:
+    """Every archived article with ``since <= at < until``, newest first, in batches."""
+    yield from _batches(store, store.search_candidates(None, since, until), progress)
+
+
 def search(
     store: Store,
     query: str,

@@ -27,6 +27,7 @@ from monitor.archive import (
     archive_entries,
     backtest,
     compile_query,
+    iter_archive,
     search,
     snippet,
 )
@@ -243,6 +244,13 @@ def test_since_and_newest_first_go_by_publication_then_first_seen(store: Store):
     assert keys(three) == ["ru-loc", "ar-clitic"]  # the undated one was first seen 4 days ago
     undated = next(f for f in week.results if f.article.key == "en-undated")
     assert undated.ref.published is None and undated.ref.at == NOW - timedelta(days=4, minutes=30)
+
+
+def test_iterating_a_time_window(store: Store):
+    start, end = NOW - timedelta(days=3), NOW - timedelta(days=1)
+    got = [a.article.key for a in iter_archive(store, since=start, until=end)]
+    expected = sorted((s for s in corpus() if start <= s.at < end), key=lambda s: s.at)
+    assert got == [s.article.key for s in reversed(expected)] and len(got) > 50
 
 
 def test_limit_keeps_the_newest_and_counts_all(store: Store):
