@@ -106,6 +106,7 @@ class ProgressLine:
 
 def run_search(args: argparse.Namespace, settings: Settings, now: datetime | None = None) -> int:
     now = now or datetime.now(UTC)
+    _note_keep_text(settings)
     limit = args.limit or 20
     progress = ProgressLine("search")
     result = _with_store(
@@ -146,6 +147,7 @@ def run_search(args: argparse.Namespace, settings: Settings, now: datetime | Non
 
 def run_backtest(args: argparse.Namespace, settings: Settings, now: datetime | None = None) -> int:
     now = now or datetime.now(UTC)
+    _note_keep_text(settings)
     rules = load_draft_rules(args.rules) if args.rules else settings.rules
     limit = args.limit if args.limit is not None else (None if args.json else HUMAN_LIMIT)
     tags = {feed.id: feed.tags for feed in settings.feeds}
@@ -223,8 +225,13 @@ def _found_json(found: Found) -> dict[str, Any]:
 
 def _ref_line(r: ArticleRef) -> str:
     title = " ".join(r.title.split()) or "(untitled)"
-    source = r.source or r.feed
+    source = f"{r.feed} ({r.source})" if r.source and r.source != r.feed else r.feed
     return f"{r.at.astimezone(UTC):%Y-%m-%d %H:%M UTC} · {source} · {title}"
+
+
+def _note_keep_text(settings: Settings) -> None:
+    if settings.defaults.keep_text <= timedelta(0):
+        print("note: defaults.keep_text is 0, so no article text is archived", file=sys.stderr)
 
 
 def _window(since: timedelta | None) -> str:

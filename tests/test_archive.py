@@ -589,6 +589,8 @@ def test_cli_search_human_and_json(cli_db):
     assert human.returncode == 0, human.stderr
     lines = human.stdout.splitlines()
     assert "Переговоры в «Астане» продолжатся" in human.stdout
+    assert lines[0].endswith(" UTC · wire-ru (Wire RU) · Переговоры в Астане продолжатся")
+    assert lines[1] == "    https://news.example/ru-loc"
     assert lines[-1] == "2 articles match, newest first, last 7d"  # Астаны is 8 days old
     out = run_monitor(
         "search", "--config", str(config), "أستانا", "--since", "all", "--json", env=env
