@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from monitor.archive import (
     QueryError,
+    SearchResult,
     archive_entries,
     backtest,
     compile_query,
@@ -33,12 +34,18 @@ from monitor.archive import (
 )
 from monitor.config import load_draft_rules, load_settings
 from monitor.exceptions import ConfigError
-from monitor.match import article_index_keys, compile_rules, index_query
+from monitor.match import KeyExpr, article_index_keys, compile_rules, index_query
 from monitor.models import Article, Rule
 from monitor.storage import ArchiveEntry, Store
 from monitor.storage import archive as archive_storage
 from monitor.storage.schema import SCHEMA_VERSION, metadata, schema_table
 from tests.conftest import run_monitor
+from tests.fakes.botapi import FakeBotApi
+from tests.fakes.feedserver import FeedServer
+from tests.test_bot import Harness
+
+WriteConfig = Callable[..., Path]
+CliDb = tuple[Path, dict[str, str]]
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -175,7 +182,7 @@ def brute_force(query: str, since: timedelta | None, now: datetime = NOW) -> lis
     return [s.article.key for s in sorted(found, key=lambda s: s.at, reverse=True)]
 
 
-def keys(result) -> list[str]:
+def keys(result: SearchResult) -> list[str]:
     return [f.article.key for f in result.results]
 
 
@@ -197,7 +204,9 @@ def keys(result) -> list[str]:
         ("Астана AND NOT Делегация", {"ru-loc", "ru-nom"}),
     ],
 )
-def test_search_finds_exactly_the_rule_semantics(store: Store, query: str, expected: set[str]):
+def test_search_finds_exactly_the_rule_semantics(
+    store: Store, query: str, expected: set[str]
+) -> None:
     result = search(store, query, now=NOW, since=None, limit=1000)
     assert set(keys(result)) == expected
     assert result.total == len(expected)
@@ -228,13 +237,13 @@ QUERIES = [
 
 @pytest.mark.parametrize("since", [None, timedelta(days=3), timedelta(hours=30)])
 @pytest.mark.parametrize("query", QUERIES)
-def test_index_changes_nothing_but_speed(store: Store, query: str, since):
+def test_index_changes_nothing_but_speed(store: Store, query: str, since: timedelta | None) -> None:
     result = search(store, query, now=NOW, since=since, limit=10_000)
     assert keys(result) == brute_force(query, since)
     assert result.total == len(result.results)
 
 
-def test_since_and_newest_first_go_by_publication_then_first_seen(store: Store):
+def test_since_and_newest_first_go_by_publication_then_first_seen(store: Store) -> None:
     query = "Астана OR أستانا OR Astana"
     week = search(store, query, now=NOW, since=timedelta(days=7), limit=100)
     assert keys(week) == ["ru-loc", "ar-clitic", "ru-nom", "en-astana", "en-undated", "ar-bare"]
@@ -246,14 +255,14 @@ def test_since_and_newest_first_go_by_publication_then_first_seen(store: Store):
     assert undated.ref.published is None and undated.ref.at == NOW - timedelta(days=4, minutes=30)
 
 
-def test_iterating_a_time_window(store: Store):
+def test_iterating_a_time_window(store: Store) -> None:
     start, end = NOW - timedelta(days=3), NOW - timedelta(days=1)
     got = [a.article.key for a in iter_archive(store, since=start, until=end)]
     expected = sorted((s for s in corpus() if start <= s.at < end), key=lambda s: s.at)
     assert got == [s.article.key for s in reversed(expected)] and len(got) > 50
 
 
-def test_limit_keeps_the_newest_and_counts_all(store: Store):
+def test_limit_keeps_the_newest_and_counts_all(store: Store) -> None:
     result = search(store, "ceasefire", now=NOW, since=None, limit=2)
     assert keys(result) == ["en-ceasefire", "en-football"]
     assert result.total == 4
@@ -262,13 +271,13 @@ def test_limit_keeps_the_newest_and_counts_all(store: Store):
 @pytest.mark.parametrize(
     "query", ["", "   ", "a AND (", "foo:bar", "/[/", '"unclosed', "x" * 5000, "(" * 3000]
 )
-def test_a_bad_query_is_one_clear_error(store: Store, query: str):
+def test_a_bad_query_is_one_clear_error(store: Store, query: str) -> None:
     with pytest.raises(QueryError) as info:
         search(store, query, now=NOW)
     assert "\n" not in str(info.value) and str(info.value)
 
 
-def test_a_scan_reports_progress(store: Store):
+def test_a_scan_reports_progress(store: Store) -> None:
     seen: list[tuple[int, int]] = []
     scans: list[int] = []
     result = search(
@@ -285,7 +294,7 @@ def test_a_scan_reports_progress(store: Store):
     assert not indexed.scanned and indexed.examined < 10 and scans == [len(corpus())]
 
 
-def test_snippet_highlights_every_hit_near_the_first(store: Store):
+def test_snippet_highlights_every_hit_near_the_first(store: Store) -> None:
     (found,) = search(store, '"sides said" OR would', now=NOW, since=None).results
     assert snippet(found.article, found.hits, "«", "»") == (
         "Both «sides said» the cease fire «would» last."
@@ -299,7 +308,7 @@ def test_snippet_highlights_every_hit_near_the_first(store: Store):
 # ------------------------------------------------------------------ pruning, keep_text
 
 
-def test_pruning_after_keep_text(store: Store):
+def test_pruning_after_keep_text(store: Store) -> None:
     removed = store.prune_archive(NOW, timedelta(days=5))
     older = [s for s in corpus() if s.at < NOW - timedelta(days=5)]
     assert removed == len(older) > 0
@@ -313,7 +322,7 @@ def test_pruning_after_keep_text(store: Store):
     assert search(store, "Астана", now=NOW, since=None).total == 0
 
 
-def test_keep_text_zero_keeps_nothing_and_old_articles_are_not_kept():
+def test_keep_text_zero_keeps_nothing_and_old_articles_are_not_kept() -> None:
     articles = [s.article for s in corpus()[:20]]
     assert archive_entries(articles, NOW, timedelta(0)) == []
     kept = archive_entries(articles, NOW, timedelta(days=3))
@@ -324,7 +333,7 @@ def test_keep_text_zero_keeps_nothing_and_old_articles_are_not_kept():
     }
 
 
-def test_the_same_article_is_kept_once(store: Store):
+def test_the_same_article_is_kept_once(store: Store) -> None:
     entry, seen = entries()[0]
     assert store.archive_articles([entry], seen) == 0
     assert search(store, "أستانا", now=NOW, since=None).total == 2
@@ -332,7 +341,7 @@ def test_the_same_article_is_kept_once(store: Store):
 
 def test_an_article_with_too_many_keys_is_kept_unindexed_and_still_found(
     database_url: str, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     monkeypatch.setattr(archive_storage, "MAX_INDEX_KEYS", 5)
     store = Store(database_url)
     store.migrate()
@@ -353,7 +362,7 @@ def test_an_article_with_too_many_keys_is_kept_unindexed_and_still_found(
         store.close()
 
 
-def test_hostile_text_is_kept_and_searchable(database_url: str):
+def test_hostile_text_is_kept_and_searchable(database_url: str) -> None:
     store = Store(database_url)
     store.migrate()
     try:
@@ -385,7 +394,9 @@ SEPARATORS = [" ", " ", " ", "-", ", ", "\n", ". "]
     st.lists(st.sampled_from(WORDS), min_size=1, max_size=3),
     st.sampled_from(["any", "all", "phrase", "query-and", "query-or"]),
 )
-def test_every_match_satisfies_the_index_query(words, terms, shape):
+def test_every_match_satisfies_the_index_query(
+    words: list[tuple[str, str]], terms: list[str], shape: str
+) -> None:
     """Exact in the direction that matters: the index never hides a match."""
     text = "".join(w + s for w, s in words)
     if shape == "any":
@@ -405,7 +416,7 @@ def test_every_match_satisfies_the_index_query(words, terms, shape):
         assert expr is None or satisfied(expr, article_index_keys(article)), (text, rule)
 
 
-def satisfied(expr, keys: frozenset[str]) -> bool:
+def satisfied(expr: KeyExpr, keys: frozenset[str]) -> bool:
     if isinstance(expr, frozenset):
         return not expr.isdisjoint(keys)
     kids = [satisfied(e, keys) for e in expr[1]]
@@ -422,7 +433,7 @@ RULES = (
 )
 
 
-def test_backtest_counts_each_rule_as_the_matcher_would(store: Store):
+def test_backtest_counts_each_rule_as_the_matcher_would(store: Store) -> None:
     tags = {"wire-ru": ("russian",)}
     results = backtest(store, RULES, now=NOW, since=timedelta(days=7), feed_tags=tags)
     got = {r.rule: [a.title for a in r.articles] for r in results}
@@ -434,7 +445,7 @@ def test_backtest_counts_each_rule_as_the_matcher_would(store: Store):
     assert limited[0].count == 6 and len(limited[0].articles) == 2
 
 
-def test_backtest_with_a_scanned_rule_matches_the_indexed_answer(store: Store):
+def test_backtest_with_a_scanned_rule_matches_the_indexed_answer(store: Store) -> None:
     scanned: list[int] = []
     rules = (*RULES, Rule("regex", any=("re:astan",)))
     mixed = backtest(store, rules, now=NOW, since=None, on_scan=scanned.append)
@@ -446,7 +457,7 @@ def test_backtest_with_a_scanned_rule_matches_the_indexed_answer(store: Store):
     assert mixed[-1].count == 3  # Astana twice and, inside a word, Astanabad
 
 
-def test_draft_rules_may_name_channels_that_do_not_exist(write_config):
+def test_draft_rules_may_name_channels_that_do_not_exist(write_config: WriteConfig) -> None:
     path = write_config(
         """
         rules:
@@ -467,7 +478,7 @@ def test_draft_rules_may_name_channels_that_do_not_exist(write_config):
 # ------------------------------------------------------------------ config and schema
 
 
-def test_keep_text_is_a_default(write_config):
+def test_keep_text_is_a_default(write_config: WriteConfig) -> None:
     base = "channels: {c: {chat: '@c'}}\n"
     assert load_settings(write_config(base), env={}).defaults.keep_text == timedelta(days=30)
     zero = load_settings(write_config(base + "defaults: {keep_text: 0}\n"), env={})
@@ -479,7 +490,7 @@ def test_keep_text_is_a_default(write_config):
     assert "monitor.yaml:3:14: bad duration 'forever'" in str(info.value)
 
 
-def test_migration_3_adds_the_archive_to_a_version_2_database(database_url: str):
+def test_migration_3_adds_the_archive_to_a_version_2_database(database_url: str) -> None:
     v2 = sa.MetaData()
     for table in metadata.sorted_tables:
         if table.name != "archive":
@@ -521,8 +532,12 @@ rules:
 
 @pytest.mark.parametrize("keep", ["30d", "0"])
 async def test_polls_keep_new_articles_text_unless_keep_text_is_zero(
-    feed_server, write_config, sqlite_url, monkeypatch, keep
-):
+    feed_server: FeedServer,
+    write_config: WriteConfig,
+    sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    keep: str,
+) -> None:
     import io
     import uuid
     from dataclasses import replace
@@ -572,7 +587,7 @@ rules:
 
 
 @pytest.fixture
-def cli_db(tmp_path: Path, write_config) -> tuple[Path, dict[str, str]]:
+def cli_db(tmp_path: Path, write_config: WriteConfig) -> tuple[Path, dict[str, str]]:
     """A filled SQLite archive dated around the real clock (the CLI reads it)."""
     now = datetime.now(UTC).replace(microsecond=0)
     url = f"sqlite:///{tmp_path / 'cli.db'}"
@@ -583,7 +598,7 @@ def cli_db(tmp_path: Path, write_config) -> tuple[Path, dict[str, str]]:
     return write_config(CLI_CONFIG), {"DATABASE_URL": url}
 
 
-def test_cli_search_human_and_json(cli_db):
+def test_cli_search_human_and_json(cli_db: CliDb) -> None:
     config, env = cli_db
     human = run_monitor("search", "--config", str(config), "Астана", env=env)
     assert human.returncode == 0, human.stderr
@@ -608,14 +623,14 @@ def test_cli_search_human_and_json(cli_db):
 
 
 @pytest.mark.parametrize("query", ["a AND (", "foo:bar", ""])
-def test_cli_bad_query_exits_1_with_one_line(cli_db, query):
+def test_cli_bad_query_exits_1_with_one_line(cli_db: CliDb, query: str) -> None:
     config, env = cli_db
     result = run_monitor("search", "--config", str(config), query, env=env)
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
-def test_cli_scan_shows_progress_on_stderr(cli_db):
+def test_cli_scan_shows_progress_on_stderr(cli_db: CliDb) -> None:
     config, env = cli_db
     result = run_monitor("search", "--config", str(config), "/astana/", "--json", env=env)
     assert result.returncode == 0
@@ -623,7 +638,7 @@ def test_cli_scan_shows_progress_on_stderr(cli_db):
     assert len(json.loads(result.stdout)) == 3  # in the last 7 days, inside words too
 
 
-def test_cli_backtest_config_rules_and_a_draft(cli_db, write_config):
+def test_cli_backtest_config_rules_and_a_draft(cli_db: CliDb, write_config: WriteConfig) -> None:
     config, env = cli_db
     out = run_monitor("backtest", "--config", str(config), "--json", env=env)
     assert out.returncode == 0, out.stderr
@@ -646,10 +661,10 @@ def test_cli_backtest_config_rules_and_a_draft(cli_db, write_config):
 
 
 @pytest.fixture
-async def bot(botapi, database_url: str, tmp_path: Path):
+async def bot(botapi: FakeBotApi, database_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
     from monitor.bot import BotContext, running_bot
     from monitor.pipeline import Ruleset
-    from tests.test_bot import ADMIN, STRANGER, Clock, Harness, write_settings
+    from tests.test_bot import ADMIN, STRANGER, Clock, write_settings
 
     store = Store(database_url)
     store.migrate()
@@ -664,7 +679,7 @@ async def bot(botapi, database_url: str, tmp_path: Path):
     store.close()
 
 
-async def test_bot_search_answers_with_bold_hits(bot):
+async def test_bot_search_answers_with_bold_hits(bot: Harness) -> None:
     from tests.test_bot import ADMIN, STRANGER, bold_texts
 
     answer = await bot.ask(ADMIN, "/search Астана OR أستانا")
@@ -680,7 +695,7 @@ async def test_bot_search_answers_with_bold_hits(bot):
     assert "Usage: /search <query>" in usage.plain_text
 
 
-async def test_bot_search_fits_telegram_with_n_more(bot):
+async def test_bot_search_fits_telegram_with_n_more(bot: Harness) -> None:
     from tests.test_bot import ADMIN
 
     answer = await bot.ask(ADMIN, "/search rain OR дожди OR الأمطار")
@@ -691,7 +706,7 @@ async def test_bot_search_fits_telegram_with_n_more(bot):
     assert len(answer.text) <= 4096
 
 
-async def test_bot_backtest_a_rule(bot):
+async def test_bot_backtest_a_rule(bot: Harness) -> None:
     from tests.test_bot import ADMIN
 
     answer = await bot.ask(ADMIN, "/backtest astana 30d")
@@ -709,7 +724,9 @@ async def test_bot_backtest_a_rule(bot):
 # ------------------------------------------------------------------ the worker's housekeeping
 
 
-async def test_the_worker_prunes_the_archive_by_keep_text(write_config, sqlite_url, monkeypatch):
+async def test_the_worker_prunes_the_archive_by_keep_text(
+    write_config: WriteConfig, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from monitor.worker import Worker
 
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
