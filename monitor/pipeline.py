@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor import metrics
+from monitor.archive import archive_entries
 from monitor.articles import to_articles
 from monitor.config import Settings
 from monitor.exceptions import FeedError, FetchError, TranslateError
@@ -73,6 +74,7 @@ class Ruleset:
     matcher: Matcher
     feed_tags: Mapping[str, tuple[str, ...]]
     version: str = ""
+    keep_text: timedelta = timedelta(days=30)  # article text kept in the archive; 0: none
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Ruleset:
@@ -82,6 +84,7 @@ class Ruleset:
             matcher=compile_rules(settings.rules),
             feed_tags={feed.id: feed.tags for feed in settings.feeds},
             version=settings.version,
+            keep_text=settings.defaults.keep_text,
         )
 
     def alerts_for(self, article: Article, muted: Collection[str] = ()) -> list[Alert]:
@@ -329,6 +332,7 @@ class _Prepared:
     articles: list[Article]
     candidates: list[Candidate]
     warning: str | None
+    fresh: list[Article]  # not seen before in this feed (archived if the commit inserts them)
 
 
 def _prepare(
@@ -354,7 +358,8 @@ def _prepare(
         candidate = ruleset.matches_for(article, muted)
         if candidate.per_channel:
             candidates.append(candidate)
-    return _Prepared(articles, candidates, parsed.warning)
+    fresh = [a for a in articles if a.key not in known]
+    return _Prepared(articles, candidates, parsed.warning, fresh)
 
 
 def _commit(
@@ -372,6 +377,7 @@ def _commit(
     for candidate, translated in zip(prepared.candidates, translations, strict=True):
         alerts.extend(ruleset.render(candidate, translated))
     next_poll = next_poll_at(now, feed.interval, 0, None, result.max_age, jitter=jitter)
+    archive = archive_entries(prepared.fresh, now, ruleset.keep_text)
     with _story_lock:  # polls of two feeds carrying one story must not both pass the check
         inserted, queued = store.commit_poll(
             feed_id=feed.id,
@@ -384,6 +390,7 @@ def _commit(
             last_modified=result.last_modified,
             content_hash=result.content_hash,
             next_poll=next_poll,
+            archive=archive,
         )
     if prepared.warning:
         log.debug("feed %s parsed with a warning: %s", feed.id, prepared.warning)

@@ -234,7 +234,7 @@ class Worker:
             next_run_time=self.clock(),
         )
         self.scheduler.add_job(
-            self._prune, "interval", hours=6, id="prune", next_run_time=self.clock()
+            self._prune, "interval", hours=1, id="prune", next_run_time=self.clock()
         )
         self.scheduler.add_job(
             self._digests, "interval", seconds=30, id="digests", max_instances=1, coalesce=True
@@ -456,9 +456,21 @@ class Worker:
             self.wake_sender.set()
 
     async def _prune(self) -> None:
-        removed = await asyncio.to_thread(self.store.prune_entries, self.clock(), RETENTION)
-        if removed:
-            log.info("forgot %d entries that left their feeds over %s ago", removed, RETENTION)
+        """Hourly housekeeping: seen entries, finished alerts, the article archive."""
+        now, keep_text = self.clock(), self.settings.defaults.keep_text
+        jobs: list[tuple[str, Callable[[], int]]] = [
+            ("entries that left their feeds", lambda: self.store.prune_entries(now, RETENTION)),
+            ("finished alerts", lambda: self.store.prune_alerts(now)),
+            ("archived articles", lambda: self.store.prune_archive(now, keep_text)),
+        ]
+        for what, job in jobs:
+            try:
+                removed = await asyncio.to_thread(job)
+            except StorageError as exc:  # the next round tries again
+                log.warning("pruning %s failed: %s", what, exc)
+                continue
+            if removed:
+                log.info("pruned %d %s", removed, what)
 
     # ---- reloads
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -57,8 +57,8 @@ def create_v1(url: str, now: datetime) -> None:
         engine.dispose()
 
 
-def test_latest_version_is_three() -> None:
-    assert SCHEMA_VERSION == 3
+def test_latest_version_is_four() -> None:
+    assert SCHEMA_VERSION == 4
 
 
 def test_fresh_database_gets_the_latest_schema_at_once(database_url: str) -> None:

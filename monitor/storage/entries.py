@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from monitor.models import Alert, Article
+from monitor.storage.archive import ArchiveEntry, insert_archive
 from monitor.storage.base import StoreBase, chunks, insert
 from monitor.storage.feeds import ensure_feed, success_values
 from monitor.storage.outbox import queue_row
@@ -50,13 +51,15 @@ class EntriesMixin(StoreBase):
         last_modified: str | None,
         content_hash: str | None,
         next_poll: datetime,
+        archive: Sequence[ArchiveEntry] = (),
     ) -> tuple[set[str], int]:
         """Record a successful poll atomically: new entries, their alerts, feed state.
 
         ``alerts`` carry their story key (``Alert.story``). Only alerts of
         entries that this call actually inserted are queued, so concurrent or
         repeated polls of the same feed never queue an alert twice. Returns the
-        keys inserted and the number of alerts queued.
+        keys inserted and the number of alerts queued. ``archive`` holds the text of
+        articles to keep; only the ones inserted now are archived, in the same transaction.
         """
         with self.engine.begin() as conn:
             ensure_feed(conn, feed_id, url)
@@ -87,6 +90,7 @@ class EntriesMixin(StoreBase):
                     .where(entries_table.c.feed_id == feed_id, entries_table.c.key.in_(chunk))
                     .values(last_seen=now)
                 )
+            insert_archive(conn, now, [e for e in archive if e.article.key in inserted])
             queued = 0
             for alert in alerts:
                 if alert.article_key not in inserted:
