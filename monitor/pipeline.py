@@ -18,7 +18,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from monitor import metrics
@@ -50,6 +50,12 @@ log = logging.getLogger(__name__)
 #: A feed that answered 410 Gone is asked again this late (the back-off cap), in case
 #: the publisher brings it back; the operator hears of it after ``feed_down_after``.
 GONE_RETRY = timedelta(hours=6)
+
+#: Seconds of processing (parse, entries to articles, match, render) one poll of one
+#: feed may take. The caps bound each step; this bounds their sum over a hostile or
+#: enormous feed. Checked between steps and between entries: a feed over it is
+#: abandoned for this poll as failed (counted, backed off, shown in ``monitor feeds``).
+POLL_BUDGET = 20.0
 
 _story_lock = threading.Lock()
 
@@ -130,11 +136,12 @@ async def poll_feed(
     now: datetime,
     muted: Collection[str] = (),
     rng: random.Random | None = None,
+    budget: float = POLL_BUDGET,
 ) -> PollOutcome:
     """Poll one feed and queue alerts for its new entries; never raises for a feed's fault."""
     started = time.perf_counter()
     try:
-        outcome = await _poll(feed, store, fetcher, ruleset, now, muted, rng)
+        outcome = await _poll(feed, store, fetcher, ruleset, now, muted, rng, budget)
     finally:
         metrics.POLL_SECONDS.observe(time.perf_counter() - started)
     label = "error" if not outcome.ok else "not_modified" if outcome.not_modified else "ok"
@@ -153,6 +160,7 @@ async def _poll(
     now: datetime,
     muted: Collection[str],
     rng: random.Random | None,
+    budget: float = POLL_BUDGET,
 ) -> PollOutcome:
     jitter = (rng or random).uniform(0.0, 0.1)
     state = await asyncio.to_thread(store.feed_state, feed.id)
@@ -167,7 +175,7 @@ async def _poll(
             _log_recovery(feed, errors)
             return PollOutcome(feed.id, True, next_poll, not_modified=True, previous_errors=errors)
         new, queued = await asyncio.to_thread(
-            _process, feed, state, result, store, ruleset(), now, jitter, muted
+            _process, feed, state, result, store, ruleset(), now, jitter, muted, budget
         )
     except FeedError as exc:
         retry_after = exc.retry_after if isinstance(exc, FetchError) else None
@@ -202,26 +210,38 @@ def _process(
     now: datetime,
     jitter: float,
     muted: Collection[str],
+    budget: float = POLL_BUDGET,
 ) -> tuple[int, int]:
-    """The CPU-bound middle of a poll (runs in a thread): parse, match, render, commit."""
+    """The CPU-bound middle of a poll (runs in a thread): parse, match, render, commit.
+
+    Raises ``FeedError`` when the work outgrows ``budget`` seconds (see ``POLL_BUDGET``);
+    nothing is committed then, so the next poll starts over.
+    """
+    check = _budget_check(feed, budget)
     parsed = parse_feed(result)
-    articles = list({a.key: a for a in to_articles(feed, parsed, now)}.values())
-    known = store.known_keys(feed.id, (a.key for a in articles))
+    check("parsing")
+    articles: dict[str, Article] = {}
+    for entry in parsed.entries:  # one entry at a time, so the budget is checked between
+        for article in to_articles(feed, replace(parsed, entries=(entry,)), now):
+            articles.setdefault(article.key, article)
+        check("reading entries")
+    known = store.known_keys(feed.id, list(articles))
     first_poll = state is None or state.first_success is None
     alerts: list[Alert] = []
-    for article in articles:
+    for article in articles.values():
         if article.key in known:
             continue
         if first_poll and not in_backfill(article, feed.backfill, now):
             continue
         alerts.extend(ruleset.alerts_for(article, muted))
+        check("matching")
     next_poll = next_poll_at(now, feed.interval, 0, None, result.max_age, jitter=jitter)
     with _story_lock:  # polls of two feeds carrying one story must not both pass the check
         inserted, queued = store.commit_poll(
             feed_id=feed.id,
             url=feed.url,
             now=now,
-            articles=articles,
+            articles=list(articles.values()),
             alerts=drop_repeated_stories(alerts, store, now),
             status=result.status,
             etag=result.etag,
@@ -234,6 +254,22 @@ def _process(
     if inserted:
         log.info("feed %s: %d new entries, %d alerts queued", feed.id, len(inserted), queued)
     return len(inserted), queued
+
+
+def _budget_check(feed: FeedSource, budget: float) -> Callable[[str], None]:
+    """A check that raises ``FeedError`` once ``budget`` seconds have passed since now."""
+    deadline = time.monotonic() + budget
+
+    def check(stage: str) -> None:
+        if time.monotonic() > deadline:
+            raise FeedError(
+                f"processing took longer than {budget:g} s (while {stage}); "
+                "abandoned for this poll",
+                feed_id=feed.id,
+                url=feed.url,
+            )
+
+    return check
 
 
 def drop_repeated_stories(alerts: list[Alert], store: Store, now: datetime) -> list[Alert]:

@@ -33,7 +33,9 @@ from monitor.deliver.notifier import ConsoleNotifier, Notifier, TelegramNotifier
 from monitor.deliver.sender import Sender, SendStats
 from monitor.exceptions import ConfigError, NotifyError, StorageError
 from monitor.fetch import DEFAULT_USER_AGENT, Fetcher, FetchSettings
+from monitor.match import REGEX_TIMEOUT
 from monitor.models import Channel, FeedSource, utc_now
+from monitor.outage import OutageLog
 from monitor.pipeline import PollOutcome, Ruleset, poll_feed
 from monitor.render import operator_alerts as operator
 from monitor.render.digest import DigestItem, digest_due, render_digest
@@ -50,6 +52,15 @@ RELOAD_POLL_SECONDS = 2.0  # config files are checked this often (plus SIGHUP)
 SHUTDOWN_GRACE = 6.0  # seconds in-flight polls get to finish on SIGTERM
 DIGEST_LEASE = timedelta(seconds=60)
 BOT_LEASE = timedelta(seconds=30)  # one worker answers Telegram commands; renewed every 10 s
+MIN_FEED_LEASE = timedelta(seconds=60)  # a claimed feed's lease, renewed every third of it
+
+
+def feed_lease(settings: FetchSettings) -> timedelta:
+    """How long a claimed feed stays ours without renewal: longer than one fetch, and
+    renewed every third of it while the poll runs, so a slow poll (a fetch near its
+    timeout, then up to ``POLL_BUDGET`` of processing) is never polled twice at once;
+    a crashed worker's feeds pass on when it lapses."""
+    return max(MIN_FEED_LEASE, timedelta(seconds=settings.timeout * 2 + 10))
 
 
 def make_notifier(settings: Settings) -> Notifier:
@@ -177,6 +188,7 @@ class Worker:
     last_tick: datetime | None = None
     _sighup: bool = False
     _last_reload_error: str | None = None
+    outage: OutageLog = field(default_factory=OutageLog)
 
     async def run(self) -> None:
         self.owner = _owner_id()
@@ -188,7 +200,10 @@ class Worker:
 
     async def _run(self) -> None:
         self.notifier = self.notifier or make_notifier(self.settings)
-        self.ruleset = Ruleset.from_settings(self.settings)
+        self.loop = asyncio.get_running_loop()
+        self._regex_reported: set[str] = set()
+        self.ruleset = self._watch_regex(Ruleset.from_settings(self.settings))
+        self._unreleased: set[str] = set()  # feeds whose poll ended in an outage
         self.feeds = {feed.id: feed for feed in self.settings.feeds}
         self.muted: frozenset[str] = frozenset()
         self.in_flight: set[asyncio.Task[None]] = set()
@@ -205,6 +220,7 @@ class Worker:
             paced=self.settings.telegram.token is not None,
             owner=self.owner,
         )
+        self.sender.outage = self.outage
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.scheduler.add_job(
             self._tick,
@@ -249,7 +265,8 @@ class Worker:
                 await asyncio.to_thread(self.store.release_feeds, self.owner)
             await self.fetcher.aclose()
             await self.notifier.close()
-            self.store.close()
+            with contextlib.suppress(StorageError):
+                await asyncio.to_thread(self.store.close)
             log.info("worker stopped")
 
     async def _start_extras(self, stack: contextlib.AsyncExitStack) -> None:
@@ -286,8 +303,8 @@ class Worker:
                     held = await asyncio.to_thread(
                         self.store.hold_lease, "bot", self.owner, self.clock(), BOT_LEASE
                     )
-                except StorageError as exc:
-                    log.error("database unavailable: %s", exc)
+                except StorageError as exc:  # keep what we have; retried in a third of the lease
+                    self.outage.failed(exc, "bot lease")
                     held = bot is not None
                 if held and bot is None:
                     bot = contextlib.AsyncExitStack()
@@ -323,11 +340,15 @@ class Worker:
         loop = asyncio.get_running_loop()
         budget_end = loop.time() + TICK_BUDGET
         capacity = self.fetcher.settings.concurrency * 2
-        lease = timedelta(seconds=self.fetcher.settings.timeout * 2 + 10)
+        lease = feed_lease(self.fetcher.settings)
         self.last_tick = self.clock()
         try:
             self.muted = frozenset(await asyncio.to_thread(self.store.active_mutes, self.clock()))
             metrics.ALERTS_PENDING.set(await asyncio.to_thread(self.store.pending_count))
+            self.outage.ok()
+            if self._unreleased:  # polls cut short by an outage: poll them again now
+                await asyncio.to_thread(self.store.release_feeds, self.owner, self._unreleased)
+                self._unreleased.clear()
             while not self.stop.is_set():
                 room = capacity - len(self.in_flight)
                 claimed = []
@@ -343,7 +364,7 @@ class Worker:
                     set(self.in_flight), timeout=1.0, return_when=asyncio.FIRST_COMPLETED
                 )
         except StorageError as exc:
-            log.error("database unavailable: %s", exc)
+            self.outage.failed(exc, "schedule")
 
     async def _start_polls(self, feed_ids: list[str], now: datetime) -> None:
         for feed_id in feed_ids:
@@ -356,6 +377,7 @@ class Worker:
             task.add_done_callback(self.in_flight.discard)
 
     async def _poll(self, feed: FeedSource, now: datetime) -> None:
+        renewer = asyncio.create_task(self._renew_lease(feed.id))
         try:
             outcome = await poll_feed(
                 feed,
@@ -365,17 +387,55 @@ class Worker:
                 now=now,
                 muted=self.muted,
             )
-        except StorageError as exc:  # its lease expires; polled again then
-            log.error("feed %s: database unavailable: %s", feed.id, exc)
+        except StorageError as exc:  # released (and so polled again) once the database is back
+            self.outage.failed(exc, f"poll of feed {feed.id}")
+            self._unreleased.add(feed.id)
             return
         except Exception:
             log.exception("feed %s: unexpected error while polling (a bug; please report)", feed.id)
             with contextlib.suppress(StorageError):
                 await asyncio.to_thread(self.store.release_feeds, self.owner, [feed.id])
             return
+        finally:
+            await _cancel(renewer)
         if outcome.alerts:
             self.wake_sender.set()
         await self._operator_feed_change(feed, outcome)
+
+    async def _renew_lease(self, feed_id: str) -> None:
+        """Keep a running poll's feed leased to us (see ``feed_lease``); ends with the poll."""
+        lease = feed_lease(self.fetcher.settings)
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            try:
+                ours = await asyncio.to_thread(
+                    self.store.renew_feed, self.owner, feed_id, self.clock(), lease
+                )
+            except StorageError as exc:
+                self.outage.failed(exc, f"lease of feed {feed_id}")
+                continue
+            if not ours:
+                log.warning("feed %s: lost its lease while the poll was still running", feed_id)
+                return
+
+    def _watch_regex(self, ruleset: Ruleset) -> Ruleset:
+        """Hook the matcher so a ``re:`` term that times out reaches the operator once."""
+        ruleset.matcher.on_regex_timeout = self._regex_timed_out
+        return ruleset
+
+    def _regex_timed_out(self, term: str) -> None:
+        """Called from the matching thread (the matcher has logged it already)."""
+        if term in self._regex_reported or not self.settings.telegram.admin_chat:
+            return
+        self._regex_reported.add(term)
+        now = self.clock()
+        try:
+            self.store.queue_alert(operator.regex_timeout(term, REGEX_TIMEOUT, now), now)
+        except StorageError as exc:
+            log.error("could not queue the operator alert for term %r: %s", term, exc)
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closing
+            self.loop.call_soon_threadsafe(self.wake_sender.set)
 
     async def _operator_feed_change(self, feed: FeedSource, outcome: PollOutcome) -> None:
         if not self.settings.telegram.admin_chat:
@@ -404,14 +464,22 @@ class Worker:
 
     async def _digests(self) -> None:
         channels = delivery_channels(self.settings, self.ruleset)
-        queued = await asyncio.to_thread(
-            flush_digests, self.store, channels, self.owner, self.clock()
-        )
+        try:
+            queued = await asyncio.to_thread(
+                flush_digests, self.store, channels, self.owner, self.clock()
+            )
+        except StorageError as exc:  # the next run (30 s) tries again
+            self.outage.failed(exc, "digests")
+            return
         if queued:
             self.wake_sender.set()
 
     async def _prune(self) -> None:
-        removed = await asyncio.to_thread(self.store.prune_entries, self.clock(), RETENTION)
+        try:
+            removed = await asyncio.to_thread(self.store.prune_entries, self.clock(), RETENTION)
+        except StorageError as exc:  # the next run (6 h) tries again
+            self.outage.failed(exc, "pruning")
+            return
         if removed:
             log.info("forgot %d entries that left their feeds over %s ago", removed, RETENTION)
 
@@ -448,6 +516,9 @@ class Worker:
                 if woken or current != seen:  # an unchanged file reloads as a no-op
                     try:
                         await self.reload(announce=sighup)
+                    except StorageError as exc:  # not swapped: tried again on the next round
+                        self.outage.failed(exc, "configuration reload")
+                        continue
                     except Exception:  # a bug in a reload must never stop the worker
                         log.exception(
                             "configuration reload crashed; the previous one keeps running"
@@ -518,7 +589,7 @@ class Worker:
             old = old_feeds.get(feed_id)
             if old is not None and old.interval != feed.interval:
                 await asyncio.to_thread(self.store.reschedule_feed, feed_id, now + feed.interval)
-        self.settings, self.ruleset, self.feeds = settings, ruleset, new_feeds
+        self.settings, self.ruleset, self.feeds = settings, self._watch_regex(ruleset), new_feeds
         for warning in settings.warnings:
             log.warning("%s", warning)
         self.sender.channels = delivery_channels(settings, ruleset)

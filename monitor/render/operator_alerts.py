@@ -73,3 +73,16 @@ def reload_failed(problems: str, now: datetime) -> Alert:
         f"{problems}\nThe previous configuration keeps running.",
         now,
     )
+
+
+def regex_timeout(term: str, seconds: float, now: datetime) -> Alert:
+    """A ``re:`` term hit the time limit: it finds nothing in such articles until fixed."""
+    return operator_alert(
+        "regex-timeout",
+        term,
+        "monitor: a rule's regular expression is too slow",
+        f"The term {term} took longer than {seconds:g} s on one article and was skipped "
+        "for it (and will be for any like it). `monitor check` flags nested quantifiers "
+        "such as (\\w+\\s?)+; simplify the expression.",
+        now,
+    )
