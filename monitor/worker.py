@@ -171,7 +171,7 @@ async def run_once(settings: Settings, notifier: Notifier | None = None) -> Once
         pending = await asyncio.to_thread(store.pending_count)
     finally:
         await notifier.close()
-        store.close()
+        await asyncio.to_thread(store.close)
     return OnceReport(tuple(outcomes), stats, pending)
 
 
