@@ -204,6 +204,7 @@ class Worker:
         self._regex_reported: set[str] = set()
         self.ruleset = self._watch_regex(Ruleset.from_settings(self.settings))
         self._unreleased: set[str] = set()  # feeds whose poll ended in an outage
+        self._polling: set[str] = set()  # feeds with a poll in flight
         self.feeds = {feed.id: feed for feed in self.settings.feeds}
         self.muted: frozenset[str] = frozenset()
         self.in_flight: set[asyncio.Task[None]] = set()
@@ -347,8 +348,9 @@ class Worker:
             metrics.ALERTS_PENDING.set(await asyncio.to_thread(self.store.pending_count))
             self.outage.ok()
             if self._unreleased:  # polls cut short by an outage: poll them again now
-                await asyncio.to_thread(self.store.release_feeds, self.owner, self._unreleased)
-                self._unreleased.clear()
+                idle = self._unreleased - self._polling
+                await asyncio.to_thread(self.store.release_feeds, self.owner, idle)
+                self._unreleased -= idle
             while not self.stop.is_set():
                 room = capacity - len(self.in_flight)
                 claimed = []
@@ -378,6 +380,7 @@ class Worker:
 
     async def _poll(self, feed: FeedSource, now: datetime) -> None:
         renewer = asyncio.create_task(self._renew_lease(feed.id))
+        self._polling.add(feed.id)
         try:
             outcome = await poll_feed(
                 feed,
@@ -397,6 +400,7 @@ class Worker:
                 await asyncio.to_thread(self.store.release_feeds, self.owner, [feed.id])
             return
         finally:
+            self._polling.discard(feed.id)
             await _cancel(renewer)
         if outcome.alerts:
             self.wake_sender.set()
@@ -424,18 +428,25 @@ class Worker:
         return ruleset
 
     def _regex_timed_out(self, term: str) -> None:
-        """Called from the matching thread (the matcher has logged it already)."""
+        """Called from the matching thread (the matcher has logged it already): hand the
+        operator alert to the loop, so the matching thread never waits for the database."""
+        with contextlib.suppress(RuntimeError):  # the loop is closing
+            asyncio.run_coroutine_threadsafe(self._report_regex_timeout(term), self.loop)
+
+    async def _report_regex_timeout(self, term: str) -> None:
+        """One operator alert per slow term for the worker's lifetime (reloads included)."""
         if term in self._regex_reported or not self.settings.telegram.admin_chat:
             return
         self._regex_reported.add(term)
         now = self.clock()
+        alert = operator.regex_timeout(term, REGEX_TIMEOUT, now)
         try:
-            self.store.queue_alert(operator.regex_timeout(term, REGEX_TIMEOUT, now), now)
+            await asyncio.to_thread(self.store.queue_alert, alert, now)
         except StorageError as exc:
             log.error("could not queue the operator alert for term %r: %s", term, exc)
+            self._regex_reported.discard(term)  # a later timeout (after a reload) tries again
             return
-        with contextlib.suppress(RuntimeError):  # the loop is closing
-            self.loop.call_soon_threadsafe(self.wake_sender.set)
+        self.wake_sender.set()
 
     async def _operator_feed_change(self, feed: FeedSource, outcome: PollOutcome) -> None:
         if not self.settings.telegram.admin_chat:
