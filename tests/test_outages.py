@@ -70,7 +70,10 @@ def outage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Outage]:
             # goes: drop the pool, as a restarted volume would, so the worker must reopen it
             worker.store.engine.dispose()
 
-        yield Outage(f"sqlite:///{folder / 'monitor.db'}", cut_sqlite, lambda: away.rename(folder))
+        def restore_sqlite() -> None:
+            away.rename(folder)
+
+        yield Outage(f"sqlite:///{folder / 'monitor.db'}", cut_sqlite, restore_sqlite)
         return
     url = sa.engine.make_url(request.getfixturevalue("postgres_url"))
     with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
