@@ -25,8 +25,9 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -61,6 +62,18 @@ log = logging.getLogger(__name__)
 #: A feed that answered 410 Gone is asked again this late (the back-off cap), in case
 #: the publisher brings it back; the operator hears of it after ``feed_down_after``.
 GONE_RETRY = timedelta(hours=6)
+
+#: Seconds of processing (parse, entries to articles, match, render) one poll of one
+#: feed may take. The caps bound each step; this bounds their sum over a hostile or
+#: enormous feed. Checked between steps and between entries: a feed over it is
+#: abandoned for this poll as failed (counted, backed off, shown in ``monitor feeds``).
+POLL_BUDGET = 20.0
+
+#: One poll at a time does CPU-bound work (parse, articles, match) in this process.
+#: Python threads share one GIL: several CPU-bound threads at once made the event
+#: loop (sender, bot, /healthz) wait up to 1.5 s for it, one at a time ~0.1–0.3 s,
+#: for ~7 % less throughput (bench/loop_stall.py). Hold it with ``cpu_slot()``.
+CPU_LOCK = threading.Lock()
 
 _story_lock = threading.Lock()
 
@@ -258,11 +271,14 @@ async def poll_feed(
     muted: Collection[str] = (),
     rng: random.Random | None = None,
     translator: Translator | None = None,
+    budget: float = POLL_BUDGET,
 ) -> PollOutcome:
     """Poll one feed and queue alerts for its new entries; never raises for a feed's fault."""
     started = time.perf_counter()
     try:
-        outcome = await _poll(feed, store, fetcher, ruleset, now, muted, rng, translator)
+        outcome = await _poll(
+            feed, store, fetcher, ruleset, now, muted, rng, translator, budget
+        )
     finally:
         metrics.POLL_SECONDS.observe(time.perf_counter() - started)
     label = "error" if not outcome.ok else "not_modified" if outcome.not_modified else "ok"
@@ -282,6 +298,7 @@ async def _poll(
     muted: Collection[str],
     rng: random.Random | None,
     translator: Translator | None,
+    budget: float = POLL_BUDGET,
 ) -> PollOutcome:
     jitter = (rng or random).uniform(0.0, 0.1)
     state = await asyncio.to_thread(store.feed_state, feed.id)
@@ -296,10 +313,13 @@ async def _poll(
             _log_recovery(feed, errors)
             return PollOutcome(feed.id, True, next_poll, not_modified=True, previous_errors=errors)
         rules = ruleset()
-        prepared = await asyncio.to_thread(_prepare, feed, state, result, store, rules, now, muted)
+        spent = ProcessingBudget(feed, budget)
+        prepared = await asyncio.to_thread(
+            _prepare, feed, state, result, store, rules, now, muted, spent
+        )
         translations = await translate_candidates(prepared.candidates, rules, translator)
         new, queued = await asyncio.to_thread(
-            _commit, feed, prepared, translations, result, store, rules, now, jitter
+            _commit, feed, prepared, translations, result, store, rules, now, jitter, spent
         )
     except FeedError as exc:
         retry_after = exc.retry_after if isinstance(exc, FetchError) else None
@@ -343,21 +363,35 @@ def _prepare(
     ruleset: Ruleset,
     now: datetime,
     muted: Collection[str],
+    spent: ProcessingBudget,
 ) -> _Prepared:
-    """CPU-bound (runs in a thread): parse, find the new entries, match."""
-    parsed = parse_feed(result)
-    articles = list({a.key: a for a in to_articles(feed, parsed, now)}.values())
-    known = store.known_keys(feed.id, (a.key for a in articles))
+    """CPU-bound (runs in a thread): parse, find the new entries, match.
+
+    Raises ``FeedError`` when the work outgrows the poll's budget (see
+    ``POLL_BUDGET``); nothing is committed then, so the next poll starts over.
+    """
+    with spent.cpu_slot():
+        parsed = parse_feed(result)
+        spent.check("parsing")
+        by_key: dict[str, Article] = {}
+        for entry in parsed.entries:  # one at a time, so the budget is checked between
+            for article in to_articles(feed, replace(parsed, entries=(entry,)), now):
+                by_key.setdefault(article.key, article)
+            spent.check("reading entries")
+    articles = list(by_key.values())
+    known = store.known_keys(feed.id, list(by_key))
     first_poll = state is None or state.first_success is None
     candidates: list[Candidate] = []
-    for article in articles:
-        if article.key in known:
-            continue
-        if first_poll and not in_backfill(article, feed.backfill, now):
-            continue
-        candidate = ruleset.matches_for(article, muted)
-        if candidate.per_channel:
-            candidates.append(candidate)
+    with spent.cpu_slot():
+        for article in articles:
+            if article.key in known:
+                continue
+            if first_poll and not in_backfill(article, feed.backfill, now):
+                continue
+            candidate = ruleset.matches_for(article, muted)
+            if candidate.per_channel:
+                candidates.append(candidate)
+            spent.check("matching")
     fresh = [a for a in articles if a.key not in known]
     return _Prepared(articles, candidates, parsed.warning, fresh)
 
@@ -371,13 +405,16 @@ def _commit(
     ruleset: Ruleset,
     now: datetime,
     jitter: float,
+    spent: ProcessingBudget,
 ) -> tuple[int, int]:
     """The second half (runs in a thread): render, drop repeated stories, commit."""
     alerts: list[Alert] = []
-    for candidate, translated in zip(prepared.candidates, translations, strict=True):
-        alerts.extend(ruleset.render(candidate, translated))
+    with spent.cpu_slot():
+        for candidate, translated in zip(prepared.candidates, translations, strict=True):
+            alerts.extend(ruleset.render(candidate, translated))
+        archive = archive_entries(prepared.fresh, now, ruleset.keep_text)
+        spent.check("rendering")
     next_poll = next_poll_at(now, feed.interval, 0, None, result.max_age, jitter=jitter)
-    archive = archive_entries(prepared.fresh, now, ruleset.keep_text)
     with _story_lock:  # polls of two feeds carrying one story must not both pass the check
         inserted, queued = store.commit_poll(
             feed_id=feed.id,
@@ -397,6 +434,39 @@ def _commit(
     if inserted:
         log.info("feed %s: %d new entries, %d alerts queued", feed.id, len(inserted), queued)
     return len(inserted), queued
+
+
+class ProcessingBudget:
+    """The CPU time one poll has used, counted only while it holds ``CPU_LOCK`` (time
+    spent waiting for the lock or for the database is not the feed's fault)."""
+
+    def __init__(self, feed: FeedSource, seconds: float = POLL_BUDGET) -> None:
+        self.feed = feed
+        self.seconds = seconds
+        self.used = 0.0
+        self._since: float | None = None
+
+    @contextmanager
+    def cpu_slot(self) -> Iterator[ProcessingBudget]:
+        """Hold the process's CPU slot (see ``CPU_LOCK``) and count the time against us."""
+        with CPU_LOCK:
+            self._since = time.monotonic()
+            try:
+                yield self
+            finally:
+                self.used += time.monotonic() - self._since
+                self._since = None
+
+    def check(self, stage: str) -> None:
+        """Raise ``FeedError`` once the budget is spent (call it between units of work)."""
+        used = self.used + (time.monotonic() - self._since if self._since is not None else 0.0)
+        if used > self.seconds:
+            raise FeedError(
+                f"processing took longer than {self.seconds:g} s (while {stage}); "
+                "abandoned for this poll",
+                feed_id=self.feed.id,
+                url=self.feed.url,
+            )
 
 
 def drop_repeated_stories(alerts: list[Alert], store: Store, now: datetime) -> list[Alert]:

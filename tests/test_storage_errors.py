@@ -56,6 +56,7 @@ def plausible_calls(now: datetime) -> dict[str, Callable[[Store], Any]]:
         "reschedule_feed": lambda s: s.reschedule_feed("f", now + minute),
         "claim_due_feeds": lambda s: s.claim_due_feeds("w1", now, minute, 10),
         "release_feeds": lambda s: s.release_feeds("w1", ["f"]),
+        "renew_feed": lambda s: s.renew_feed("w1", "f", now, minute),
         "known_keys": lambda s: s.known_keys("f", ["k1"]),
         "commit_poll": lambda s: s.commit_poll(
             feed_id="f",
