@@ -2,7 +2,7 @@
 
 The worker runs parse → articles → match in ``asyncio.to_thread``; the event loop
 (polls, sender, bot, /healthz) keeps running only while that thread lets go of
-the GIL. This script runs each stage of ``pipeline._process`` on hostile and
+the GIL. This script runs each stage of ``pipeline._prepare`` on hostile and
 ordinary feeds in a thread, exactly as the worker does, while an asyncio loop
 in the main thread sleeps 5 ms at a time and records how late it wakes up: the
 largest lateness is the longest the loop was frozen. The ordinary feed is the
@@ -88,7 +88,7 @@ RULES = [
 
 
 def process(body: bytes) -> int:
-    """parse → articles → match: the CPU part of ``pipeline._process``."""
+    """parse → articles → match: the CPU part of ``pipeline._prepare``."""
     matcher = _MATCHER
     fetched = FetchResult(feed_id="w", url="https://news.example/feed", status=200, content=body)
     parsed = parse_feed(fetched)
