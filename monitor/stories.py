@@ -1,19 +1,22 @@
 """Story identity: when two articles are the same story (pure).
 
-Today a story is the same canonical link or GUID, or a near-identical
-normalised title within a day in the same channel (``is_same_story``).
+Copies: the same canonical link or GUID, or a near-identical normalised title
+within a day in the same channel (``is_same_story``). Events across sources and
+languages: ``same_story`` / ``find_story`` on ``StoryCandidate`` (below).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from datetime import timedelta
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from rapidfuzz import fuzz, process
 
-from monitor.models import Article
-from monitor.text import words
+from monitor.models import Article, Match
+from monitor.text import guess_language, normalize_token, raw_tokens, script, words
 
 SAME_STORY_WINDOW = timedelta(hours=24)
 SAME_STORY_SCORE = 92.0  # rapidfuzz ratio of normalised titles
@@ -47,3 +50,465 @@ def is_same_story(key: str, seen: Sequence[str]) -> bool:
     candidates = [s for s in seen if _NUMBER.findall(s) == numbers]
     best = process.extractOne(key, candidates, scorer=fuzz.ratio, score_cutoff=SAME_STORY_SCORE)
     return best is not None
+
+
+# ----------------------------------------------------------- stories across languages
+#
+# ``same_story`` decides whether two alerted articles report the same *event*, in
+# the same or another language. Precision first: merging two events hides news,
+# a missed merge costs one message. So hard vetoes come first (different round
+# or session numbers, different directions — a truce in the south is not one in
+# the north), then a score from evidence:
+#
+# - the rules both matched, and the matched terms both share (a rule's terms
+#   already align languages: Astana/أستانا/Астана; compared on a consonant
+#   skeleton of a simple Latin transliteration, so spellings may differ);
+# - named people and places: capitalised Latin and Cyrillic words, plus the
+#   matched terms (Arabic has no capitals), compared the same way; two articles
+#   that both name people and share none are held apart (two ministers);
+# - numbers and dates in the title and lead (Arabic-Indic digits normalised,
+#   written-out ordinals "ninth"/"التاسعة"/"девятый" read as 9);
+# - title and lead similarity when both are in the same language;
+# - time proximity.
+#
+# Cost: ``find_story`` compares a new article only with candidates published
+# within ``window`` of it and only with the newest ``MAX_COMPARE`` of those; each
+# comparison is bounded by ``MAX_NAMES`` × ``MAX_NAMES`` fuzzy comparisons of
+# short strings and two fuzzy ratios over at most ``LEAD_CHARS`` characters.
+
+STORY_WINDOW = timedelta(hours=24)
+MAX_COMPARE = 200  # newest candidates compared per new article
+MAX_NAMES = 24
+MAX_TERMS = 24
+LEAD_CHARS = 400
+TITLE_CHARS = 300
+STORY_THRESHOLD = 3.0  # score at or above which two articles are one story
+
+_CYRILLIC_LATIN = dict(
+    zip(
+        "абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
+        [
+            "a",
+            "b",
+            "v",
+            "g",
+            "d",
+            "e",
+            "e",
+            "zh",
+            "z",
+            "i",
+            "y",
+            "k",
+            "l",
+            "m",
+            "n",
+            "o",
+            "p",
+            "r",
+            "s",
+            "t",
+            "u",
+            "f",
+            "kh",
+            "ts",
+            "ch",
+            "sh",
+            "sh",
+            "_",
+            "y",
+            "_",
+            "e",
+            "yu",
+            "ya",
+        ],
+        strict=True,
+    )
+)
+_CYRILLIC_LATIN["ъ"] = _CYRILLIC_LATIN["ь"] = ""
+_ARABIC_LATIN = {
+    "ا": "a", "ب": "b", "ت": "t", "ث": "th", "ج": "j", "ح": "h", "خ": "kh", "د": "d",
+    "ذ": "dh", "ر": "r", "ز": "z", "س": "s", "ش": "sh", "ص": "s", "ض": "d", "ط": "t",
+    "ظ": "z", "ع": "", "غ": "gh", "ف": "f", "ق": "q", "ك": "k", "ل": "l", "م": "m",
+    "ن": "n", "ه": "h", "و": "w", "ي": "y", "ء": "", "ؤ": "", "ئ": "", "ة": "a", "ى": "a",
+    "أ": "a", "إ": "i", "آ": "a", "پ": "p", "چ": "ch", "گ": "g", "ڤ": "v",
+}  # fmt: skip
+_DIGRAPHS = (("sh", "s"), ("ch", "c"), ("kh", "k"), ("zh", "j"), ("gh", "g"), ("th", "t"),
+             ("ph", "f"), ("ts", "c"), ("dh", "d"), ("ck", "k"), ("q", "k"), ("x", "ks"),
+             ("v", "f"), ("p", "b"), ("c", "k"), ("z", "s"))  # fmt: skip
+_SKELETON_DROP = set("aeiouyhw'_-")
+
+
+def transliterate(word: str) -> str:
+    """A simple Latin spelling of a Latin, Cyrillic or Arabic word (lower case, no marks)."""
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFKD", word.casefold()):
+        if unicodedata.combining(ch):
+            continue
+        if ch in _CYRILLIC_LATIN:
+            out.append(_CYRILLIC_LATIN[ch])
+        elif ch in _ARABIC_LATIN:
+            out.append(_ARABIC_LATIN[ch])
+        elif ch.isascii() and ch.isalnum():
+            out.append(ch)
+    return "".join(out)
+
+
+def skeleton(word: str) -> str:
+    """Consonants of the transliteration (Lavrov, Лавров, لافروف → ``lfrf``).
+
+    Arabic writes few vowels and has no v or p, so names are compared on
+    consonants with v→f, p→b and digraphs folded; a leading Arabic article
+    ``al-`` is dropped.
+    """
+    s = transliterate(word)
+    if s.startswith("al") and script(word) == "arabic" and len(s) > 4:
+        s = s[2:]
+    for a, b in _DIGRAPHS:
+        s = s.replace(a, b)
+    out: list[str] = []
+    for ch in s:
+        if ch in _SKELETON_DROP or ch.isdigit():
+            continue
+        if out and out[-1] == ch:
+            continue
+        out.append(ch)
+    return "".join(out)
+
+
+# ordinals written out, read as numbers
+_EN_ORDINALS = {
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
+    "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12,
+}  # fmt: skip
+_RU_ORDINAL_RE = re.compile(
+    r"(перв|втор|трет|четверт|пят|шест|седьм|восьм|девят|десят|одиннадцат|двенадцат)"
+    r"(ый|ого|ому|ым|ом|ой|ая|ую|ое|ые|ых|ыми|ий|ья|ье|ьего|ьей|ьему|ьим|ьем|ью|ьи|ьих)"
+)
+_RU_ORDINAL_STEMS = {
+    "перв": 1, "втор": 2, "трет": 3, "четверт": 4, "пят": 5, "шест": 6, "седьм": 7,
+    "восьм": 8, "девят": 9, "десят": 10, "одиннадцат": 11, "двенадцат": 12,
+}  # fmt: skip
+_AR_ORDINAL_BASES = {
+    "اول": 1, "ثاني": 2, "ثالث": 3, "رابع": 4, "خامس": 5, "سادس": 6, "سابع": 7,
+    "ثامن": 8, "تاسع": 9, "عاشر": 10,
+}  # fmt: skip
+_AR_ORDINALS: dict[str, int] = {"الاولي": 1, "اولي": 1}
+for _base, _n in _AR_ORDINAL_BASES.items():
+    for _form in (_base, _base + "ه", "ال" + _base, "ال" + _base + "ه"):
+        _AR_ORDINALS[_form] = _n
+# words after or before which a number is a round/session number
+_SESSION_WORDS = {
+    "round", "rounds", "session", "meeting", "summit", "phase", "stage",
+    "раунд", "раунда", "раунде", "тур", "тура", "туре", "заседание", "этап", "этапа",
+    "جوله", "الجوله", "جولات", "دوره", "الدوره", "مرحله", "المرحله",
+}  # fmt: skip
+_ORDINAL_SUFFIX_RE = re.compile(r"^(\d{1,3})(st|nd|rd|th|й|я|е|го|м)$")
+# directions: two reports of the same event do not disagree on where it is
+_DIRECTIONS = {
+    "south": "S", "southern": "S", "جنوب": "S", "الجنوب": "S", "جنوبي": "S", "الجنوبي": "S",
+    "الجنوبيه": "S", "جنوبيه": "S", "юг": "S", "юге": "S", "южный": "S", "южной": "S",
+    "южном": "S", "южная": "S", "юга": "S",
+    "north": "N", "northern": "N", "شمال": "N", "الشمال": "N", "شمالي": "N", "الشمالي": "N",
+    "الشماليه": "N", "شماليه": "N", "север": "N", "севере": "N", "северный": "N",
+    "северной": "N", "северном": "N", "северная": "N", "севера": "N",
+    "east": "E", "eastern": "E", "شرق": "E", "الشرق": "E", "شرقي": "E", "الشرقي": "E",
+    "الشرقيه": "E", "восток": "E", "востоке": "E", "восточный": "E", "восточной": "E",
+    "восточном": "E",
+    "west": "W", "western": "W", "غرب": "W", "الغرب": "W", "غربي": "W", "الغربي": "W",
+    "الغربيه": "W", "запад": "W", "западе": "W", "западный": "W", "западной": "W",
+    "западном": "W",
+}  # fmt: skip
+# capitalised words that are not names
+_NOT_NAMES = {
+    "the", "a", "an", "in", "on", "at", "after", "before", "as", "by", "for", "from", "with",
+    "this", "that", "it", "he", "she", "they", "we", "his", "her", "its", "their", "new",
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+    "january", "february", "march", "april", "may", "june", "july", "august", "september",
+    "october", "november", "december", "minister", "president", "foreign", "defence",
+    "defense", "ministry", "talks", "round", "state", "news", "breaking", "update", "says",
+    "в", "на", "по", "и", "с", "о", "об", "за", "после", "до", "как", "что", "это", "он",
+    "она", "они", "его", "ее", "их", "министр", "глава", "президент", "понедельник",
+    "вторник", "среда", "среду", "четверг", "пятница", "пятницу", "суббота", "субботу",
+    "воскресенье", "января", "февраля", "марта", "апреля", "мая", "июня", "июля",
+    "августа", "сентября", "октября", "ноября", "декабря", "мид", "новый", "новые",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StoryCandidate:
+    """What ``same_story`` compares: an alerted article reduced to its evidence."""
+
+    key: str  # ``story_key`` of the article
+    language: str  # "ar", "ru", "en", … ("" when unknown)
+    title: str
+    lead: str
+    published: datetime
+    rules: frozenset[str] = frozenset()
+    terms: frozenset[str] = frozenset()  # skeletons of the matched terms
+    numbers: frozenset[str] = frozenset()  # digits, ordinals read as digits
+    ordinals: frozenset[str] = frozenset()  # round/session numbers (a veto on mismatch)
+    names: frozenset[str] = frozenset()  # skeletons of capitalised words and matched terms
+    directions: frozenset[str] = frozenset()  # S N E W
+    story: str = ""  # the story id this candidate belongs to (storage sets it)
+    words: frozenset[str] = field(default=frozenset(), repr=False)  # title+lead, normalised
+
+
+@dataclass(frozen=True)
+class StoryVerdict:
+    """The decision for one pair, with the evidence that made it."""
+
+    score: float
+    same: bool
+    reasons: tuple[str, ...]
+
+
+def _clean_text(text: str, limit: int) -> str:
+    text = "".join(
+        ch for ch in text[: limit * 2] if not "\ud800" <= ch <= "\udfff" and ch != "\x00"
+    )
+    return " ".join(text.split())[:limit]
+
+
+def _number_features(tokens: list[str]) -> tuple[set[str], set[str]]:
+    """Numbers and round/session numbers from raw tokens (any script)."""
+    numbers: set[str] = set()
+    ordinals: set[str] = set()
+    norm = [normalize_token(t) for t in tokens]
+    for i, w in enumerate(norm):
+        value: str | None = None
+        if w.isdigit() and len(w) <= 12:
+            value = str(int(w))
+        elif m := _ORDINAL_SUFFIX_RE.match(w):
+            value = str(int(m.group(1))), True
+        elif w in _EN_ORDINALS:
+            value = str(_EN_ORDINALS[w]), True
+        elif (m := _RU_ORDINAL_RE.fullmatch(w)) is not None:
+            value = str(_RU_ORDINAL_STEMS[m.group(1)]), True
+        else:
+            bare = w[1:] if w.startswith(("و", "ل", "ب")) and w[1:] in _AR_ORDINALS else w
+            if bare in _AR_ORDINALS:
+                value = str(_AR_ORDINALS[bare]), True
+        if value is None:
+            continue
+        numbers.add(value)
+        near = norm[max(0, i - 2) : i] + norm[i + 1 : i + 3]
+        if any(n in _SESSION_WORDS for n in near):
+            ordinals.add(value)
+    return numbers, ordinals
+
+
+def _name_features(tokens: list[str]) -> set[str]:
+    names: set[str] = set()
+    for raw in tokens:
+        if len(names) >= MAX_NAMES:
+            break
+        sc = script(raw)
+        if sc not in ("latin", "cyrillic") or not raw[:1].isupper() or len(raw) < 3:
+            continue
+        if raw.isupper() and len(raw) <= 4:
+            continue  # acronyms: UN, MFA, ООН are not names of people or places
+        if normalize_token(raw) in _NOT_NAMES:
+            continue
+        sk = skeleton(raw)
+        if len(sk) >= 2:
+            names.add(sk)
+    return names
+
+
+def make_candidate(
+    *,
+    key: str,
+    title: str,
+    lead: str,
+    published: datetime,
+    language: str | None = None,
+    rules: Iterable[str] = (),
+    terms: Iterable[str] = (),
+    story: str = "",
+) -> StoryCandidate:
+    """Build a candidate from plain values (``candidate_from`` does it from an Article)."""
+    title = _clean_text(title, TITLE_CHARS)
+    lead = _clean_text(lead, LEAD_CHARS)
+    if published.tzinfo is None:
+        published = published.replace(tzinfo=UTC)
+    text = f"{title}\n{lead}"
+    tokens = raw_tokens(text)
+    numbers, ordinals = _number_features(tokens)
+    names = _name_features(tokens)
+    term_skeletons: set[str] = set()
+    for term in list(terms)[:MAX_TERMS]:
+        sk = "".join(skeleton(w) for w in words(_clean_text(str(term), 100)))
+        if len(sk) >= 2:
+            term_skeletons.add(sk)
+            if len(names) < MAX_NAMES:
+                names.add(sk)
+    directions = {_DIRECTIONS[w] for w in words(text) if w in _DIRECTIONS}
+    return StoryCandidate(
+        key=key,
+        language=(language or guess_language(text) or "").split("-")[0].lower(),
+        title=title,
+        lead=lead,
+        published=published.astimezone(UTC),
+        rules=frozenset(_clean_text(r, 200) for r in list(rules)[:MAX_TERMS]),
+        terms=frozenset(term_skeletons),
+        numbers=frozenset(numbers),
+        ordinals=frozenset(ordinals),
+        names=frozenset(names),
+        directions=frozenset(directions),
+        story=story or key,
+        words=frozenset(words(text)),
+    )
+
+
+def candidate_from(
+    article: Article, matches: Sequence[Match], *, story: str = ""
+) -> StoryCandidate:
+    """The candidate for an alerted article: its title, lead, rules and matched terms.
+
+    Articles without a publication time should be given one (first seen) by the
+    caller; the epoch stands in so that they never fall inside a window by accident.
+    """
+    terms = [hit.text or hit.term for m in matches for hit in m.hits]
+    return make_candidate(
+        key=story_key(article),
+        title=article.title,
+        lead=article.summary or article.content,
+        published=article.published or datetime(1970, 1, 1, tzinfo=UTC),
+        language=article.language,
+        rules=[m.rule for m in matches],
+        terms=terms,
+        story=story,
+    )
+
+
+def _fuzzy_shared(a: frozenset[str], b: frozenset[str]) -> int:
+    """How many of the smaller set have a near-identical skeleton in the other."""
+    small, large = (a, b) if len(a) <= len(b) else (b, a)
+    shared = 0
+    for x in sorted(small):
+        if x in large:
+            shared += 1
+            continue
+        if len(x) >= 4:
+            best = process.extractOne(x, sorted(large), scorer=fuzz.ratio, score_cutoff=80)
+            if best is not None:
+                shared += 1
+    return shared
+
+
+def _years(numbers: frozenset[str]) -> frozenset[str]:
+    return frozenset(n for n in numbers if len(n) == 4 and 1900 <= int(n) <= 2100)
+
+
+def same_story(
+    a: StoryCandidate, b: StoryCandidate, *, window: timedelta = STORY_WINDOW
+) -> StoryVerdict:
+    """Whether two candidates report the same event: symmetric and deterministic."""
+    if a.key == b.key:
+        return StoryVerdict(10.0, True, ("same link",))
+    # order the pair so that the result does not depend on argument order
+    if (a.key, a.published, a.title) > (b.key, b.published, b.title):
+        a, b = b, a
+    reasons: list[str] = []
+    gap = abs(a.published - b.published)
+    if gap > window:
+        return StoryVerdict(0.0, False, ("outside the window",))
+    if a.ordinals and b.ordinals and not a.ordinals & b.ordinals:
+        return StoryVerdict(0.0, False, ("different round or session numbers",))
+    if a.directions and b.directions and not a.directions & b.directions:
+        return StoryVerdict(0.0, False, ("different directions",))
+    score = 0.0
+    same_language = bool(a.language) and a.language == b.language
+    if same_language and a.title and title_key(a.title) == title_key(b.title):
+        return StoryVerdict(10.0, True, ("same title",))
+
+    shared_rules = a.rules & b.rules
+    if shared_rules:
+        score += 1.0
+        reasons.append("rules " + ", ".join(sorted(shared_rules)[:3]))
+    elif a.rules and b.rules:
+        score -= 1.0
+        reasons.append("no rule in common")
+    shared_terms = _fuzzy_shared(a.terms, b.terms) if a.terms and b.terms else 0
+    if shared_terms:
+        score += min(shared_terms, 3) * 0.75
+        reasons.append(f"{shared_terms} matched terms in common")
+
+    a_names, b_names = a.names - a.terms, b.names - b.terms
+    if a.names and b.names:
+        shared_names = _fuzzy_shared(a.names, b.names)
+        extra = _fuzzy_shared(a_names, b_names) if a_names and b_names else 0
+        if extra:
+            score += min(extra, 3) * 0.75
+            reasons.append(f"{extra} names in common")
+        elif len(a_names) >= 1 and len(b_names) >= 1 and a.language != "ar" != b.language:
+            score -= 1.5
+            reasons.append("names differ")
+        if not shared_names:
+            score -= 1.0
+
+    a_nums, b_nums = a.numbers - _years(a.numbers), b.numbers - _years(b.numbers)
+    if a_nums and b_nums:
+        common = a_nums & b_nums
+        if common:
+            score += min(len(common), 2) * 1.0
+            reasons.append("numbers " + ", ".join(sorted(common)[:3]))
+        else:
+            score -= 1.0
+            reasons.append("numbers differ")
+    if a.ordinals and b.ordinals:
+        score += 1.0
+        reasons.append("same round")
+
+    if same_language:
+        title_sim = fuzz.token_set_ratio(title_key(a.title), title_key(b.title)) / 100
+        overlap = len(a.words & b.words) / max(1, min(len(a.words), len(b.words)))
+        score += 3.0 * max(0.0, title_sim - 0.45) + 2.0 * max(0.0, overlap - 0.2)
+        reasons.append(f"title {title_sim:.2f}, words {overlap:.2f}")
+
+    if gap <= timedelta(hours=3):
+        score += 0.5
+    elif gap > timedelta(hours=12):
+        score -= 0.5
+    score = round(score, 6)
+    return StoryVerdict(score, score >= STORY_THRESHOLD, tuple(reasons))
+
+
+def find_story(
+    candidate: StoryCandidate,
+    recent: Sequence[StoryCandidate],
+    window: timedelta = STORY_WINDOW,
+    now: datetime | None = None,
+) -> str | None:
+    """The story id the candidate joins (the best-scoring match), or None for a new story.
+
+    Only candidates published within ``window`` of the candidate (and of ``now``)
+    are compared, newest first, at most ``MAX_COMPARE`` of them.
+    """
+    ref = now or candidate.published
+    pool = [
+        c
+        for c in recent
+        if abs(c.published - candidate.published) <= window and ref - c.published <= window
+    ]
+    pool.sort(key=lambda c: (c.published, c.key), reverse=True)
+    best: tuple[float, str] | None = None
+    for other in pool[:MAX_COMPARE]:
+        verdict = same_story(candidate, other, window=window)
+        if verdict.same and (best is None or verdict.score > best[0]):
+            best = (verdict.score, other.story or other.key)
+    return best[1] if best else None
+
+
+def group_stories(
+    candidates: Sequence[StoryCandidate], window: timedelta = STORY_WINDOW
+) -> dict[str, str]:
+    """Replay a stream in publication order: candidate key → story id (bench, backtests)."""
+    assigned: dict[str, str] = {}
+    seen: list[StoryCandidate] = []
+    for c in sorted(candidates, key=lambda c: (c.published, c.key)):
+        story = find_story(c, seen, window, c.published) or c.key
+        assigned[c.key] = story
+        seen.append(StoryCandidate(**{**c.__dict__, "story": story}))
+    return assigned
