@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from rapidfuzz import fuzz, process
 
 from monitor.models import Article, Match
-from monitor.text import guess_language, normalize_token, raw_tokens, script, words
+from monitor.text import TOKEN_RE, guess_language, normalize_token, raw_tokens, script, words
 
 SAME_STORY_WINDOW = timedelta(hours=24)
 SAME_STORY_SCORE = 92.0  # rapidfuzz ratio of normalised titles
@@ -80,6 +80,7 @@ STORY_WINDOW = timedelta(hours=24)
 MAX_COMPARE = 200  # newest candidates compared per new article
 MAX_NAMES = 24
 MAX_TERMS = 24
+MAX_SHAPES = 160
 LEAD_CHARS = 400
 TITLE_CHARS = 300
 STORY_THRESHOLD = 3.0  # score at or above which two articles are one story
@@ -133,10 +134,16 @@ _ARABIC_LATIN = {
     "ن": "n", "ه": "h", "و": "w", "ي": "y", "ء": "", "ؤ": "", "ئ": "", "ة": "a", "ى": "a",
     "أ": "a", "إ": "i", "آ": "a", "پ": "p", "چ": "ch", "گ": "g", "ڤ": "v",
 }  # fmt: skip
-_DIGRAPHS = (("sh", "s"), ("ch", "c"), ("kh", "k"), ("zh", "j"), ("gh", "g"), ("th", "t"),
-             ("ph", "f"), ("ts", "c"), ("dh", "d"), ("ck", "k"), ("q", "k"), ("x", "ks"),
-             ("v", "f"), ("p", "b"), ("c", "k"), ("z", "s"))  # fmt: skip
+# folded so that one name spelled through Arabic, Russian and English meets itself:
+# digraphs first, then sounds the scripts render differently (Russian г for h,
+# Arabic ف for v, ب for p, ج for g, ذ/ط/ض for t/d) fall into one class
+_DIGRAPHS = (("sh", "s"), ("ch", "c"), ("kh", "h"), ("zh", "j"), ("gh", "g"), ("th", "t"),
+             ("ph", "f"), ("ts", "c"), ("dh", "t"), ("ck", "k"), ("x", "ks"), ("v", "f"),
+             ("p", "b"), ("d", "t"), ("z", "s"), ("c", "s"), ("q", "k"), ("j", "k"),
+             ("g", "k"))  # fmt: skip
 _SKELETON_DROP = set("aeiouyhw'_-")
+_AR_ARTICLES = ("وال", "بال", "فال", "لل", "ال")
+_AR_PROCLITICS = ("و", "ب", "ل", "ف")
 
 
 def transliterate(word: str) -> str:
@@ -155,15 +162,20 @@ def transliterate(word: str) -> str:
 
 
 def skeleton(word: str) -> str:
-    """Consonants of the transliteration (Lavrov, Лавров, لافروف → ``lfrf``).
+    """Consonants of the transliteration, in broad classes (Lavrov, Лавров, لافروف →
+    ``lfrf``; Idlib, Идлиб, إدلب → ``tlb``).
 
     Arabic writes few vowels and has no v or p, so names are compared on
-    consonants with v→f, p→b and digraphs folded; a leading Arabic article
-    ``al-`` is dropped.
+    consonants with sounds folded into classes; a leading Arabic article (ال،
+    وال، بال، لل) is dropped.
     """
+    if script(word) == "arabic":
+        word = normalize_token(word)
+        for prefix in _AR_ARTICLES:
+            if word.startswith(prefix) and len(word) - len(prefix) >= 3:
+                word = word[len(prefix) :]
+                break
     s = transliterate(word)
-    if s.startswith("al") and script(word) == "arabic" and len(s) > 4:
-        s = s[2:]
     for a, b in _DIGRAPHS:
         s = s.replace(a, b)
     out: list[str] = []
@@ -181,6 +193,20 @@ _EN_ORDINALS = {
     "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
     "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12,
 }  # fmt: skip
+# small cardinals written out ("thirty detainees"), read as numbers
+_CARDINALS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "twenty": 20,
+    "thirty": 30, "forty": 40, "fifty": 50, "hundred": 100,
+    "два": 2, "две": 2, "три": 3, "четыре": 4, "пять": 5, "шесть": 6, "семь": 7,
+    "восемь": 8, "девять": 9, "десять": 10, "двадцать": 20, "тридцать": 30, "сорок": 40,
+    "пятьдесят": 50, "сто": 100,
+    "اثنان": 2, "اثنين": 2, "ثلاثه": 3, "ثلاث": 3, "اربعه": 4, "اربع": 4, "خمسه": 5,
+    "خمس": 5, "سته": 6, "ست": 6, "سبعه": 7, "سبع": 7, "ثمانيه": 8, "ثماني": 8,
+    "تسعه": 9, "تسع": 9, "عشره": 10, "عشر": 10, "عشرين": 20, "عشرون": 20,
+    "ثلاثين": 30, "ثلاثون": 30, "اربعين": 40, "خمسين": 50, "مئه": 100, "مائه": 100,
+}  # fmt: skip
+_THOUSANDS_RE = re.compile(r"(?<![\d.,])(\d{1,3})((?:[,\u066c\u00a0 ]\d{3})+)(?![\d])")
 _RU_ORDINAL_RE = re.compile(
     r"(перв|втор|трет|четверт|пят|шест|седьм|восьм|девят|десят|одиннадцат|двенадцат)"
     r"(ый|ого|ому|ым|ом|ой|ая|ую|ое|ые|ых|ыми|ий|ья|ье|ьего|ьей|ьему|ьим|ьем|ью|ьи|ьих)"
@@ -250,6 +276,7 @@ class StoryCandidate:
     ordinals: frozenset[str] = frozenset()  # round/session numbers (a veto on mismatch)
     names: frozenset[str] = frozenset()  # skeletons of capitalised words and matched terms
     directions: frozenset[str] = frozenset()  # S N E W
+    shapes: frozenset[str] = field(default=frozenset(), repr=False)  # skeletons of all words
     story: str = ""  # the story id this candidate belongs to (storage sets it)
     words: frozenset[str] = field(default=frozenset(), repr=False)  # title+lead, normalised
 
@@ -270,49 +297,92 @@ def _clean_text(text: str, limit: int) -> str:
     return " ".join(text.split())[:limit]
 
 
-def _number_features(tokens: list[str]) -> tuple[set[str], set[str]]:
-    """Numbers and round/session numbers from raw tokens (any script)."""
+def _significant(value: int) -> str:
+    """Digits without trailing zeros: 240,000 · 240 тысяч · 240 ألف all read ``24``."""
+    text = str(value).rstrip("0")
+    return text or "0"
+
+
+def _number_features(text: str) -> tuple[set[str], set[str]]:
+    """Numbers (significant digits) and round/session numbers from a text in any script."""
+    text = _THOUSANDS_RE.sub(lambda m: m.group(1) + re.sub(r"\D", "", m.group(2)), text)
     numbers: set[str] = set()
     ordinals: set[str] = set()
-    norm = [normalize_token(t) for t in tokens]
+    norm = [normalize_token(t) for t in raw_tokens(text)]
     for i, w in enumerate(norm):
-        value: str | None = None
+        value: int | None = None
         if w.isdigit() and len(w) <= 12:
-            value = str(int(w))
+            value = int(w)
         elif m := _ORDINAL_SUFFIX_RE.match(w):
-            value = str(int(m.group(1))), True
+            value = int(m.group(1))
         elif w in _EN_ORDINALS:
-            value = str(_EN_ORDINALS[w]), True
+            value = _EN_ORDINALS[w]
+        elif w in _CARDINALS:
+            value = _CARDINALS[w]
         elif (m := _RU_ORDINAL_RE.fullmatch(w)) is not None:
-            value = str(_RU_ORDINAL_STEMS[m.group(1)]), True
+            value = _RU_ORDINAL_STEMS[m.group(1)]
         else:
             bare = w[1:] if w.startswith(("و", "ل", "ب")) and w[1:] in _AR_ORDINALS else w
             if bare in _AR_ORDINALS:
-                value = str(_AR_ORDINALS[bare]), True
+                value = _AR_ORDINALS[bare]
         if value is None:
             continue
-        numbers.add(value)
+        if len(numbers) < MAX_NAMES:
+            numbers.add(_significant(value))
         near = norm[max(0, i - 2) : i] + norm[i + 1 : i + 3]
         if any(n in _SESSION_WORDS for n in near):
-            ordinals.add(value)
+            ordinals.add(str(value))
     return numbers, ordinals
 
 
-def _name_features(tokens: list[str]) -> set[str]:
-    names: set[str] = set()
-    for raw in tokens:
-        if len(names) >= MAX_NAMES:
+def _shapes(text: str) -> set[str]:
+    """Skeletons of every word (Arabic also without a one-letter proclitic): where a
+    name from another language is looked for."""
+    shapes: set[str] = set()
+    for raw in raw_tokens(text):
+        if len(shapes) >= MAX_SHAPES:
             break
-        sc = script(raw)
-        if sc not in ("latin", "cyrillic") or not raw[:1].isupper() or len(raw) < 3:
+        forms = [raw]
+        if script(raw) == "arabic":
+            w = normalize_token(raw)
+            forms += [w[1:] for p in _AR_PROCLITICS if w.startswith(p) and len(w) >= 5]
+        for form in forms:
+            sk = skeleton(form)
+            if len(sk) >= 2:
+                shapes.add(sk)
+    return shapes
+
+
+_SENTENCE_END_RE = re.compile(r"[.!?؟…:\n]\s*$")
+
+
+def _name_features(text: str) -> set[str]:
+    """Skeletons of capitalised Latin/Cyrillic words that are not first in a sentence.
+
+    A sentence's first word is capitalised anyway; a headline in Title Case
+    (most words capitalised) gives no evidence and is skipped.
+    """
+    names: set[str] = set()
+    for part in text.split("\n"):
+        spans = [(m.start(), m.group()) for m in TOKEN_RE.finditer(part)]
+        caps = [t for _, t in spans if t[:1].isupper()]
+        if len(spans) >= 4 and len(caps) > 0.6 * len(spans):
             continue
-        if raw.isupper() and len(raw) <= 4:
-            continue  # acronyms: UN, MFA, ООН are not names of people or places
-        if normalize_token(raw) in _NOT_NAMES:
-            continue
-        sk = skeleton(raw)
-        if len(sk) >= 2:
-            names.add(sk)
+        for i, (start, raw) in enumerate(spans):
+            if len(names) >= MAX_NAMES:
+                return names
+            if i == 0 or _SENTENCE_END_RE.search(part[:start]):
+                continue
+            if script(raw) not in ("latin", "cyrillic") or not raw[:1].isupper() or len(raw) < 3:
+                continue
+            if raw.isupper() and len(raw) <= 4:
+                continue  # acronyms: UN, MFA, ООН are not names of people or places
+            w = normalize_token(raw)
+            if w in _NOT_NAMES or w in _DIRECTIONS or w in _EN_ORDINALS:
+                continue
+            sk = skeleton(raw)
+            if len(sk) >= 2:
+                names.add(sk)
     return names
 
 
@@ -333,9 +403,8 @@ def make_candidate(
     if published.tzinfo is None:
         published = published.replace(tzinfo=UTC)
     text = f"{title}\n{lead}"
-    tokens = raw_tokens(text)
-    numbers, ordinals = _number_features(tokens)
-    names = _name_features(tokens)
+    numbers, ordinals = _number_features(text)
+    names = _name_features(text)
     term_skeletons: set[str] = set()
     for term in list(terms)[:MAX_TERMS]:
         sk = "".join(skeleton(w) for w in words(_clean_text(str(term), 100)))
@@ -356,6 +425,7 @@ def make_candidate(
         ordinals=frozenset(ordinals),
         names=frozenset(names),
         directions=frozenset(directions),
+        shapes=frozenset(_shapes(text)),
         story=story or key,
         words=frozenset(words(text)),
     )
@@ -397,6 +467,24 @@ def _fuzzy_shared(a: frozenset[str], b: frozenset[str]) -> int:
     return shared
 
 
+def _found(names: frozenset[str], shapes: frozenset[str]) -> tuple[int, int]:
+    """How many names (skeletons of 3+ consonants) appear among the other text's word
+    shapes, and how many do not."""
+    found = missing = 0
+    pool = sorted(shapes)
+    for name in sorted(names):
+        if len(name) < 3:
+            continue
+        if name in shapes or (
+            len(name) >= 4
+            and process.extractOne(name, pool, scorer=fuzz.ratio, score_cutoff=85) is not None
+        ):
+            found += 1
+        else:
+            missing += 1
+    return found, missing
+
+
 def _years(numbers: frozenset[str]) -> frozenset[str]:
     return frozenset(n for n in numbers if len(n) == 4 and 1900 <= int(n) <= 2100)
 
@@ -428,25 +516,29 @@ def same_story(
         score += 1.0
         reasons.append("rules " + ", ".join(sorted(shared_rules)[:3]))
     elif a.rules and b.rules:
-        score -= 1.0
+        score -= 2.0
         reasons.append("no rule in common")
+    only_one = len(a.rules ^ b.rules)
+    if only_one:
+        score -= min(only_one, 2) * 0.75
+        reasons.append(f"{only_one} rules matched only one")
     shared_terms = _fuzzy_shared(a.terms, b.terms) if a.terms and b.terms else 0
     if shared_terms:
         score += min(shared_terms, 3) * 0.75
         reasons.append(f"{shared_terms} matched terms in common")
 
-    a_names, b_names = a.names - a.terms, b.names - b.terms
-    if a.names and b.names:
-        shared_names = _fuzzy_shared(a.names, b.names)
-        extra = _fuzzy_shared(a_names, b_names) if a_names and b_names else 0
-        if extra:
-            score += min(extra, 3) * 0.75
-            reasons.append(f"{extra} names in common")
-        elif len(a_names) >= 1 and len(b_names) >= 1 and a.language != "ar" != b.language:
-            score -= 1.5
-            reasons.append("names differ")
-        if not shared_names:
-            score -= 1.0
+    a_found, a_missing = _found(a.names - a.terms, b.shapes)
+    b_found, b_missing = _found(b.names - b.terms, a.shapes)
+    found = max(a_found, b_found)
+    if found:
+        score += min(found, 3) * 0.75
+        reasons.append(f"{found} names in common")
+    if a_missing and b_missing:  # each names someone or somewhere the other does not
+        score -= min(a_missing, b_missing, 2) * 0.75
+        reasons.append("names differ")
+    if a.directions & b.directions:
+        score += 0.75
+        reasons.append("same direction")
 
     a_nums, b_nums = a.numbers - _years(a.numbers), b.numbers - _years(b.numbers)
     if a_nums and b_nums:
@@ -467,7 +559,9 @@ def same_story(
         score += 3.0 * max(0.0, title_sim - 0.45) + 2.0 * max(0.0, overlap - 0.2)
         reasons.append(f"title {title_sim:.2f}, words {overlap:.2f}")
 
-    if gap <= timedelta(hours=3):
+    if gap <= timedelta(hours=1):
+        score += 0.75
+    elif gap <= timedelta(hours=3):
         score += 0.5
     elif gap > timedelta(hours=12):
         score -= 0.5
