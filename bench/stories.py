@@ -26,7 +26,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.stories import (  # noqa: E402
+from monitor.stories import (
     STORY_WINDOW,
     StoryCandidate,
     group_stories,

@@ -137,9 +137,9 @@ _ARABIC_LATIN = {
 # folded so that one name spelled through Arabic, Russian and English meets itself:
 # digraphs first, then sounds the scripts render differently (Russian г for h,
 # Arabic ف for v, ب for p, ج for g, ذ/ط/ض for t/d) fall into one class
-_DIGRAPHS = (("sh", "s"), ("ch", "c"), ("kh", "h"), ("zh", "j"), ("gh", "g"), ("th", "t"),
-             ("ph", "f"), ("ts", "c"), ("dh", "t"), ("ck", "k"), ("x", "ks"), ("v", "f"),
-             ("p", "b"), ("d", "t"), ("z", "s"), ("c", "s"), ("q", "k"), ("j", "k"),
+_DIGRAPHS = (("sh", "s"), ("ch", "s"), ("ts", "s"), ("kh", "h"), ("zh", "j"), ("gh", "g"),
+             ("th", "t"), ("ph", "f"), ("dh", "t"), ("ck", "k"), ("x", "ks"), ("v", "f"),
+             ("p", "b"), ("d", "t"), ("z", "s"), ("c", "k"), ("q", "k"), ("j", "k"),
              ("g", "k"))  # fmt: skip
 _SKELETON_DROP = set("aeiouyhw'_-")
 _AR_ARTICLES = ("وال", "بال", "فال", "لل", "ال")
@@ -206,6 +206,15 @@ _CARDINALS = {
     "تسعه": 9, "تسع": 9, "عشره": 10, "عشر": 10, "عشرين": 20, "عشرون": 20,
     "ثلاثين": 30, "ثلاثون": 30, "اربعين": 40, "خمسين": 50, "مئه": 100, "مائه": 100,
 }  # fmt: skip
+_MONTHS = {
+    "january", "february", "march", "april", "may", "june", "july", "august", "september",
+    "october", "november", "december", "января", "февраля", "марта", "апреля", "мая",
+    "июня", "июля", "августа", "сентября", "октября", "ноября", "декабря", "يناير",
+    "فبراير", "مارس", "ابريل", "مايو", "يونيو", "يوليو", "اغسطس", "سبتمبر", "اكتوبر",
+    "نوفمبر", "ديسمبر", "كانون", "شباط", "اذار", "نيسان", "ايار", "حزيران", "تموز", "اب",
+    "ايلول", "تشرين",
+}  # fmt: skip
+FIGURE_MIN = 13  # numbers from here up (not dates, not years) are specific evidence
 _THOUSANDS_RE = re.compile(r"(?<![\d.,])(\d{1,3})((?:[,\u066c\u00a0 ]\d{3})+)(?![\d])")
 _RU_ORDINAL_RE = re.compile(
     r"(перв|втор|трет|четверт|пят|шест|седьм|восьм|девят|десят|одиннадцат|двенадцат)"
@@ -274,6 +283,7 @@ class StoryCandidate:
     terms: frozenset[str] = frozenset()  # skeletons of the matched terms
     numbers: frozenset[str] = frozenset()  # digits, ordinals read as digits
     ordinals: frozenset[str] = frozenset()  # round/session numbers (a veto on mismatch)
+    figures: frozenset[str] = frozenset()  # specific numbers: tolls, tonnes, trucks
     names: frozenset[str] = frozenset()  # skeletons of capitalised words and matched terms
     directions: frozenset[str] = frozenset()  # S N E W
     shapes: frozenset[str] = field(default=frozenset(), repr=False)  # skeletons of all words
@@ -303,10 +313,12 @@ def _significant(value: int) -> str:
     return text or "0"
 
 
-def _number_features(text: str) -> tuple[set[str], set[str]]:
-    """Numbers (significant digits) and round/session numbers from a text in any script."""
+def _number_features(text: str) -> tuple[set[str], set[str], set[str]]:
+    """Numbers (significant digits), figures (the specific ones: at least ``FIGURE_MIN``,
+    not a day of a month) and round/session numbers, from a text in any script."""
     text = _THOUSANDS_RE.sub(lambda m: m.group(1) + re.sub(r"\D", "", m.group(2)), text)
     numbers: set[str] = set()
+    figures: set[str] = set()
     ordinals: set[str] = set()
     norm = [normalize_token(t) for t in raw_tokens(text)]
     for i, w in enumerate(norm):
@@ -332,7 +344,14 @@ def _number_features(text: str) -> tuple[set[str], set[str]]:
         near = norm[max(0, i - 2) : i] + norm[i + 1 : i + 3]
         if any(n in _SESSION_WORDS for n in near):
             ordinals.add(str(value))
-    return numbers, ordinals
+        elif (
+            value >= FIGURE_MIN
+            and not 1900 <= value <= 2100
+            and len(figures) < MAX_NAMES
+            and not any(n in _MONTHS for n in norm[max(0, i - 1) : i + 2])
+        ):
+            figures.add(_significant(value))
+    return numbers, figures, ordinals
 
 
 def _shapes(text: str) -> set[str]:
@@ -403,14 +422,14 @@ def make_candidate(
     if published.tzinfo is None:
         published = published.replace(tzinfo=UTC)
     text = f"{title}\n{lead}"
-    numbers, ordinals = _number_features(text)
+    numbers, figures, ordinals = _number_features(text)
     names = _name_features(text)
     term_skeletons: set[str] = set()
     for term in list(terms)[:MAX_TERMS]:
         sk = "".join(skeleton(w) for w in words(_clean_text(str(term), 100)))
-        if len(sk) >= 2:
+        if sk:
             term_skeletons.add(sk)
-            if len(names) < MAX_NAMES:
+            if len(names) < MAX_NAMES and len(sk) >= 2:
                 names.add(sk)
     directions = {_DIRECTIONS[w] for w in words(text) if w in _DIRECTIONS}
     return StoryCandidate(
@@ -423,6 +442,7 @@ def make_candidate(
         terms=frozenset(term_skeletons),
         numbers=frozenset(numbers),
         ordinals=frozenset(ordinals),
+        figures=frozenset(figures),
         names=frozenset(names),
         directions=frozenset(directions),
         shapes=frozenset(_shapes(text)),
@@ -467,6 +487,21 @@ def _fuzzy_shared(a: frozenset[str], b: frozenset[str]) -> int:
     return shared
 
 
+def _name_in(name: str, shapes: frozenset[str], pool: list[str]) -> bool:
+    """Whether a name's skeleton is among the other text's word shapes: exactly, as a
+    prefix one consonant short (Moscow ``msk`` / Москве ``mskf``), or by a fuzzy
+    ratio of at least 85 for names of four or more consonants."""
+    if name in shapes:
+        return True
+    for shape in pool:
+        near = len(shape) >= 3 and abs(len(shape) - len(name)) == 1
+        if near and (shape.startswith(name) or name.startswith(shape)):
+            return True
+    if len(name) >= 4:
+        return process.extractOne(name, pool, scorer=fuzz.ratio, score_cutoff=85) is not None
+    return False
+
+
 def _found(names: frozenset[str], shapes: frozenset[str]) -> tuple[int, int]:
     """How many names (skeletons of 3+ consonants) appear among the other text's word
     shapes, and how many do not."""
@@ -475,10 +510,7 @@ def _found(names: frozenset[str], shapes: frozenset[str]) -> tuple[int, int]:
     for name in sorted(names):
         if len(name) < 3:
             continue
-        if name in shapes or (
-            len(name) >= 4
-            and process.extractOne(name, pool, scorer=fuzz.ratio, score_cutoff=85) is not None
-        ):
+        if _name_in(name, shapes, pool):
             found += 1
         else:
             missing += 1
@@ -544,7 +576,8 @@ def same_story(
     if a_nums and b_nums:
         common = a_nums & b_nums
         if common:
-            score += min(len(common), 2) * 1.0
+            strong = len(a.figures & b.figures)
+            score += min(strong, 2) * 1.5 + min(len(common) - strong, 2) * 0.75
             reasons.append("numbers " + ", ".join(sorted(common)[:3]))
         else:
             score -= 1.0
