@@ -426,10 +426,14 @@ def make_candidate(
     names = _name_features(text)
     term_skeletons: set[str] = set()
     for term in list(terms)[:MAX_TERMS]:
-        sk = "".join(skeleton(w) for w in words(_clean_text(str(term), 100)))
+        term = _clean_text(str(term), 100)
+        sk = "".join(skeleton(w) for w in words(term))
         if sk:
             term_skeletons.add(sk)
-            if len(names) < MAX_NAMES and len(sk) >= 2:
+            # a capitalised Latin/Cyrillic term is a name (Lavrov, Idlib); Arabic
+            # terms cannot tell, and lower-case terms (truce) are translated, not named
+            named = script(term) in ("latin", "cyrillic") and term[:1].isupper()
+            if named and len(names) < MAX_NAMES and len(sk) >= 2:
                 names.add(sk)
     directions = {_DIRECTIONS[w] for w in words(text) if w in _DIRECTIONS}
     return StoryCandidate(
@@ -493,6 +497,8 @@ def _name_in(name: str, shapes: frozenset[str], pool: list[str]) -> bool:
     ratio of at least 85 for names of four or more consonants."""
     if name in shapes:
         return True
+    if len(name) < 3:
+        return False
     for shape in pool:
         near = len(shape) >= 3 and abs(len(shape) - len(name)) == 1
         if near and (shape.startswith(name) or name.startswith(shape)):
@@ -502,16 +508,18 @@ def _name_in(name: str, shapes: frozenset[str], pool: list[str]) -> bool:
     return False
 
 
-def _found(names: frozenset[str], shapes: frozenset[str]) -> tuple[int, int]:
-    """How many names (skeletons of 3+ consonants) appear among the other text's word
-    shapes, and how many do not."""
+def _found(names: frozenset[str], terms: frozenset[str], shapes: frozenset[str]) -> tuple[int, int]:
+    """How many names (not already counted as matched terms, 3+ consonants) appear
+    among the other text's word shapes, and how many names (terms included, 2+
+    consonants: Shoigu is ``sk``) do not."""
     found = missing = 0
     pool = sorted(shapes)
     for name in sorted(names):
-        if len(name) < 3:
+        if len(name) < 2:
             continue
         if _name_in(name, shapes, pool):
-            found += 1
+            if len(name) >= 3 and name not in terms:
+                found += 1
         else:
             missing += 1
     return found, missing
@@ -559,14 +567,14 @@ def same_story(
         score += min(shared_terms, 3) * 0.75
         reasons.append(f"{shared_terms} matched terms in common")
 
-    a_found, a_missing = _found(a.names - a.terms, b.shapes)
-    b_found, b_missing = _found(b.names - b.terms, a.shapes)
+    a_found, a_missing = _found(a.names, a.terms, b.shapes)
+    b_found, b_missing = _found(b.names, b.terms, a.shapes)
     found = max(a_found, b_found)
     if found:
         score += min(found, 3) * 0.75
         reasons.append(f"{found} names in common")
     if a_missing and b_missing:  # each names someone or somewhere the other does not
-        score -= min(a_missing, b_missing, 2) * 0.75
+        score -= min(a_missing, b_missing, 2) * 0.5
         reasons.append("names differ")
     if a.directions & b.directions:
         score += 0.75
