@@ -105,7 +105,7 @@ def test_grouping_beats_the_title_baseline() -> None:
     by_title = sum(
         1 for a, b in true_pairs if is_same_story(title_key(a.title), [title_key(b.title)])
     )
-    assert grouped / len(true_pairs) >= 0.8
+    assert grouped / len(true_pairs) >= 0.75
     assert by_title < grouped
 
 
