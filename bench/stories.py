@@ -10,14 +10,20 @@ a true pair is two reports of the same labelled event. Precision = grouped pairs
 that are true / grouped pairs; recall = true pairs grouped / true pairs. The
 "confusable" column counts pairs from events labelled confusable that were
 merged (must be 0). ``--pairs`` lists every wrong and every missed pair.
+
+A second table times one new article against a full window: ``MAX_COMPARE``
+recent candidates (the set's reports, re-keyed, all inside the window), median of
+``--rounds`` runs, beside the baseline's ``is_same_story`` over as many titles.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -27,8 +33,10 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.stories import (
+    MAX_COMPARE,
     STORY_WINDOW,
     StoryCandidate,
+    find_story,
     group_stories,
     is_same_story,
     make_candidate,
@@ -110,6 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT)
     parser.add_argument("--pairs", action="store_true", help="list wrong and missed pairs")
+    parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
     candidates, event_of, confusable = load(args.data)
     events = len(set(event_of.values()))
@@ -132,6 +141,31 @@ def main() -> None:
                 v = same_story(by_key[a], by_key[b])
                 what = "WRONG" if merged else "missed"
                 print(f"  {what:6} {a} ~ {b}: {v.score:.2f} {'; '.join(v.reasons)}")
+    cost(candidates, args.rounds)
+
+
+def cost(candidates: list[StoryCandidate], rounds: int) -> None:
+    """Time one article against a full window of recent candidates."""
+    newest = max(c.published for c in candidates)
+    recent = [
+        replace(c, key=f"r{i}", story=f"r{i}", published=newest - timedelta(minutes=i % 600))
+        for i, c in enumerate(candidates * (MAX_COMPARE // len(candidates) + 1))
+    ][:MAX_COMPARE]
+    titles = [title_key(c.title) for c in recent]
+    probes = candidates[:: max(1, len(candidates) // 10)]
+    rows: dict[str, list[float]] = {"baseline: is_same_story": [], "stories: find_story": []}
+    for _ in range(rounds):
+        for probe in probes:
+            start = time.perf_counter()
+            is_same_story(title_key(probe.title), titles)
+            rows["baseline: is_same_story"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            find_story(replace(probe, key="new", published=newest), recent, STORY_WINDOW, newest)
+            rows["stories: find_story"].append(time.perf_counter() - start)
+    print()
+    print(f"{'one article vs ' + str(MAX_COMPARE) + ' recent':<34} {'median ms':>9} {'max ms':>7}")
+    for name, times in rows.items():
+        print(f"{name:<34} {statistics.median(times) * 1000:>9.2f} {max(times) * 1000:>7.2f}")
 
 
 if __name__ == "__main__":
