@@ -7,6 +7,7 @@ languages: ``same_story`` / ``find_story`` on ``StoryCandidate`` (below).
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -660,3 +661,53 @@ def group_stories(
         assigned[c.key] = story
         seen.append(StoryCandidate(**{**c.__dict__, "story": story}))
     return assigned
+
+
+_SET_FIELDS = (
+    "rules",
+    "terms",
+    "numbers",
+    "ordinals",
+    "figures",
+    "names",
+    "directions",
+    "shapes",
+    "words",
+)
+
+
+def candidate_to_json(candidate: StoryCandidate) -> str:
+    """The candidate as JSON, for a story table: rebuilt by ``candidate_from_json``
+    without re-reading the article."""
+    data: dict[str, object] = {
+        "key": candidate.key,
+        "language": candidate.language,
+        "title": candidate.title,
+        "lead": candidate.lead,
+        "published": candidate.published.isoformat(),
+        "story": candidate.story,
+    }
+    for name in _SET_FIELDS:
+        data[name] = sorted(getattr(candidate, name))
+    return json.dumps(data, ensure_ascii=False, sort_keys=True)
+
+
+def candidate_from_json(text: str) -> StoryCandidate:
+    """Inverse of ``candidate_to_json``; raises ``ValueError`` on anything else."""
+    try:
+        data = json.loads(text)
+        sets = {name: frozenset(str(x) for x in data.get(name, ())) for name in _SET_FIELDS}
+        published = datetime.fromisoformat(data["published"])
+        if published.tzinfo is None:
+            published = published.replace(tzinfo=UTC)
+        return StoryCandidate(
+            key=str(data["key"]),
+            language=str(data.get("language", "")),
+            title=str(data.get("title", "")),
+            lead=str(data.get("lead", "")),
+            published=published,
+            story=str(data.get("story") or data["key"]),
+            **sets,
+        )
+    except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not a story candidate: {exc}") from exc

@@ -283,3 +283,19 @@ def test_hostile_text_never_raises(title: str, lead: str) -> None:
     assert len(c.title) <= stories.TITLE_CHARS and len(c.lead) <= stories.LEAD_CHARS
     assert len(c.names) <= stories.MAX_NAMES and len(c.shapes) <= stories.MAX_SHAPES
     same_story(c, c)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_candidates())
+def test_json_round_trip_for_the_story_table(c: StoryCandidate) -> None:
+    text = stories.candidate_to_json(c)
+    text.encode("utf-8")  # storable as it is
+    back = stories.candidate_from_json(text)
+    assert back == c
+    assert same_story(back, BY_EVENT["astana-8"][0]) == same_story(c, BY_EVENT["astana-8"][0])
+
+
+@pytest.mark.parametrize("text", ["", "[]", "{}", '{"key": 1}', '{"key": "k", "published": 3}'])
+def test_json_garbage_is_a_value_error(text: str) -> None:
+    with pytest.raises(ValueError):
+        stories.candidate_from_json(text)

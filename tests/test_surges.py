@@ -151,3 +151,11 @@ def test_never_surges_below_minimum_and_deterministic(values: list[int], minute:
 
 def test_hour_of_floors_and_accepts_naive() -> None:
     assert hour_of(datetime(2026, 1, 1, 10, 59, 59)) == datetime(2026, 1, 1, 10, tzinfo=UTC)
+
+
+def test_an_alert_over_a_week_old_does_not_block_a_new_surge() -> None:
+    counts = flat(1)
+    counts[NOW] = 30
+    t = NOW + timedelta(minutes=40)
+    assert surge_due(counts, t, NOW - 9 * 24 * H).due
+    assert not surge_due(counts, t, NOW + timedelta(minutes=10)).due

@@ -4,8 +4,9 @@ Drawn with matplotlib's Agg canvas on a ``Figure`` made here, never pyplot: no
 global figure state, so charts can be drawn from several threads. 1200×675 px
 (16:9, what Telegram shows full width on a phone) with large fonts.
 
-matplotlib does no Arabic shaping or bidi: an Arabic rule name is drawn with
-isolated letters, left to right — legible enough for a title, never a crash.
+Arabic is joined and ordered right to left where matplotlib's text layout
+supports it (3.11 here does); an older matplotlib draws isolated letters —
+legible enough for a title, never a crash.
 Characters the font (DejaVu Sans, shipped with matplotlib) lacks — emoji, CJK on
 a bare server — are replaced by "?" before drawing, so matplotlib never warns
 "Glyph … missing" (silencing warnings would need ``catch_warnings``, which is
@@ -92,7 +93,7 @@ def surge_chart(
         ax.axhline(baseline, color="#555555", linestyle="--", linewidth=2.5)
         ax.text(
             0, baseline, f" usual {baseline:.1f}/h", va="bottom", ha="left", fontsize=16,
-            color="#555555",
+            color="#333333", bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85},
         )  # fmt: skip
     ticks = [i for i, h in enumerate(hours) if h.hour % 6 == 0]
     ax.set_xticks(ticks)
