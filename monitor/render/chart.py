@@ -90,11 +90,11 @@ def surge_chart(
     colors = ["#d62728" if h == end else "#1f77b4" for h in hours]
     ax.bar(range(HOURS), values, width=0.85, color=colors)
     if baseline > 0:
-        ax.axhline(baseline, color="#555555", linestyle="--", linewidth=2.5)
-        ax.text(
-            0, baseline, f" usual {baseline:.1f}/h", va="bottom", ha="left", fontsize=16,
-            color="#333333", bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85},
+        ax.axhline(
+            baseline, color="#555555", linestyle="--", linewidth=2.5,
+            label=f"usual rate: {baseline:.1f} an hour",
         )  # fmt: skip
+        ax.legend(loc="upper left", fontsize=16, frameon=False)
     ticks = [i for i, h in enumerate(hours) if h.hour % 6 == 0]
     ax.set_xticks(ticks)
     ax.set_xticklabels([hours[i].strftime("%d %H:00") for i in ticks], fontsize=15)
