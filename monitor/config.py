@@ -49,6 +49,7 @@ class Defaults:
     max_bytes: int = 10 * 1024 * 1024
     timezone: str = "UTC"
     summary_length: int = 600
+    story_window: timedelta = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ _DEFAULT_KEYS = (
     "max_bytes",
     "timezone",
     "summary_length",
+    "story_window",
 )
 _TELEGRAM_KEYS = ("admins", "admin_chat", "feed_down_after", "commands")
 _CHANNEL_KEYS = (
@@ -151,6 +153,9 @@ _CHANNEL_KEYS = (
     "max_per_hour",
     "quiet_hours",
     "quiet",
+    "stories",
+    "story_window",
+    "surges",
 )
 _FEED_KEYS = (
     "id",
@@ -175,6 +180,7 @@ _RULE_KEYS = (
     "fields",
     "min_hits",
     "priority",
+    "surge",
     "notify",
 )
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -451,6 +457,23 @@ class _Loader:
             return None
         return value
 
+    def story_mode(self, node: _Node) -> str | None:
+        """``edit``, ``reply`` or ``off``; YAML reads an unquoted ``off`` as false."""
+        if isinstance(node, yaml.ScalarNode) and node.tag == _BOOL:
+            if str(node.value).lower() in ("false", "no", "off", "n"):
+                return "off"
+            self.fail(node, "stories: expected edit, reply or off")
+            return None
+        return self.choice(node, ("edit", "reply", "off"))
+
+    def story_window(self, node: _Node) -> timedelta | None:
+        """A positive duration of at most a week (older stories are not compared)."""
+        value = self.duration(node, allow_zero=False)
+        if value is not None and value > timedelta(days=7):
+            self.fail(node, "story_window: at most 7d")
+            return None
+        return value
+
     def quiet_hours(self, node: _Node) -> str | None:
         from monitor.render.digest import parse_quiet_hours
 
@@ -498,6 +521,7 @@ class _Loader:
                     "max_bytes": lambda n: self.integer(n, low=1024),
                     "timezone": self.timezone,
                     "summary_length": lambda n: self.integer(n, low=100, high=3500),
+                    "story_window": self.story_window,
                 },
             )
         )
@@ -557,6 +581,9 @@ class _Loader:
                         "max_per_hour": lambda n: self.integer(n, low=1),
                         "quiet_hours": self.quiet_hours,
                         "quiet": lambda n: self.choice(n, ("silent", "hold")),
+                        "stories": self.story_mode,
+                        "story_window": self.story_window,
+                        "surges": self.boolean,
                     },
                 )
             )
@@ -568,6 +595,7 @@ class _Loader:
                 continue
             values.setdefault("timezone", defaults.timezone)
             values.setdefault("summary_length", defaults.summary_length)
+            values.setdefault("story_window", defaults.story_window)
             channels[name] = Channel(name=name, **values)
 
     def parse_feeds(
@@ -671,6 +699,8 @@ class _Loader:
                         items["priority"], f"priority must be normal or high, not {priority!r}"
                     )
                 values["priority"] = priority if priority in ("normal", "high") else "normal"
+            if "surge" in items:
+                values["surge"] = self.boolean(items["surge"])
             if "notify" not in items:
                 self.warn(
                     items["name"],

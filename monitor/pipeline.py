@@ -1,9 +1,11 @@
 """``poll_feed``: the one place that runs the stages in order for one feed.
 
-fetch → parse → articles → (storage: which entries are new) → backfill →
-match → render (one alert per channel, carrying its story key) → stories
-(drop a story already alerted under another link) → (storage: entries, alerts
-and feed state in one transaction).
+fetch → parse → articles → (storage: which entries are new) → match (every
+new entry: the surge counters count them all) → backfill → render (one alert
+per channel, carrying its story key, with its story candidate) → (storage, in
+one transaction: entries, match counters, feed state, and each alert queued or
+grouped into a story the channel was already alerted to) → surges (rules with
+``surge`` whose counters moved).
 
 A feed that fails is recorded and backed off here; nothing a feed does can
 stop the others. Rules and channels come from a ``Ruleset`` that the worker
@@ -13,12 +15,12 @@ swaps whole when the configuration changes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
-import threading
 import time
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from monitor import metrics
@@ -38,16 +40,15 @@ from monitor.models import (
     MuteTarget,
     Priority,
     Rule,
+    StoryMode,
 )
 from monitor.parse import parse_feed
 from monitor.render.alert import render_alert
 from monitor.scheduler import next_poll_at
 from monitor.storage import Store
-from monitor.stories import SAME_STORY_WINDOW, is_same_story, title_key
+from monitor.stories import StoryClaim, candidate_from
 
 log = logging.getLogger(__name__)
-
-_story_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -70,27 +71,67 @@ class Ruleset:
             version=settings.version,
         )
 
-    def alerts_for(self, article: Article, muted: Collection[str] = ()) -> list[Alert]:
+    def matches(self, article: Article) -> list[Match]:
+        """The rules that match ``article`` (counted in the metrics)."""
+        matches = self.matcher.match(article, self.feed_tags.get(article.feed_id, ()))
+        for match in matches:
+            metrics.MATCHES.labels(match.rule).inc()
+        return matches
+
+    @functools.cached_property
+    def surge_rules(self) -> frozenset[str]:
+        """Rules watched for surges: ``surge: true``, or notifying a ``surges: true`` channel."""
+        return frozenset(
+            rule.name
+            for rule in self.rules.values()
+            if rule.surge
+            or any(c in self.channels and self.channels[c].surges for c in rule.notify)
+        )
+
+    def alerts_for(
+        self, article: Article, muted: Collection[str] = (), matches: Sequence[Match] | None = None
+    ) -> list[Alert]:
         """One rendered alert per channel that any matching rule notifies.
 
         ``muted`` holds the targets silenced with /mute as stored ("rule:NAME",
         "channel:NAME"; see ``MuteTarget``).
         """
-        matches = self.matcher.match(article, self.feed_tags.get(article.feed_id, ()))
+        return [claim.alert for claim in self.claims_for(article, muted, matches)]
+
+    def claims_for(
+        self,
+        article: Article,
+        muted: Collection[str] = (),
+        matches: Sequence[Match] | None = None,
+        now: datetime | None = None,
+    ) -> list[StoryClaim]:
+        """``alerts_for`` with each alert's story candidate (None for ``stories: off``).
+
+        An article without a publication time is placed in stories by ``now``,
+        when it was first seen.
+        """
+        if matches is None:
+            matches = self.matches(article)
         per_channel: dict[str, list[Match]] = {}
         for match in matches:
-            metrics.MATCHES.labels(match.rule).inc()
             if str(MuteTarget.rule(match.rule)) in muted:
                 continue
             for channel in self.rules[match.rule].notify:
                 if str(MuteTarget.channel(channel)) not in muted:
                     per_channel.setdefault(channel, []).append(match)
         priorities: dict[str, Priority] = {m.rule: self.rules[m.rule].priority for m in matches}
-        return [
-            render_alert(article, channel_matches, self.channels[name], priorities)
-            for name, channel_matches in per_channel.items()
-            if name in self.channels
-        ]
+        dated = article if article.published or now is None else replace(article, published=now)
+        claims = []
+        for name, channel_matches in per_channel.items():
+            channel = self.channels.get(name)
+            if channel is None:
+                continue
+            alert = render_alert(article, channel_matches, channel, priorities)
+            candidate = None
+            if channel.stories != StoryMode.OFF:
+                candidate = candidate_from(dated, channel_matches)
+            claims.append(StoryClaim(alert, candidate, channel.story_window))
+        return claims
 
 
 @dataclass(frozen=True)
@@ -202,58 +243,45 @@ def _process(
     articles = list({a.key: a for a in to_articles(feed, parsed, now)}.values())
     known = store.known_keys(feed.id, (a.key for a in articles))
     first_poll = state is None or state.first_success is None
-    alerts: list[Alert] = []
+    claims: list[StoryClaim] = []
+    matched: dict[str, tuple[str, ...]] = {}
     for article in articles:
         if article.key in known:
             continue
+        matches = ruleset.matches(article)  # also outside backfill: history for surges
+        if not matches:
+            continue
+        matched[article.key] = tuple(m.rule for m in matches)
         if first_poll and not in_backfill(article, feed.backfill, now):
             continue
-        alerts.extend(ruleset.alerts_for(article, muted))
+        claims.extend(ruleset.claims_for(article, muted, matches, now))
     next_poll = next_poll_at(now, feed.interval, 0, None, result.max_age, jitter=jitter)
-    with _story_lock:  # polls of two feeds carrying one story must not both pass the check
-        inserted, queued = store.commit_poll(
-            feed_id=feed.id,
-            url=feed.url,
-            now=now,
-            articles=articles,
-            alerts=drop_repeated_stories(alerts, store, now),
-            status=result.status,
-            etag=result.etag,
-            last_modified=result.last_modified,
-            content_hash=result.content_hash,
-            next_poll=next_poll,
-        )
+    inserted, queued = store.commit_poll(
+        feed_id=feed.id,
+        url=feed.url,
+        now=now,
+        articles=articles,
+        alerts=(),
+        claims=claims,
+        matched=matched,
+        status=result.status,
+        etag=result.etag,
+        last_modified=result.last_modified,
+        content_hash=result.content_hash,
+        next_poll=next_poll,
+    )
+    surging = ruleset.surge_rules.intersection(
+        rule for key in inserted for rule in matched.get(key, ())
+    )
+    if surging:
+        from monitor.trends import check_surges  # matplotlib loads only where surges are on
+
+        queued += check_surges(store, ruleset, sorted(surging), now)
     if parsed.warning:
         log.debug("feed %s parsed with a warning: %s", feed.id, parsed.warning)
     if inserted:
         log.info("feed %s: %d new entries, %d alerts queued", feed.id, len(inserted), queued)
     return len(inserted), queued
-
-
-def drop_repeated_stories(alerts: list[Alert], store: Store, now: datetime) -> list[Alert]:
-    """Keep one alert per channel for a story already alerted under another link in 24 h.
-
-    Stories with the same canonical link or GUID are merged by the outbox's
-    unique key; this catches the same wire text republished under another URL.
-    """
-    if not alerts:
-        return alerts
-    recent = store.recent_titles(sorted({a.channel for a in alerts}), now - SAME_STORY_WINDOW)
-    seen = {channel: [title_key(t) for t in titles] for channel, titles in recent.items()}
-    kept = []
-    for alert in alerts:
-        key = title_key(alert.title)
-        channel_seen = seen.setdefault(alert.channel, [])
-        if key and is_same_story(key, channel_seen):
-            log.info(
-                "channel %s: %r was already alerted from another source",
-                alert.channel,
-                alert.title[:80],
-            )
-            continue
-        channel_seen.append(key)
-        kept.append(alert)
-    return kept
 
 
 def _log_recovery(feed: FeedSource, errors: int) -> None:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from rapidfuzz import fuzz, process
 
-from monitor.models import Article, Match
+from monitor.models import Alert, Article, Match
 from monitor.text import TOKEN_RE, guess_language, normalize_token, raw_tokens, script, words
 
 SAME_STORY_WINDOW = timedelta(hours=24)
@@ -302,6 +302,19 @@ class StoryCandidate:
     shapes: frozenset[str] = field(default=frozenset(), repr=False)  # skeletons of all words
     story: str = ""  # the story id this candidate belongs to (storage sets it)
     words: frozenset[str] = field(default=frozenset(), repr=False)  # title+lead, normalised
+
+
+@dataclass(frozen=True)
+class StoryClaim:
+    """An alert on its way to the outbox with what storage needs to place it in a story.
+
+    ``candidate`` is None for a channel with ``stories: off``: the alert is then
+    queued unless a near-identical title was alerted within ``window``.
+    """
+
+    alert: Alert
+    candidate: StoryCandidate | None
+    window: timedelta = SAME_STORY_WINDOW
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,14 @@
 
 ``store.py`` assembles the parts: ``base`` (engine, UTC type, error
 translation), ``schema`` (tables, migrations), ``feeds``, ``entries``,
-``outbox``, ``digests``, ``leases``, ``mutes``, ``reports``.
+``outbox``, ``digests``, ``leases``, ``mutes``, ``reports``, ``stories``
+(later reports of a story, decided under a per-channel lock), ``surges``
+(hourly match counters).
 """
 
 from monitor.storage.outbox import ALERT_RETENTION, OutboxAlert
 from monitor.storage.schema import SCHEMA_VERSION
 from monitor.storage.store import Store
+from monitor.storage.stories import StoryUpdate
 
-__all__ = ["ALERT_RETENTION", "SCHEMA_VERSION", "OutboxAlert", "Store"]
+__all__ = ["ALERT_RETENTION", "SCHEMA_VERSION", "OutboxAlert", "Store", "StoryUpdate"]

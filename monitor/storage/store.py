@@ -16,6 +16,8 @@ from monitor.storage.mutes import MutesMixin
 from monitor.storage.outbox import OutboxMixin
 from monitor.storage.reports import ReportsMixin
 from monitor.storage.schema import SchemaMixin
+from monitor.storage.stories import StoriesMixin
+from monitor.storage.surges import SurgesMixin
 
 
 class Store(
@@ -27,5 +29,7 @@ class Store(
     LeasesMixin,
     MutesMixin,
     ReportsMixin,
+    StoriesMixin,
+    SurgesMixin,
 ):
     """The one gateway to the database; every method is a short transaction."""
