@@ -92,7 +92,11 @@ def flush_digests(store: Store, channels: dict[str, Channel], owner: str, now: d
             continue
         if not store.hold_lease(f"digest:{channel.name}", owner, now, DIGEST_LEASE):
             continue  # another worker is writing this digest
-        items = [DigestItem(a.title, a.link, a.rules, a.source, a.published) for a in held]
+        also = store.story_sources(a.id for a in held)  # a story is one line, with its sources
+        items = [
+            DigestItem(a.title, a.link, a.rules, a.source, a.published, also.get(a.id, ()))
+            for a in held
+        ]
         parts = render_digest(items, channel, last or held[0].created_at, now)
         queued += store.queue_digest(channel.name, parts, [a.id for a in held], now)
     return queued

@@ -9,6 +9,7 @@ Time is injected: polls get ``now``, the sender a clock the test advances.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -306,9 +307,7 @@ async def test_a_429_on_an_edit_is_obeyed(feed_server, write_config, api, sqlite
         setup.publish("ar", item("astana-8", "ar", setup.run))
         clock.now = at("astana-8", "ar") + timedelta(minutes=1)
         await setup.poll("ar", clock.now)
-        api.fail_next(
-            "editMessageText", 429, description="Too Many Requests: retry after 120"
-        )
+        api.fail_next("editMessageText", 429, description="Too Many Requests: retry after 120")
         await sender.drain()
         assert not [m for m in api.messages() if m.method == "editmessagetext"]
         clock.now += timedelta(seconds=90)  # before retry_after: still waiting
@@ -321,3 +320,98 @@ async def test_a_429_on_an_edit_is_obeyed(feed_server, write_config, api, sqlite
     finally:
         await notifier.close()
         setup.store.close()
+
+
+# ------------------------------------------------------------------ several workers
+
+RACE_EVENTS = ("astana-8", "astana-9", "lavrov-syria", "truce-south", "truce-north", "quake-turkey")
+
+
+def race_rules() -> str:
+    """The labelled set's rules with the terms its reports of ``RACE_EVENTS`` matched."""
+    terms: dict[str, list[str]] = {}
+    for event in RACE_EVENTS:
+        for r in EVENTS[event]["reports"]:
+            for rule in r["rules"]:
+                terms.setdefault(rule, [])
+                terms[rule] += [t for t in r["terms"] if t not in terms[rule]]
+    return "".join(
+        f"  - {{name: {rule}, any: {json.dumps(words, ensure_ascii=False)}, notify: [desk]}}\n"
+        for rule, words in terms.items()
+    )
+
+
+async def test_two_workers_racing_start_each_story_once(
+    feed_server, write_config, api, database_url
+):
+    """Every report in its own feed, all polled at once by two workers (two stores,
+    two connection pools): one message per event, every other outlet in its edit."""
+    run = uuid.uuid4().hex[:8]
+    feeds, outlets = [], {}
+    for event in RACE_EVENTS:
+        for r in EVENTS[event]["reports"]:
+            feed_id = f"{event}-{r['lang']}"
+            outlets[feed_id] = f"Outlet {len(outlets) + 1}"
+            url = feed_server.add(
+                f"/{run}/{feed_id}.xml",
+                rss_feed(outlets[feed_id], [item(event, r["lang"], run)], language=r["lang"]),
+            )
+            feeds.append(
+                f"  - {{id: {feed_id}, url: '{url}', name: {outlets[feed_id]}, backfill: all}}"
+            )
+    text = 'channels:\n  desk: {chat: "@test_channel"}\nfeeds:\n' + "\n".join(feeds)
+    settings = load_settings(
+        write_config(text + "\nrules:\n" + race_rules()), env={"DATABASE_URL": database_url}
+    )
+    ruleset = Ruleset.from_settings(settings)
+    stores = [Store(database_url), Store(database_url)]
+    stores[0].migrate()
+    now = datetime(2026, 3, 11, 12, 0, tzinfo=UTC)  # every report within the day
+    try:
+        async with (
+            Fetcher(fetch_settings(settings)) as one,
+            Fetcher(fetch_settings(settings)) as two,
+        ):
+            outcomes = await asyncio.gather(
+                *(
+                    poll_feed(
+                        feed,
+                        store=stores[n % 2],
+                        fetcher=(one, two)[n % 2],
+                        ruleset=lambda: ruleset,
+                        now=now,
+                    )
+                    for n, feed in enumerate(settings.feeds)
+                )
+            )
+        assert all(o.ok for o in outcomes)
+        assert sum(o.alerts for o in outcomes) == len(RACE_EVENTS)
+        queued = stores[0].due_alerts(now)
+        assert len(queued) == len(RACE_EVENTS)
+        by_event = {e: [a for a in queued if f"/{e}" in (a.link or "")] for e in RACE_EVENTS}
+        assert all(len(alerts) == 1 for alerts in by_event.values()), by_event
+
+        notifiers = [TelegramNotifier(api.token, api.url) for _ in stores]
+        senders = [
+            Sender(s, n, ruleset.channels, owner=f"w{i}", clock=lambda: now, paced=False)
+            for i, (s, n) in enumerate(zip(stores, notifiers, strict=True))
+        ]
+        try:
+            await asyncio.gather(*(s.drain() for s in senders))
+            await asyncio.gather(*(s.drain() for s in senders))
+        finally:
+            for notifier in notifiers:
+                await notifier.close()
+        sent = api.sent()
+        assert len(sent) == len(RACE_EVENTS)
+        final = {m.message_id: m.plain_text for m in api.messages()}  # last version wins
+        for event in RACE_EVENTS:
+            (message,) = [m for m in sent if f"/{event}" in str(m.entities)]
+            names = {outlets[f"{event}-{r['lang']}"] for r in EVENTS[event]["reports"]}
+            also = final[message.message_id].rsplit("Also: ", 1)[1]
+            listed = {n.strip("\u2068\u2069") for n in also.split(" · ")}
+            assert len(listed) == len(names) - 1 and listed < names, (event, also)
+        assert api.rejected() == []
+    finally:
+        for store in stores:
+            store.close()
