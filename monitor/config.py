@@ -27,6 +27,7 @@ import yaml
 
 from monitor.exceptions import ConfigError, ConfigErrors
 from monitor.models import FIELDS, Channel, FeedSource, Rule
+from monitor.translate import BACKENDS, TranslateSettings, normalize_language
 
 DEFAULT_CONFIG = "config/monitor.yaml"
 DEFAULT_DATABASE_URL = "sqlite:///monitor.db"
@@ -76,6 +77,7 @@ class Settings:
     telegram: TelegramSettings
     database_url: str
     files: tuple[Path, ...] = ()
+    translate: TranslateSettings | None = None  # the top-level ``translate:`` block
     version: str = ""  # short hash of every file's bytes: tells reloads apart
     warnings: tuple[str, ...] = ()  # located remarks that did not stop loading
 
@@ -127,7 +129,7 @@ def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Set
 # --------------------------------------------------------------------------- loader
 
 _Node = yaml.Node
-_TOP_KEYS = ("defaults", "telegram", "channels", "feeds", "rules", "include")
+_TOP_KEYS = ("defaults", "telegram", "translate", "channels", "feeds", "rules", "include")
 _INCLUDED_KEYS = ("channels", "feeds", "rules", "include")
 _DEFAULT_KEYS = (
     "interval",
@@ -141,6 +143,8 @@ _DEFAULT_KEYS = (
     "story_window",
 )
 _TELEGRAM_KEYS = ("admins", "admin_chat", "feed_down_after", "commands")
+_TRANSLATE_KEYS = ("backend", "url", "model", "api_key_env", "translate_timeout")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CHANNEL_KEYS = (
     "chat",
     "language",
@@ -156,6 +160,8 @@ _CHANNEL_KEYS = (
     "stories",
     "story_window",
     "surges",
+    "translate_to",
+    "images",
 )
 _FEED_KEYS = (
     "id",
@@ -201,6 +207,7 @@ class _Loader:
     # where each rule, feed and channel was defined, for cross-checks
     feed_nodes: dict[str, _Node] = field(default_factory=dict)
     rule_nodes: dict[str, _Node] = field(default_factory=dict)
+    translate_to_nodes: dict[str, _Node] = field(default_factory=dict)
 
     # ---- reporting
     def warn(self, node: _Node | None, message: str) -> None:
@@ -229,6 +236,7 @@ class _Loader:
         top = self.mapping_items(root, _TOP_KEYS) if root is not None else {}
         defaults = self.parse_defaults(top.get("defaults"))
         telegram = self.parse_telegram(top.get("telegram"))
+        translate = self.parse_translate(top.get("translate"))
 
         channels: dict[str, Channel] = {}
         feeds: list[FeedSource] = []
@@ -241,6 +249,14 @@ class _Loader:
             self.parse_rules(items.get("rules"), rules, rule_locations)
 
         self.cross_check(rules, rule_locations, channels, feeds)
+        if translate is None:
+            for name, channel in channels.items():
+                if channel.translate_to is not None:
+                    self.fail(
+                        self.translate_to_nodes.get(name),
+                        f"channel {name!r} sets translate_to but there is no top-level "
+                        "translate: block (backend, url, api_key_env)",
+                    )
         if self.errors:
             raise ConfigErrors(self.errors)
         return Settings(
@@ -256,6 +272,7 @@ class _Loader:
             ),
             database_url=database_url_from_env(self.env),
             files=tuple(self.files),
+            translate=translate,
             version=self.digest.hexdigest()[:12],
             warnings=tuple(
                 f"{p}:{line}:{col}: warning: {m}" for p, line, col, m in sorted(self.warnings)
@@ -547,6 +564,63 @@ class _Loader:
             commands=commands is not False,
         )
 
+    def parse_translate(self, node: _Node | None) -> TranslateSettings | None:
+        """The ``translate:`` block; the key's variable is named here, read at start."""
+        if node is None:
+            return None
+        items = self.mapping_items(node, _TRANSLATE_KEYS)
+        if "backend" not in items:
+            self.fail(node, f"translate: needs 'backend' ({' or '.join(BACKENDS)})")
+            return None
+        backend = self.choice(items["backend"], BACKENDS)
+        url = self.http_url(items["url"]) if "url" in items else None
+        model = self.text(items["model"], "a model name") if "model" in items else None
+        env_name = None
+        if "api_key_env" in items:
+            env_name = self.text(items["api_key_env"], "an environment variable name")
+            if env_name is not None and not _ENV_NAME.match(env_name):
+                self.fail(
+                    items["api_key_env"],
+                    f"api_key_env names an environment variable (e.g. DEEPL_API_KEY), "
+                    f"not {env_name[:40]!r}; the key itself never goes in the file",
+                )
+                env_name = None
+        timeout = (
+            self.duration(items["translate_timeout"], allow_zero=False)
+            if "translate_timeout" in items
+            else None
+        )
+        if backend == "openai" and model is None and "model" not in items:
+            self.fail(node, "translate: backend openai needs 'model'")
+        if backend == "libretranslate" and url is None and "url" not in items:
+            self.fail(node, "translate: backend libretranslate needs 'url' (your server)")
+        if backend is None:
+            return None
+        return TranslateSettings(
+            backend=backend,  # type: ignore[arg-type]
+            url=url,
+            model=model,
+            api_key_env=env_name,
+            timeout=timeout or timedelta(seconds=20),
+        )
+
+    def http_url(self, node: _Node) -> str | None:
+        value = self.text(node, "an http(s) URL")
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            self.fail(node, f"expected an http(s) URL, not {value[:60]!r}")
+            return None
+        return value
+
+    def language_code(self, node: _Node) -> str | None:
+        value = self.text(node, "a language code such as en")
+        if value is None:
+            return None
+        try:
+            return normalize_language(value)
+        except ValueError as exc:
+            self.fail(node, str(exc))
+            return None
+
     def parse_channels(
         self, node: _Node | None, defaults: Defaults, channels: dict[str, Channel]
     ) -> None:
@@ -584,6 +658,8 @@ class _Loader:
                         "stories": self.story_mode,
                         "story_window": self.story_window,
                         "surges": self.boolean,
+                        "translate_to": self.language_code,
+                        "images": self.boolean,
                     },
                 )
             )
@@ -596,6 +672,8 @@ class _Loader:
             values.setdefault("timezone", defaults.timezone)
             values.setdefault("summary_length", defaults.summary_length)
             values.setdefault("story_window", defaults.story_window)
+            if "translate_to" in items:
+                self.translate_to_nodes[name] = items["translate_to"]
             channels[name] = Channel(name=name, **values)
 
     def parse_feeds(

@@ -36,3 +36,20 @@ FEED_ERRORS = Counter("monitor_feed_errors_total", "Failed feed polls", registry
 RELOAD_FAILURES = Counter(
     "monitor_config_reload_failures_total", "Configuration reloads refused", registry=REGISTRY
 )
+PHOTO_FALLBACKS = Counter(
+    "monitor_photo_fallbacks_total",
+    "Photo alerts Telegram refused, sent as text instead",
+    registry=REGISTRY,
+)
+TRANSLATIONS = Counter(
+    "monitor_translations_total",
+    "Alert translations by outcome",
+    ["outcome"],  # translated, same_language, failed
+    registry=REGISTRY,
+)
+TRANSLATE_FAILURES = Counter(
+    "monitor_translate_failures_total",
+    "Alerts sent untranslated because the translation failed, by reason kind",
+    ["kind"],  # timeout, connect, http_5xx, http_429, circuit_open, ...
+    registry=REGISTRY,
+)

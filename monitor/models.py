@@ -161,6 +161,8 @@ class Channel:
     stories: StoryMode = StoryMode.EDIT  # later reports of an alerted story
     story_window: timedelta = timedelta(hours=24)  # how far apart two reports of one story are
     surges: bool = False  # surge alerts for every rule that notifies this channel
+    translate_to: str | None = None  # language code: translate title and summary into it
+    images: bool = False  # send an article's image as a photo, the alert as its caption
 
     def __post_init__(self) -> None:
         # config validates the strings; this makes them the enums whoever builds a Channel
@@ -251,6 +253,7 @@ class RawEntry:
     published: datetime | None = None
     updated: datetime | None = None
     author: str | None = None
+    image: str | None = None  # absolute http(s) URL of the entry's image (media, enclosure)
 
 
 @dataclass(frozen=True)
@@ -278,6 +281,7 @@ class Article:
     language: str | None = None
     source: str = ""  # display name of the feed
     guid: str | None = None
+    image: str | None = None  # http(s) URL: feed media/enclosure, or the page's og:image
 
     def field_text(self, name: str) -> str:
         """The text of one matchable field ("title", "summary" or "content")."""
@@ -320,6 +324,9 @@ class Alert:
     published: datetime | None = None
     kind: AlertKind = AlertKind.ARTICLE
     story: str = ""  # the outbox's one-per-channel key (``stories.story_key`` for articles)
+    photo_url: str | None = None  # send as a photo (by URL) with ``caption``...
+    photo_png: bytes | None = None  # ... or these PNG bytes (a chart); URL wins if both
+    caption: str | None = None  # Telegram HTML, ≤ 1024 characters after parsing
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,48 @@ def _entry(e: Mapping[str, Any]) -> RawEntry:
         published=_date(dict.get(e, "published_parsed")),
         updated=_date(dict.get(e, "updated_parsed")),
         author=_clean(e.get("author")) or None,
+        image=pick_image(
+            [(m.get("url"), m.get("type"), m.get("medium")) for m in _dicts(e, "media_content")],
+            [(m.get("url"), None, "image") for m in _dicts(e, "media_thumbnail")],
+            [(m.get("href"), m.get("type"), None) for m in _dicts(e, "enclosures")],
+        ),
     )
+
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp")
+MAX_IMAGE_URL = 2048
+
+
+def pick_image(
+    *groups: list[tuple[Any, Any, Any]],
+) -> str | None:
+    """The entry's image URL: the first image of media:content, then media:thumbnail,
+    then an image enclosure; (url, type, medium) triples, absolute http(s) URLs only.
+
+    Both parse paths call this with the same triples, so they agree.
+    """
+    for group in groups:
+        for url, kind, medium in group[:50]:
+            if not isinstance(url, str):
+                continue
+            url = url.strip()
+            if not url.lower().startswith(("http://", "https://")) or len(url) > MAX_IMAGE_URL:
+                continue
+            if any(c.isspace() or ord(c) < 32 for c in url):
+                continue
+            kind = str(kind or "").lower()
+            medium = str(medium or "").lower()
+            path = url.split("?", 1)[0].split("#", 1)[0].lower()
+            if medium == "image" or kind.startswith("image/"):
+                return url
+            if not medium and not kind and path.endswith(_IMAGE_SUFFIXES):
+                return url
+    return None
+
+
+def _dicts(e: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    value = e.get(key) or ()
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
 
 
 def _date(value: time.struct_time | None) -> datetime | None:
@@ -347,8 +388,15 @@ def _fast_repair(value: str) -> str:
 def _fast_item(item: Any, base: str) -> RawEntry:
     seen: dict[str, Any] = {}
     author = None
+    media: dict[str, list[tuple[Any, Any, Any]]] = {"content": [], "thumbnail": [], "enclosure": []}
     for child in item:
         tag = child.tag
+        if tag == _MEDIA + "content":
+            media["content"].append((child.get("url"), child.get("type"), child.get("medium")))
+        elif tag == _MEDIA + "thumbnail":
+            media["thumbnail"].append((child.get("url"), None, "image"))
+        elif tag == "enclosure":
+            media["enclosure"].append((child.get("url"), child.get("type"), None))
         if tag in _RSS_ITEM_TEXT or tag in (_CONTENT_ENCODED, _DC_DATE):
             if tag in seen:
                 raise _Fallback
@@ -407,6 +455,7 @@ def _fast_item(item: Any, base: str) -> RawEntry:
         published=published,
         updated=updated,
         author=author or None,
+        image=pick_image(media["content"], media["thumbnail"], media["enclosure"]),
     )
 
 

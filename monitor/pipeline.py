@@ -1,11 +1,19 @@
 """``poll_feed``: the one place that runs the stages in order for one feed.
 
 fetch → parse → articles → (storage: which entries are new) → match (every
-new entry: the surge counters count them all) → backfill → render (one alert
-per channel, carrying its story key, with its story candidate) → (storage, in
-one transaction: entries, match counters, feed state, and each alert queued or
+new entry: the surge counters count them all) → backfill → translate (channels
+with ``translate_to``; I/O, concurrent, bounded) → render (one alert per
+channel, carrying its story key, with its story candidate) → (storage, in one
+transaction: entries, match counters, feed state, and each alert queued or
 grouped into a story the channel was already alerted to) → surges (rules with
 ``surge`` whose counters moved).
+
+Translation runs on the event loop between the two threaded halves of a poll:
+every alert of the poll is translated at once (``asyncio.gather``), each call
+bounded by ``translate_timeout``, so a hanging backend delays the poll's alerts
+by that bound once; the translator's circuit breaker then fails the next calls
+without waiting. A failed translation never stops an alert: it is rendered
+untranslated with a short note.
 
 A feed that fails is recorded and backed off here; nothing a feed does can
 stop the others. Rules and channels come from a ``Ruleset`` that the worker
@@ -22,11 +30,12 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from monitor import metrics
 from monitor.articles import to_articles
 from monitor.config import Settings
-from monitor.exceptions import FeedError, FetchError
+from monitor.exceptions import FeedError, FetchError, TranslateError
 from monitor.fetch import Fetcher
 from monitor.match import Matcher, compile_rules
 from monitor.models import (
@@ -43,10 +52,11 @@ from monitor.models import (
     StoryMode,
 )
 from monitor.parse import parse_feed
-from monitor.render.alert import render_alert
+from monitor.render.alert import render_alert, translation_request
 from monitor.scheduler import next_poll_at
 from monitor.storage import Store
 from monitor.stories import StoryClaim, candidate_from
+from monitor.translate import Translation, Translator
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +81,14 @@ class Ruleset:
             version=settings.version,
         )
 
+    def alerts_for(self, article: Article, muted: Collection[str] = ()) -> list[Alert]:
+        """One rendered alert per channel that any matching rule notifies (untranslated).
+
+        ``muted`` holds the targets silenced with /mute as stored ("rule:NAME",
+        "channel:NAME"; see ``MuteTarget``).
+        """
+        return self.render(self.matches_for(article, muted))
+
     def matches(self, article: Article) -> list[Match]:
         """The rules that match ``article`` (counted in the metrics)."""
         matches = self.matcher.match(article, self.feed_tags.get(article.feed_id, ()))
@@ -88,28 +106,10 @@ class Ruleset:
             or any(c in self.channels and self.channels[c].surges for c in rule.notify)
         )
 
-    def alerts_for(
+    def matches_for(
         self, article: Article, muted: Collection[str] = (), matches: Sequence[Match] | None = None
-    ) -> list[Alert]:
-        """One rendered alert per channel that any matching rule notifies.
-
-        ``muted`` holds the targets silenced with /mute as stored ("rule:NAME",
-        "channel:NAME"; see ``MuteTarget``).
-        """
-        return [claim.alert for claim in self.claims_for(article, muted, matches)]
-
-    def claims_for(
-        self,
-        article: Article,
-        muted: Collection[str] = (),
-        matches: Sequence[Match] | None = None,
-        now: datetime | None = None,
-    ) -> list[StoryClaim]:
-        """``alerts_for`` with each alert's story candidate (None for ``stories: off``).
-
-        An article without a publication time is placed in stories by ``now``,
-        when it was first seen.
-        """
+    ) -> Candidate:
+        """The article's matches grouped by the channel they notify (mutes applied)."""
         if matches is None:
             matches = self.matches(article)
         per_channel: dict[str, list[Match]] = {}
@@ -117,21 +117,145 @@ class Ruleset:
             if str(MuteTarget.rule(match.rule)) in muted:
                 continue
             for channel in self.rules[match.rule].notify:
-                if str(MuteTarget.channel(channel)) not in muted:
+                if str(MuteTarget.channel(channel)) not in muted and channel in self.channels:
                     per_channel.setdefault(channel, []).append(match)
         priorities: dict[str, Priority] = {m.rule: self.rules[m.rule].priority for m in matches}
+        return Candidate(article, per_channel, priorities)
+
+    def render(
+        self, candidate: Candidate, translations: Mapping[str, Translation | str] | None = None
+    ) -> list[Alert]:
+        """The candidate's alerts; ``translations`` maps a channel to its translation or
+        to the short reason it has none."""
+        out = []
+        for name, channel_matches in candidate.per_channel.items():
+            got = (translations or {}).get(name)
+            out.append(
+                render_alert(
+                    candidate.article,
+                    channel_matches,
+                    self.channels[name],
+                    candidate.priorities,
+                    translation=got if isinstance(got, Translation) else None,
+                    translation_note=got if isinstance(got, str) else None,
+                )
+            )
+        return out
+
+    def claims(
+        self,
+        candidate: Candidate,
+        translations: Mapping[str, Translation | str] | None = None,
+        now: datetime | None = None,
+    ) -> list[StoryClaim]:
+        """``render``'s alerts, each with its story candidate (None for ``stories: off``).
+
+        An article without a publication time is placed in stories by ``now``,
+        when it was first seen.
+        """
+        article = candidate.article
         dated = article if article.published or now is None else replace(article, published=now)
         claims = []
-        for name, channel_matches in per_channel.items():
-            channel = self.channels.get(name)
-            if channel is None:
-                continue
-            alert = render_alert(article, channel_matches, channel, priorities)
-            candidate = None
-            if channel.stories != StoryMode.OFF:
-                candidate = candidate_from(dated, channel_matches)
-            claims.append(StoryClaim(alert, candidate, channel.story_window))
+        alerts = self.render(candidate, translations)
+        for (name, matches), alert in zip(candidate.per_channel.items(), alerts, strict=True):
+            channel = self.channels[name]
+            story = candidate_from(dated, matches) if channel.stories != StoryMode.OFF else None
+            claims.append(StoryClaim(alert, story, channel.story_window))
         return claims
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A new article that matched, before rendering: its matches per channel."""
+
+    article: Article
+    per_channel: Mapping[str, list[Match]]
+    priorities: Mapping[str, Priority]
+
+
+#: The short note an untranslated alert carries, per failure kind (``failure_kind``).
+UNTRANSLATED_NOTES = {
+    "timeout": "the translation service did not answer in time",
+    "circuit_open": "the translation service is down",
+    "unavailable": "the translation service is unreachable",
+    "rate_limited": "the translation service asked us to slow down",
+    "auth_or_quota": "the translation key was refused or its quota is used up",
+    "http_5xx": "the translation service failed",
+    "too_long": "the text is too long to translate",
+    "not_configured": "translation is not configured",
+}
+_DEFAULT_NOTE = "the translation failed"
+
+
+async def translate_candidates(
+    candidates: list[Candidate], ruleset: Ruleset, translator: Translator | None
+) -> list[dict[str, Translation | str]]:
+    """Per candidate, each ``translate_to`` channel's translation or the note saying why not.
+
+    All calls run at once (nothing waits for another alert's translation); each
+    is bounded by the translator's timeout (plus a second as a guard), so the
+    whole batch waits at most about that long, and the translator's circuit
+    breaker makes the next batches fail at once while the backend is down.
+    """
+    jobs: list[tuple[int, str, Any]] = []
+    results: list[dict[str, Translation | str]] = [{} for _ in candidates]
+    problem = translator.problem if translator is not None else "no translate: block"
+    for i, candidate in enumerate(candidates):
+        for name, matches in candidate.per_channel.items():
+            channel = ruleset.channels[name]
+            if channel.translate_to is None:
+                continue
+            if translator is None or problem:
+                metrics.TRANSLATIONS.labels("failed").inc()
+                metrics.TRANSLATE_FAILURES.labels("not_configured").inc()
+                results[i][name] = UNTRANSLATED_NOTES["not_configured"]
+                continue
+            title, sentences = translation_request(candidate.article, matches, channel)
+            call = translator.translate_alert_text(
+                title, sentences, candidate.article.language, channel.translate_to
+            )
+            jobs.append((i, name, asyncio.wait_for(call, translator.timeout + 1.0)))
+    if not jobs:
+        return results
+    answers = await asyncio.gather(*(job for _, _, job in jobs), return_exceptions=True)
+    for (i, name, _), answer in zip(jobs, answers, strict=True):
+        if isinstance(answer, Translation):
+            outcome = "translated" if answer.translated else "same_language"
+            metrics.TRANSLATIONS.labels(outcome).inc()
+            results[i][name] = answer
+            continue
+        if isinstance(answer, TranslateError):
+            reason, kind = answer.reason, failure_kind(answer)
+        elif isinstance(answer, TimeoutError):
+            reason, kind = "timed out", "timeout"
+        elif isinstance(answer, asyncio.CancelledError):
+            raise answer
+        else:  # a bug in a backend: the alert must still go out
+            log.error("translation failed unexpectedly", exc_info=answer)
+            reason, kind = "unexpected error", "error"
+        metrics.TRANSLATIONS.labels("failed").inc()
+        metrics.TRANSLATE_FAILURES.labels(kind).inc()
+        log.info("channel %s: alert goes out untranslated (%s)", name, reason)
+        results[i][name] = UNTRANSLATED_NOTES.get(kind, _DEFAULT_NOTE)
+    return results
+
+
+def failure_kind(error: TranslateError) -> str:
+    """The ``/metrics`` label of a failed translation (the keys of ``UNTRANSLATED_NOTES``)."""
+    status = error.status
+    if status is None:
+        if error.reason.startswith("timed out"):
+            return "timeout"
+        if error.reason.startswith("paused"):
+            return "circuit_open"
+        if "too long" in error.reason:
+            return "too_long"
+        return "unavailable" if error.backend_down else "malformed"
+    if status == 429:
+        return "rate_limited"
+    if status in (401, 403, 456):
+        return "auth_or_quota"
+    return "http_5xx" if status >= 500 else "bad_request"
 
 
 @dataclass(frozen=True)
@@ -167,11 +291,12 @@ async def poll_feed(
     now: datetime,
     muted: Collection[str] = (),
     rng: random.Random | None = None,
+    translator: Translator | None = None,
 ) -> PollOutcome:
     """Poll one feed and queue alerts for its new entries; never raises for a feed's fault."""
     started = time.perf_counter()
     try:
-        outcome = await _poll(feed, store, fetcher, ruleset, now, muted, rng)
+        outcome = await _poll(feed, store, fetcher, ruleset, now, muted, rng, translator)
     finally:
         metrics.POLL_SECONDS.observe(time.perf_counter() - started)
     label = "error" if not outcome.ok else "not_modified" if outcome.not_modified else "ok"
@@ -190,6 +315,7 @@ async def _poll(
     now: datetime,
     muted: Collection[str],
     rng: random.Random | None,
+    translator: Translator | None,
 ) -> PollOutcome:
     jitter = (rng or random).uniform(0.0, 0.1)
     state = await asyncio.to_thread(store.feed_state, feed.id)
@@ -203,8 +329,11 @@ async def _poll(
             )
             _log_recovery(feed, errors)
             return PollOutcome(feed.id, True, next_poll, not_modified=True, previous_errors=errors)
+        rules = ruleset()
+        prepared = await asyncio.to_thread(_prepare, feed, state, result, store, rules, now, muted)
+        translations = await translate_candidates(prepared.candidates, rules, translator)
         new, queued = await asyncio.to_thread(
-            _process, feed, state, result, store, ruleset(), now, jitter, muted
+            _commit, feed, prepared, translations, result, store, rules, now, jitter
         )
     except FeedError as exc:
         retry_after = exc.retry_after if isinstance(exc, FetchError) else None
@@ -228,22 +357,31 @@ async def _poll(
     )
 
 
-def _process(
+@dataclass(frozen=True)
+class _Prepared:
+    """The first half of a poll: the feed's articles and the new ones that matched."""
+
+    articles: list[Article]
+    candidates: list[Candidate]
+    warning: str | None
+    matched: Mapping[str, tuple[str, ...]]  # new entry key → rules it matched (surge counts)
+
+
+def _prepare(
     feed: FeedSource,
     state: FeedState | None,
     result: FetchResult,
     store: Store,
     ruleset: Ruleset,
     now: datetime,
-    jitter: float,
     muted: Collection[str],
-) -> tuple[int, int]:
-    """The CPU-bound middle of a poll (runs in a thread): parse, match, render, commit."""
+) -> _Prepared:
+    """CPU-bound (runs in a thread): parse, find the new entries, match."""
     parsed = parse_feed(result)
     articles = list({a.key: a for a in to_articles(feed, parsed, now)}.values())
     known = store.known_keys(feed.id, (a.key for a in articles))
     first_poll = state is None or state.first_success is None
-    claims: list[StoryClaim] = []
+    candidates: list[Candidate] = []
     matched: dict[str, tuple[str, ...]] = {}
     for article in articles:
         if article.key in known:
@@ -254,16 +392,36 @@ def _process(
         matched[article.key] = tuple(m.rule for m in matches)
         if first_poll and not in_backfill(article, feed.backfill, now):
             continue
-        claims.extend(ruleset.claims_for(article, muted, matches, now))
+        candidate = ruleset.matches_for(article, muted, matches)
+        if candidate.per_channel:
+            candidates.append(candidate)
+    return _Prepared(articles, candidates, parsed.warning, matched)
+
+
+def _commit(
+    feed: FeedSource,
+    prepared: _Prepared,
+    translations: list[dict[str, Translation | str]],
+    result: FetchResult,
+    store: Store,
+    ruleset: Ruleset,
+    now: datetime,
+    jitter: float,
+) -> tuple[int, int]:
+    """The second half (runs in a thread): render, commit (storage queues each alert or
+    groups it into a story already alerted), then look for surges."""
+    claims: list[StoryClaim] = []
+    for candidate, translated in zip(prepared.candidates, translations, strict=True):
+        claims.extend(ruleset.claims(candidate, translated, now))
     next_poll = next_poll_at(now, feed.interval, 0, None, result.max_age, jitter=jitter)
     inserted, queued = store.commit_poll(
         feed_id=feed.id,
         url=feed.url,
         now=now,
-        articles=articles,
+        articles=prepared.articles,
         alerts=(),
         claims=claims,
-        matched=matched,
+        matched=prepared.matched,
         status=result.status,
         etag=result.etag,
         last_modified=result.last_modified,
@@ -271,14 +429,14 @@ def _process(
         next_poll=next_poll,
     )
     surging = ruleset.surge_rules.intersection(
-        rule for key in inserted for rule in matched.get(key, ())
+        rule for key in inserted for rule in prepared.matched.get(key, ())
     )
     if surging:
         from monitor.trends import check_surges  # matplotlib loads only where surges are on
 
         queued += check_surges(store, ruleset, sorted(surging), now)
-    if parsed.warning:
-        log.debug("feed %s parsed with a warning: %s", feed.id, parsed.warning)
+    if prepared.warning:
+        log.debug("feed %s parsed with a warning: %s", feed.id, prepared.warning)
     if inserted:
         log.info("feed %s: %d new entries, %d alerts queued", feed.id, len(inserted), queued)
     return len(inserted), queued

@@ -8,10 +8,13 @@ Telegram answer — flood control, a kicked bot, a missing chat are data.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import Protocol, TextIO
 
-from telegram import Bot, LinkPreviewOptions, ReplyParameters
+from telegram import Bot, InputFile, LinkPreviewOptions, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -88,7 +91,33 @@ class Notifier(Protocol):
         """Replace the text of a message sent before (a story's first alert)."""
         ...
 
+    async def send_photo(
+        self,
+        alert_id: int,
+        caption: str,
+        text: str,
+        channel: Channel,
+        *,
+        photo_url: str | None = None,
+        photo_png: bytes | None = None,
+        silent: bool = False,
+    ) -> Delivery:
+        """Send a photo (by URL, else PNG bytes) with the alert as its HTML ``caption``.
+
+        A refusal (the image could not be fetched, the caption is too long) is a
+        permanent, not channel-broken ``Delivery``: the sender then sends ``html``.
+        """
+        ...
+
     async def close(self) -> None: ...
+
+
+def media_dir() -> Path:
+    """Where the console saves PNG images: ``$MONITOR_MEDIA_DIR``, else a temp folder."""
+    folder = os.environ.get("MONITOR_MEDIA_DIR") or os.path.join(
+        tempfile.gettempdir(), "monitor-media"
+    )
+    return Path(folder)
 
 
 class ConsoleNotifier:
@@ -127,6 +156,38 @@ class ConsoleNotifier:
         where = f"{channel.name} → {channel.chat}, message {message_id} edited"
         print(f"{rule}\n[{where}]\n{text}", file=stream, flush=True)
         return Delivery(alert_id=alert_id, ok=True, message_id=message_id)
+
+    async def send_photo(
+        self,
+        alert_id: int,
+        caption: str,
+        text: str,
+        channel: Channel,
+        *,
+        photo_url: str | None = None,
+        photo_png: bytes | None = None,
+        silent: bool = False,
+    ) -> Delivery:
+        """Print the image's URL, or save the PNG and print its path, then the alert."""
+        if photo_url:
+            where = photo_url
+        elif photo_png is not None:
+            folder = media_dir()
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / f"alert-{alert_id}.png"
+                path.write_bytes(photo_png)
+            except OSError as exc:
+                return Delivery(
+                    alert_id,
+                    ok=False,
+                    error=f"cannot save the image: {exc.strerror}",
+                    permanent=True,
+                )
+            where = str(path)
+        else:
+            return await self.send(alert_id, caption, text, channel, silent)
+        return await self.send(alert_id, caption, f"🖼 {where}\n{text}", channel, silent)
 
     async def close(self) -> None:
         return None
@@ -226,6 +287,45 @@ class TelegramNotifier:
         except TelegramError as exc:
             return delivery_from_error(alert_id, channel, exc)
         return Delivery(alert_id=alert_id, ok=True, message_id=message_id)
+
+    async def send_photo(
+        self,
+        alert_id: int,
+        caption: str,
+        text: str,
+        channel: Channel,
+        *,
+        photo_url: str | None = None,
+        photo_png: bytes | None = None,
+        silent: bool = False,
+    ) -> Delivery:
+        """sendPhoto: by URL (Telegram fetches it) or a multipart upload of the PNG."""
+        if not self._started:
+            try:
+                await self.start()
+            except NotifyError as exc:
+                return Delivery(alert_id, ok=False, error=str(exc))
+            if not self._started:
+                return Delivery(alert_id, ok=False, error="network: Telegram is unreachable")
+        photo: str | InputFile
+        if photo_url:
+            photo = photo_url
+        elif photo_png is not None:
+            photo = InputFile(photo_png, filename="image.png")
+        else:
+            return Delivery(alert_id, ok=False, error="no image to send", permanent=True)
+        try:
+            message = await self.bot.send_photo(
+                chat_id=_chat_id(channel.chat),
+                photo=photo,
+                caption=caption,
+                parse_mode=ParseMode.HTML,
+                message_thread_id=channel.thread_id,
+                disable_notification=silent,
+            )
+        except TelegramError as exc:
+            return delivery_from_error(alert_id, channel, exc)
+        return Delivery(alert_id=alert_id, ok=True, message_id=message.message_id)
 
     async def close(self) -> None:
         if self._started:

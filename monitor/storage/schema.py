@@ -75,6 +75,9 @@ alerts_table = sa.Table(
     sa.Column("priority", sa.String(10), nullable=False, server_default="normal"),
     sa.Column("source", sa.Text, nullable=False, server_default=""),
     sa.Column("published", UTCDateTime),
+    sa.Column("photo_url", sa.Text),  # migration 3: sent as a photo with ``caption`` ...
+    sa.Column("photo_png", sa.LargeBinary),  # ... by URL or as these PNG bytes
+    sa.Column("caption", sa.Text),  # Telegram HTML ≤ 1024 characters; ``html`` is the fallback
     sa.UniqueConstraint("channel", "story", name="uq_alerts_channel_story"),
 )
 sa.Index("ix_alerts_due", alerts_table.c.status, alerts_table.c.next_attempt)
@@ -107,7 +110,7 @@ mutes_table = sa.Table(
     sa.Column("created_by", sa.String(100)),
 )
 
-# Stories (migration 3): one ``stories`` row per story a channel was alerted to (its
+# Stories (migration 4): one ``stories`` row per story a channel was alerted to (its
 # first alert, the other sources, how far its message shows them) and one
 # ``story_reports`` row per report grouped into it (the candidate ``find_story``
 # compares). ``story_locks`` holds one row per channel: a poll locks its
@@ -155,7 +158,7 @@ story_locks_table = sa.Table(
     sa.Column("channel", sa.String(200), primary_key=True),
 )
 
-# Surges (migration 3): matches per rule, hour (of publication) and feed, upserted
+# Surges (migration 4): matches per rule, hour (of publication) and feed, upserted
 # by each poll; ``surges`` remembers when a rule began to be counted and its last alert.
 rule_counts_table = sa.Table(
     "rule_counts",
@@ -187,10 +190,16 @@ def _v2_alerts_created_index(conn: sa.Connection) -> None:
     alerts_created_index.create(conn, checkfirst=True)
 
 
-#: Step N brings a database from version N-1 to N. Version 1 is the first
-#: released schema (what ``create_all`` made before this table had steps), so a
-#: database without any version gets the latest schema in one go instead.
-def _v3_stories_and_surges(conn: sa.Connection) -> None:
+def _v3_alert_photos(conn: sa.Connection) -> None:
+    """Photo alerts: the image (URL or PNG bytes) and the caption sent with it."""
+    existing = {c["name"] for c in sa.inspect(conn).get_columns("alerts")}
+    for column in ("photo_url", "photo_png", "caption"):
+        if column not in existing:
+            kind = alerts_table.c[column].type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE alerts ADD COLUMN {column} {kind}"))
+
+
+def _v4_stories_and_surges(conn: sa.Connection) -> None:
     for table in (
         stories_table,
         story_reports_table,
@@ -201,9 +210,13 @@ def _v3_stories_and_surges(conn: sa.Connection) -> None:
         table.create(conn, checkfirst=True)  # with its indexes
 
 
+#: Step N brings a database from version N-1 to N. Version 1 is the first
+#: released schema (what ``create_all`` made before this table had steps), so a
+#: database without any version gets the latest schema in one go instead.
 MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
     2: _v2_alerts_created_index,
-    3: _v3_stories_and_surges,
+    3: _v3_alert_photos,
+    4: _v4_stories_and_surges,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 _MIGRATION_LOCK = 7355608  # pg_advisory_xact_lock key: one migrating worker at a time
