@@ -142,6 +142,7 @@ async def run_once(settings: Settings, notifier: Notifier | None = None) -> Once
     translator = make_translator(settings)
     now = utc_now()
     muted = frozenset(await asyncio.to_thread(store.active_mutes, now))
+    await asyncio.to_thread(store.register_rules, ruleset.surge_rules, now)
     try:
         await notifier.start()
         async with Fetcher(fetch_settings(settings)) as fetcher:
@@ -216,6 +217,7 @@ class Worker:
         self.reload_requested = asyncio.Event()
         self._install_signals(asyncio.get_running_loop())
         await asyncio.to_thread(self.store.sync_feeds, self.settings.feeds, self.clock())
+        await asyncio.to_thread(self.store.register_rules, self.ruleset.surge_rules, self.clock())
         await self.notifier.start()
         self.fetcher = Fetcher(fetch_settings(self.settings))
         self.translator = make_translator(self.settings)
@@ -462,6 +464,9 @@ class Worker:
         removed = await asyncio.to_thread(self.store.prune_entries, self.clock(), RETENTION)
         if removed:
             log.info("forgot %d entries that left their feeds over %s ago", removed, RETENTION)
+        # story reports and hourly match counters outlive their windows, then go
+        await asyncio.to_thread(self.store.prune_stories, self.clock(), RETENTION)
+        await asyncio.to_thread(self.store.prune_counts, self.clock())
 
     # ---- reloads
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -546,6 +551,7 @@ class Worker:
         old_feeds = self.feeds
         new_feeds = {feed.id: feed for feed in settings.feeds}
         await asyncio.to_thread(self.store.sync_feeds, settings.feeds, self.clock())
+        await asyncio.to_thread(self.store.register_rules, ruleset.surge_rules, self.clock())
         now = self.clock()
         for feed_id, feed in new_feeds.items():
             old = old_feeds.get(feed_id)
