@@ -415,3 +415,37 @@ async def test_two_workers_racing_start_each_story_once(
     finally:
         for store in stores:
             store.close()
+
+
+async def test_a_digest_lists_a_story_once_with_its_sources(
+    feed_server, write_config, api, sqlite_url
+):
+    from monitor.worker import flush_digests
+
+    setup = Setup(feed_server, write_config, api, sqlite_url, "edit, mode: digest, every: 1h")
+    start = at("astana-8", "en") - timedelta(minutes=30)
+    await first_poll_everywhere(setup, start)
+    clock = Clock(at("astana-8", "ru") + timedelta(minutes=1))
+    notifier = TelegramNotifier(api.token, api.url)
+    sender = Sender(setup.store, notifier, setup.ruleset.channels, clock=clock, paced=False)
+    try:
+        for lang in OUTLETS:
+            setup.publish(lang, item("astana-8", lang, setup.run))
+            await setup.poll(lang, clock.now)
+        setup.publish("en", item("astana-9", "en", setup.run))
+        await setup.poll("en", clock.now)
+        await sender.drain()
+        assert api.messages() == []  # held for the digest
+        clock.now += timedelta(hours=1)
+        assert flush_digests(setup.store, dict(setup.ruleset.channels), "w", clock.now) == 1
+        await sender.drain()
+        (digest,) = api.sent()
+        lines = digest.plain_text.split("\n")
+        assert len(lines) == 3  # the header and one line per story
+        assert "Eighth round of Astana talks" in lines[1]
+        assert lines[1].endswith("Also: \u2068SANA\u2069 · \u2068TASS\u2069")
+        assert "ninth Astana round" in lines[2] and "Also" not in lines[2]
+        assert not [m for m in api.messages() if m.method == "editmessagetext"]
+    finally:
+        await notifier.close()
+        setup.store.close()
