@@ -130,6 +130,8 @@ class OnceReport:
             f"{queued} alerts queued, {self.sent.sent} sent, {self.sent.failed} failed, "
             f"{self.pending} pending"
         )
+        if self.sent.edited:
+            line += f", {self.sent.edited} story edits or replies"
         return line + "".join(f"\n  feed {o.feed_id}: {o.error}" for o in failing)
 
 
