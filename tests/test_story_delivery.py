@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -449,3 +450,53 @@ async def test_a_digest_lists_a_story_once_with_its_sources(
     finally:
         await notifier.close()
         setup.store.close()
+
+
+def test_two_monitor_run_workers_on_postgresql(tmp_path, feed_server, postgres_url):
+    """Real ``monitor run`` processes sharing feeds and channels: each event one message,
+    and its last edit names every other outlet (edits paced, so this waits up to a minute
+    or two)."""
+    from .test_scale import start_worker, stop, wait_until
+
+    events = ("astana-8", "lavrov-syria", "quake-turkey")
+    api = FakeBotApi().start()
+    try:
+        api.add_chat("@test_channel", "channel")
+        run = uuid.uuid4().hex[:8]
+        lines = ["defaults:\n  interval: 2s\n  backfill: all\n  timeout: 5s\n"]
+        lines.append('channels:\n  desk: {chat: "@test_channel"}\nfeeds:\n')
+        names = {}
+        for event in events:
+            for r in EVENTS[event]["reports"]:
+                feed_id = f"{event}-{r['lang']}"
+                names[feed_id] = f"Outlet{len(names) + 1}"
+                url = feed_server.add(
+                    f"/{run}/{feed_id}.xml",
+                    rss_feed(names[feed_id], [item(event, r["lang"], run)], language=r["lang"]),
+                )
+                lines.append(f"  - {{id: {feed_id}, url: '{url}', name: {names[feed_id]}}}\n")
+        assert set(events) <= set(RACE_EVENTS)  # race_rules() covers their terms
+        lines.append("rules:\n" + race_rules())
+        config = tmp_path / "monitor.yaml"
+        config.write_text("".join(lines), encoding="utf-8")
+        logs = [tmp_path / f"worker{n}.log" for n in range(2)]
+        workers = [start_worker(config, postgres_url, api, log) for log in logs]
+
+        def complete() -> bool:
+            final = {m.message_id: m.plain_text for m in api.messages()}
+            return len(api.sent()) >= len(events) and all(
+                "Also: " in text and text.rsplit("Also: ", 1)[1].count("Outlet") == 2
+                for text in final.values()
+            )
+
+        try:
+            wait_until(complete, 150, "one message per event naming every other outlet")
+            time.sleep(2)  # a duplicate, if any, would arrive now
+        finally:
+            took = stop(workers)
+        assert len(api.sent()) == len(events), [m.plain_text[:80] for m in api.sent()]
+        assert api.rejected() == [] and api.count_429 == 0
+        assert [w.returncode for w in workers] == [0, 0], [log.read_text()[-2000:] for log in logs]
+        assert max(took) < 10
+    finally:
+        api.stop()
