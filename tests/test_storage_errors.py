@@ -97,6 +97,20 @@ def plausible_calls(now: datetime) -> dict[str, Callable[[Store], Any]]:
         "active_mutes": lambda s: s.active_mutes(now),
         "rule_alert_counts": lambda s: s.rule_alert_counts(now - minute),
         "last_alert_at": lambda s: s.last_alert_at(),
+        "due_story_updates": lambda s: s.due_story_updates(now, ["c"]),
+        "next_story_update": lambda s: s.next_story_update(["c"]),
+        "story_updated": lambda s: s.story_updated(1, 2, now, now + minute),
+        "story_retry": lambda s: s.story_retry(1, "flood control", now + minute),
+        "story_gone": lambda s: s.story_gone(1, "message to edit not found"),
+        "story_sources": lambda s: s.story_sources([1, 2]),
+        "story_of": lambda s: s.story_of("c", "https://x/1"),
+        "prune_stories": lambda s: s.prune_stories(now, timedelta(days=30)),
+        "register_rules": lambda s: s.register_rules(["ceasefire"], now),
+        "hourly_counts": lambda s: s.hourly_counts("ceasefire", now - minute),
+        "surge_history": lambda s: s.surge_history("ceasefire", now - minute),
+        "top_feeds": lambda s: s.top_feeds("ceasefire", now - minute),
+        "queue_surge": lambda s: s.queue_surge("ceasefire", [replace(alert, story="s")], now, None),
+        "prune_counts": lambda s: s.prune_counts(now),
     }
 
 
