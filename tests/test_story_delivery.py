@@ -464,6 +464,7 @@ def test_two_monitor_run_workers_on_postgresql(tmp_path, feed_server, postgres_u
         api.add_chat("@test_channel", "channel")
         run = uuid.uuid4().hex[:8]
         lines = ["defaults:\n  interval: 2s\n  backfill: all\n  timeout: 5s\n"]
+        lines.append("telegram:\n  commands: false\n")  # no getUpdates between the two
         lines.append('channels:\n  desk: {chat: "@test_channel"}\nfeeds:\n')
         names = {}
         for event in events:
@@ -496,6 +497,8 @@ def test_two_monitor_run_workers_on_postgresql(tmp_path, feed_server, postgres_u
             took = stop(workers)
         assert len(api.sent()) == len(events), [m.plain_text[:80] for m in api.sent()]
         assert api.rejected() == [] and api.count_429 == 0
+        edits = [m for m in api.messages() if m.method == "editmessagetext"]
+        assert len(edits) <= 2 * len(events)  # paced: a wave is one or two edits, not one each
         assert [w.returncode for w in workers] == [0, 0], [log.read_text()[-2000:] for log in logs]
         assert max(took) < 10
     finally:

@@ -252,6 +252,8 @@ class Sender:
             if channel is None:
                 continue
             mode = channel.stories
+            if mode == StoryMode.EDIT and update.photo:
+                mode = StoryMode.REPLY  # a photo's caption is not text editMessageText can edit
             rendered = None
             if mode == StoryMode.EDIT:
                 rendered = edited_alert(

@@ -66,6 +66,7 @@ class StoryUpdate:
     source_count: int  # all later sources, including those no longer kept
     shown: int  # how many of them the message (edit) or the replies already show
     attempts: int = 0
+    photo: bool = False  # the first alert went as a photo: its text cannot be edited
 
     @property
     def unshown(self) -> tuple[StorySource, ...]:
@@ -90,6 +91,7 @@ class StoriesMixin(StoreBase):
                 alerts_table.c.message_id,
                 alerts_table.c.html,
                 alerts_table.c.text,
+                alerts_table.c.caption,
             )
             .join(alerts_table, alerts_table.c.id == stories_table.c.alert_id)
             .where(
@@ -117,6 +119,7 @@ class StoriesMixin(StoreBase):
                 source_count=row.source_count,
                 shown=row.shown,
                 attempts=row.attempts,
+                photo=row.caption is not None,
             )
             for row in rows
         ]
