@@ -126,3 +126,56 @@ def test_claims_for_gives_each_channel_its_policy(write_config):
     assert claims["b"].candidate is None
     assert claims["a"].candidate is not None and claims["a"].candidate.published == T0
     assert claims["a"].window == timedelta(hours=24) and claims["c"].window == timedelta(hours=2)
+
+
+async def test_a_photo_alerts_story_is_answered_with_a_reply(sqlite_url):
+    """A photo's caption is not text editMessageText can change: later sources go as a reply."""
+    import io
+    from dataclasses import replace
+
+    from monitor.deliver.notifier import ConsoleNotifier
+    from monitor.deliver.sender import Sender
+
+    store = Store(sqlite_url)
+    store.migrate()
+    try:
+        first = article("1", TITLE_EN, T0, "Reuters")
+        photo = claim(first, T0)
+        photo = replace(
+            photo,
+            alert=replace(
+                photo.alert, caption=photo.alert.html, photo_url="https://i.example/a.jpg"
+            ),
+        )
+        store.commit_poll(
+            feed_id=first.feed_id,
+            url="https://reuters.example/rss",
+            now=T0,
+            articles=[first],
+            alerts=(),
+            claims=[photo],
+            status=200,
+            etag=None,
+            last_modified=None,
+            content_hash=None,
+            next_poll=T0,
+        )
+        (alert,) = store.due_alerts(T0)
+        store.mark_sent(alert.id, T0, 5)
+        assert commit(store, article("2", TITLE_RU, T0, "TASS"), T0 + timedelta(minutes=1)) == 0
+        (update,) = store.due_story_updates(T0 + timedelta(minutes=1), ["desk"])
+        assert update.photo
+        out = io.StringIO()
+        sender = Sender(
+            store,
+            ConsoleNotifier(out),
+            {"desk": DESK},
+            paced=False,
+            clock=lambda: T0 + timedelta(minutes=2),
+        )
+        stats = await sender.drain()
+        assert stats.edited == 1
+        assert "[desk → @desk, reply to message 5]\nAlso: TASS" in out.getvalue()
+        assert "edited" not in out.getvalue()
+    finally:
+        store.close()
