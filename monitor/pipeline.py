@@ -365,6 +365,7 @@ class _Prepared:
     candidates: list[Candidate]
     warning: str | None
     matched: Mapping[str, tuple[str, ...]]  # new entry key → rules it matched (surge counts)
+    muted: Collection[str] = ()  # /mute targets: no surge alerts for them either
 
 
 def _prepare(
@@ -395,7 +396,7 @@ def _prepare(
         candidate = ruleset.matches_for(article, muted, matches)
         if candidate.per_channel:
             candidates.append(candidate)
-    return _Prepared(articles, candidates, parsed.warning, matched)
+    return _Prepared(articles, candidates, parsed.warning, matched, muted)
 
 
 def _commit(
@@ -434,7 +435,7 @@ def _commit(
     if surging:
         from monitor.trends import check_surges  # matplotlib loads only where surges are on
 
-        queued += check_surges(store, ruleset, sorted(surging), now)
+        queued += check_surges(store, ruleset, sorted(surging), now, prepared.muted)
     if prepared.warning:
         log.debug("feed %s parsed with a warning: %s", feed.id, prepared.warning)
     if inserted:

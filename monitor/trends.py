@@ -16,12 +16,12 @@ and the same chart, on demand.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from monitor.models import Alert, Priority
+from monitor.models import Alert, MuteTarget, Priority
 from monitor.render.chart import surge_caption, surge_chart
 from monitor.render.telegram_text import esc
 from monitor.storage import Store
@@ -36,24 +36,32 @@ HISTORY = (BASELINE_HOURS + 2) * HOUR  # what surge_due looks at
 TOP_SOURCES_SINCE = timedelta(hours=3)
 
 
-def surge_channels(ruleset: Ruleset, rule: str) -> list[str]:
-    """The channels a rule's surge alert goes to."""
+def surge_channels(ruleset: Ruleset, rule: str, muted: Collection[str] = ()) -> list[str]:
+    """The channels a rule's surge alert goes to (none while the rule is muted)."""
     spec = ruleset.rules.get(rule)
-    if spec is None:
+    if spec is None or str(MuteTarget.rule(rule)) in muted:
         return []
     return [
         name
         for name in spec.notify
-        if name in ruleset.channels and (spec.surge or ruleset.channels[name].surges)
+        if name in ruleset.channels
+        and (spec.surge or ruleset.channels[name].surges)
+        and str(MuteTarget.channel(name)) not in muted
     ]
 
 
-def check_surges(store: Store, ruleset: Ruleset, rules: Sequence[str], now: datetime) -> int:
+def check_surges(
+    store: Store,
+    ruleset: Ruleset,
+    rules: Sequence[str],
+    now: datetime,
+    muted: Collection[str] = (),
+) -> int:
     """Queue one surge alert per channel for each of ``rules`` that surges now and was
     not alerted for this surge yet; returns how many alerts were queued."""
     queued = 0
     for rule in rules:
-        channels = surge_channels(ruleset, rule)
+        channels = surge_channels(ruleset, rule, muted)
         if not channels:
             continue
         counts, history_start, last_alert = store.surge_history(rule, now - HISTORY)

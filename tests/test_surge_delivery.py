@@ -170,3 +170,21 @@ def test_trend_names_an_unknown_rule_clearly(write_config, sqlite_url):
     result = run_monitor("trend", "nope", "--config", str(config), env={"DATABASE_URL": sqlite_url})
     assert result.returncode == 1
     assert "no rule named 'nope'" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("rule", "muted", "channels"),
+    [
+        ("quake", (), ["desk"]),  # surge: true on the rule
+        ("grain", (), ["markets"]),  # surges: true on its channel
+        ("quiet", (), []),  # neither
+        ("quake", ("rule:quake",), []),
+        ("grain", ("channel:markets",), []),
+        ("quake", ("channel:markets",), ["desk"]),
+    ],
+)
+def test_surge_alerts_go_where_the_keys_say_unless_muted(write_config, rule, muted, channels):
+    from monitor.trends import surge_channels
+
+    settings = load_settings(write_config(CONFIG.format(url="https://wire.example/rss")), env={})
+    assert surge_channels(Ruleset.from_settings(settings), rule, set(muted)) == channels
