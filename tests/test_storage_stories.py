@@ -179,3 +179,23 @@ async def test_a_photo_alerts_story_is_answered_with_a_reply(sqlite_url):
         assert "edited" not in out.getvalue()
     finally:
         store.close()
+
+
+def test_pruning_forgets_old_reports_then_stories_whose_alert_is_gone(database_url):
+    store = Store(database_url)
+    store.migrate()
+    try:
+        first = article("1", TITLE_EN, T0, "Reuters")
+        assert commit(store, first, T0) == 1
+        assert commit(store, article("2", TITLE_RU, T0, "TASS"), T0) == 0
+        (alert,) = store.due_alerts(T0)
+        store.mark_sent(alert.id, T0, 9)
+        later = T0 + timedelta(days=40)
+        assert store.prune_stories(later, timedelta(days=30)) == 2  # the two reports
+        assert store.story_of("desk", first.link or "") is None
+        assert store.story_sources([alert.id])  # the story row stays while its alert does
+        assert store.prune_alerts(later) == 1
+        assert store.prune_stories(later, timedelta(days=30)) == 1
+        assert store.story_sources([alert.id]) == {}
+    finally:
+        store.close()
