@@ -134,6 +134,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("unmute", "Lift a mute", True, "<rule|channel>"),
     Command("search", "Archived articles that match a query", True, "<query>"),
     Command("backtest", "What a rule would have alerted (archive)", True, "<rule> [7d]"),
+    Command("trend", "A rule's matches per hour, as a chart", True, "<rule> [7d]"),
 )
 
 
@@ -376,6 +377,34 @@ class _Handlers:
         ruleset = self.ctx.get_ruleset()
         alerts = await asyncio.to_thread(self.ctx.store.recent_alerts, RECENT_LIMIT, rule)
         await _reply(update, render_recent(alerts, rule, ruleset, self.ctx.clock()))
+
+    async def trend(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """``/trend RULE [7d]``: the rule's hourly matches as the surge chart (a photo)."""
+        from monitor.storage.surges import COUNT_RETENTION
+        from monitor.trends import trend_chart
+
+        args = context.args or []
+        ruleset = self.ctx.get_ruleset()
+        if not args:
+            await _reply(update, "Usage: /trend &lt;rule&gt; [7d]")
+            return
+        if args[0] not in ruleset.rules:
+            await _reply(update, f"There is no rule named <code>{esc(args[0][:100])}</code>.")
+            return
+        try:
+            since = parse_duration(args[1]) if len(args) > 1 else timedelta(days=7)
+        except ValueError as exc:
+            await _reply(update, esc(str(exc)))
+            return
+        since = min(max(since, timedelta(hours=1)), COUNT_RETENTION)
+        now = self.ctx.clock()
+        found, png = await asyncio.to_thread(trend_chart, self.ctx.store, args[0], now, since)
+        message = update.effective_message
+        if message is None:
+            return
+        await message.reply_photo(
+            png, caption=found.caption(now), parse_mode=ParseMode.HTML, do_quote=False
+        )
 
     async def mute(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """``/mute NAME DURATION``: no alerts from that rule, or to that channel, until then."""

@@ -1,5 +1,5 @@
 """The ``monitor`` command: run | check | match | feeds | channels | send-test | migrate |
-search | backtest.
+search | backtest | trend.
 
 Exit codes: 0 ok, 1 user error (bad config, bad input, a refused send), 2 usage
 error. A user's mistake is one clear line (or one line per located problem),
@@ -17,7 +17,7 @@ import math
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TextIO
 
 from monitor import __version__
@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(search, query=True)
     backtest = command("backtest", "what each rule would have alerted on the archive", cmd_backtest)
     add_arguments(backtest, query=False)
+
+    trend = command("trend", "a rule's matches per hour, and its chart", cmd_trend)
+    trend.add_argument("rule", metavar="RULE", help="rule name")
+    trend.add_argument("--since", default="7d", help="how far back the table goes (default 7d)")
+    trend.add_argument("--png", metavar="FILE", help="write the chart (last 48 hours) as PNG")
     return parser
 
 
@@ -466,6 +471,41 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- output helpers
+
+
+def cmd_trend(args: argparse.Namespace) -> int:
+    """Print a rule's hourly match counts (by publication time); ``--png`` draws the chart."""
+    from monitor.config import parse_duration
+    from monitor.models import utc_now
+    from monitor.storage.surges import COUNT_RETENTION
+    from monitor.trends import trend, trend_chart
+
+    settings = _settings(args)
+    if args.rule not in {rule.name for rule in settings.rules}:
+        names = ", ".join(rule.name for rule in settings.rules) or "none"
+        print(f"monitor: error: no rule named {args.rule!r} (rules: {names})", file=sys.stderr)
+        return 1
+    try:
+        since = parse_duration(args.since)
+    except ValueError as exc:
+        print(f"monitor: error: --since: {exc}", file=sys.stderr)
+        return 2
+    since = min(max(since, timedelta(hours=1)), COUNT_RETENTION)
+    now = utc_now()
+    if args.png:
+        found, png = _read_store(settings, lambda s: trend_chart(s, args.rule, now, since))
+        try:
+            with open(args.png, "wb") as out:
+                out.write(png)
+        except OSError as exc:
+            print(f"monitor: error: cannot write {args.png}: {exc.strerror}", file=sys.stderr)
+            return 1
+    else:
+        found = _read_store(settings, lambda s: trend(s, args.rule, now, since))
+    print(found.table())
+    if args.png:
+        print(f"chart written to {args.png}")
+    return 0
 
 
 def _read_store(settings: Settings, query: Any) -> Any:

@@ -65,6 +65,7 @@ class Defaults:
     summary_length: int = 600
     allow_private_redirects: bool = False  # see the README's redirect guard
     keep_text: timedelta = timedelta(days=30)  # archive of article text; 0 keeps none
+    story_window: timedelta = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -352,6 +353,28 @@ def _env_name(ld: _Loader, node: _Node) -> Any:
     return value
 
 
+def _story_mode(ld: _Loader, node: _Node) -> Any:
+    """``edit``, ``reply`` or ``off``; YAML reads an unquoted ``off`` as false."""
+    if isinstance(node, yaml.ScalarNode) and node.tag == _BOOL:
+        if str(node.value).lower() in ("false", "no", "off", "n"):
+            return "off"
+        ld.fail(node, "stories: expected edit, reply or off")
+        return _BAD
+    return ld.choice(node, ("edit", "reply", "off"))
+
+
+def _story_window(ld: _Loader, node: _Node) -> Any:
+    """A positive duration of at most a week (older stories are not compared)."""
+    value = ld.duration(node, allow_zero=False)
+    if value is not _BAD and value > timedelta(days=7):
+        ld.fail(node, "story_window: at most 7d")
+        return _BAD
+    return value
+
+
+_STORY_WINDOW = Option("story_window", _story_window, "how far apart two reports of a story may be")
+
+
 def _admins(ld: _Loader, node: _Node) -> Any:
     values = [ld.integer(item) for item in ld.sequence(node, allow_scalar=True)]
     return tuple(v for v in values if v is not _BAD)
@@ -377,6 +400,7 @@ DEFAULTS = Section(
         Option("timezone", _timezone, "IANA time zone channels inherit"),
         _SUMMARY,
         Option("keep_text", lambda ld, n: ld.duration(n), "how long article text is archived"),
+        _STORY_WINDOW,
         Option(
             "allow_private_redirects",
             _boolean,
@@ -409,6 +433,9 @@ CHANNEL = Section(
         Option("max_per_hour", _integer(1), "instant alerts per hour before the rest wait"),
         Option("quiet_hours", _quiet_hours, 'a time range such as "23:00-07:00"'),
         Option("quiet", _choice("silent", "hold"), "during quiet hours: no sound, or hold"),
+        Option("stories", _story_mode, "edit the first alert, reply to it, or off"),
+        _STORY_WINDOW,
+        Option("surges", _boolean, "surge alerts for every rule that notifies this channel"),
         Option("translate_to", _language_code, "translate alerts into this language (en, ru …)"),
         Option("images", _boolean, "send an article's picture as a photo with the alert"),
     ),
@@ -459,6 +486,7 @@ RULE = Section(
         Option("fields", _texts("a field name"), "article fields the rule looks at"),
         Option("min_hits", _integer(), "distinct hits needed"),
         Option("priority", _text("normal or high"), "normal or high"),
+        Option("surge", _boolean, "send a chart when the rule's matches surge"),
         Option("notify", _texts("notify"), "channels to alert"),
     ),
     Rule,
@@ -483,7 +511,7 @@ INCLUDED = Section(
 )
 #: keys a feed or channel inherits from ``defaults`` when it does not say
 _FEED_INHERITS = ("interval", "backfill", "language", "user_agent")
-_CHANNEL_INHERITS = ("timezone", "summary_length")
+_CHANNEL_INHERITS = ("timezone", "summary_length", "story_window")
 
 
 # --------------------------------------------------------------------------- loader

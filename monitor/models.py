@@ -63,6 +63,14 @@ class QuietMode(StrEnum):
     HOLD = "hold"  # keep it for the digest
 
 
+class StoryMode(StrEnum):
+    """``stories`` of a channel: what a later report of a story already alerted does."""
+
+    EDIT = "edit"  # the first alert is edited to list the other sources
+    REPLY = "reply"  # a short reply to the first alert names them
+    OFF = "off"  # every article gets its own alert (near-identical titles excepted)
+
+
 class Priority(StrEnum):
     """``priority`` of a rule, and of the alerts it makes."""
 
@@ -150,6 +158,9 @@ class Channel:
     max_per_hour: int | None = None  # instant alerts beyond this roll into the next digest
     quiet_hours: str | None = None  # "23:00-07:00" in the channel's timezone
     quiet: QuietMode = QuietMode.SILENT  # what quiet hours do
+    stories: StoryMode = StoryMode.EDIT  # later reports of an alerted story
+    story_window: timedelta = timedelta(hours=24)  # how far apart two reports of one story are
+    surges: bool = False  # surge alerts for every rule that notifies this channel
     translate_to: str | None = None  # language code: translate title and summary into it
     images: bool = False  # send an article's image as a photo, the alert as its caption
 
@@ -157,6 +168,7 @@ class Channel:
         # config validates the strings; this makes them the enums whoever builds a Channel
         object.__setattr__(self, "mode", ChannelMode(self.mode))
         object.__setattr__(self, "quiet", QuietMode(self.quiet))
+        object.__setattr__(self, "stories", StoryMode(self.stories))
 
 
 @dataclass(frozen=True)
@@ -190,6 +202,7 @@ class Rule:
     fields: tuple[str, ...] = FIELDS
     min_hits: int = 1
     priority: Priority = Priority.NORMAL
+    surge: bool = False  # alert the rule's channels when its matches surge
 
     def __post_init__(self) -> None:
         # the matcher's rule check reports a bad value with its location; keep it as written

@@ -1,10 +1,12 @@
 """``poll_feed``: the one place that runs the stages in order for one feed.
 
-fetch → parse → articles → (storage: which entries are new) → backfill →
-match → translate (channels with ``translate_to``; I/O, concurrent, bounded) →
-render (one alert per channel, carrying its story key) → stories (drop a story
-already alerted under another link) → (storage: entries, alerts and feed state
-in one transaction).
+fetch → parse → articles → (storage: which entries are new) → match (every
+new entry: the surge counters count them all) → backfill → translate (channels
+with ``translate_to``; I/O, concurrent, bounded) → render (one alert per
+channel, carrying its story key, with its story candidate) → (storage, in one
+transaction: entries, match counters, feed state, and each alert queued or
+grouped into a story the channel was already alerted to) → surges (rules with
+``surge`` whose counters moved).
 
 Translation runs on the event loop between the two threaded halves of a poll:
 every alert of the poll is translated at once (``asyncio.gather``), each call
@@ -21,11 +23,12 @@ swaps whole when the configuration changes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -49,12 +52,13 @@ from monitor.models import (
     MuteTarget,
     Priority,
     Rule,
+    StoryMode,
 )
 from monitor.parse import parse_feed
 from monitor.render.alert import render_alert, translation_request
 from monitor.scheduler import next_poll_at
 from monitor.storage import Store
-from monitor.stories import SAME_STORY_WINDOW, is_same_story, title_key
+from monitor.stories import StoryClaim, candidate_from
 from monitor.translate import Translation, Translator
 
 log = logging.getLogger(__name__)
@@ -74,8 +78,6 @@ POLL_BUDGET = 20.0
 #: loop (sender, bot, /healthz) wait up to 1.5 s for it, one at a time ~0.1–0.3 s,
 #: for ~7 % less throughput (bench/loop_stall.py). Hold it with ``cpu_slot()``.
 CPU_LOCK = threading.Lock()
-
-_story_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -108,12 +110,31 @@ class Ruleset:
         """
         return self.render(self.matches_for(article, muted))
 
-    def matches_for(self, article: Article, muted: Collection[str] = ()) -> Candidate:
-        """The article's matches grouped by the channel they notify (mutes applied)."""
+    def matches(self, article: Article) -> list[Match]:
+        """The rules that match ``article`` (counted in the metrics)."""
         matches = self.matcher.match(article, self.feed_tags.get(article.feed_id, ()))
-        per_channel: dict[str, list[Match]] = {}
         for match in matches:
             metrics.MATCHES.labels(match.rule).inc()
+        return matches
+
+    @functools.cached_property
+    def surge_rules(self) -> frozenset[str]:
+        """Rules watched for surges: ``surge: true``, or notifying a ``surges: true`` channel."""
+        return frozenset(
+            rule.name
+            for rule in self.rules.values()
+            if rule.surge
+            or any(c in self.channels and self.channels[c].surges for c in rule.notify)
+        )
+
+    def matches_for(
+        self, article: Article, muted: Collection[str] = (), matches: Sequence[Match] | None = None
+    ) -> Candidate:
+        """The article's matches grouped by the channel they notify (mutes applied)."""
+        if matches is None:
+            matches = self.matches(article)
+        per_channel: dict[str, list[Match]] = {}
+        for match in matches:
             if str(MuteTarget.rule(match.rule)) in muted:
                 continue
             for channel in self.rules[match.rule].notify:
@@ -141,6 +162,27 @@ class Ruleset:
                 )
             )
         return out
+
+    def claims(
+        self,
+        candidate: Candidate,
+        translations: Mapping[str, Translation | str] | None = None,
+        now: datetime | None = None,
+    ) -> list[StoryClaim]:
+        """``render``'s alerts, each with its story candidate (None for ``stories: off``).
+
+        An article without a publication time is placed in stories by ``now``,
+        when it was first seen.
+        """
+        article = candidate.article
+        dated = article if article.published or now is None else replace(article, published=now)
+        claims = []
+        alerts = self.render(candidate, translations)
+        for (name, matches), alert in zip(candidate.per_channel.items(), alerts, strict=True):
+            channel = self.channels[name]
+            story = candidate_from(dated, matches) if channel.stories != StoryMode.OFF else None
+            claims.append(StoryClaim(alert, story, channel.story_window))
+        return claims
 
 
 @dataclass(frozen=True)
@@ -353,6 +395,8 @@ class _Prepared:
     candidates: list[Candidate]
     warning: str | None
     fresh: list[Article]  # not seen before in this feed (archived if the commit inserts them)
+    matched: Mapping[str, tuple[str, ...]]  # new entry key → rules it matched (surge counts)
+    muted: Collection[str] = ()  # /mute targets: no surge alerts for them either
 
 
 def _prepare(
@@ -382,18 +426,23 @@ def _prepare(
     known = store.known_keys(feed.id, list(by_key))
     first_poll = state is None or state.first_success is None
     candidates: list[Candidate] = []
+    matched: dict[str, tuple[str, ...]] = {}
     with spent.cpu_slot():
         for article in articles:
             if article.key in known:
                 continue
+            matches = ruleset.matches(article)  # also outside backfill: history for surges
+            spent.check("matching")
+            if not matches:
+                continue
+            matched[article.key] = tuple(m.rule for m in matches)
             if first_poll and not in_backfill(article, feed.backfill, now):
                 continue
-            candidate = ruleset.matches_for(article, muted)
+            candidate = ruleset.matches_for(article, muted, matches)
             if candidate.per_channel:
                 candidates.append(candidate)
-            spent.check("matching")
     fresh = [a for a in articles if a.key not in known]
-    return _Prepared(articles, candidates, parsed.warning, fresh)
+    return _Prepared(articles, candidates, parsed.warning, fresh, matched, muted)
 
 
 def _commit(
@@ -407,28 +456,37 @@ def _commit(
     jitter: float,
     spent: ProcessingBudget,
 ) -> tuple[int, int]:
-    """The second half (runs in a thread): render, drop repeated stories, commit."""
-    alerts: list[Alert] = []
+    """The second half (runs in a thread): render, commit (storage queues each alert or
+    groups it into a story already alerted), then look for surges."""
+    claims: list[StoryClaim] = []
     with spent.cpu_slot():
         for candidate, translated in zip(prepared.candidates, translations, strict=True):
-            alerts.extend(ruleset.render(candidate, translated))
+            claims.extend(ruleset.claims(candidate, translated, now))
         archive = archive_entries(prepared.fresh, now, ruleset.keep_text)
         spent.check("rendering")
     next_poll = next_poll_at(now, feed.interval, 0, None, result.max_age, jitter=jitter)
-    with _story_lock:  # polls of two feeds carrying one story must not both pass the check
-        inserted, queued = store.commit_poll(
-            feed_id=feed.id,
-            url=feed.url,
-            now=now,
-            articles=prepared.articles,
-            alerts=drop_repeated_stories(alerts, store, now),
-            status=result.status,
-            etag=result.etag,
-            last_modified=result.last_modified,
-            content_hash=result.content_hash,
-            next_poll=next_poll,
-            archive=archive,
-        )
+    inserted, queued = store.commit_poll(
+        feed_id=feed.id,
+        url=feed.url,
+        now=now,
+        articles=prepared.articles,
+        alerts=(),
+        claims=claims,
+        matched=prepared.matched,
+        status=result.status,
+        etag=result.etag,
+        last_modified=result.last_modified,
+        content_hash=result.content_hash,
+        next_poll=next_poll,
+        archive=archive,
+    )
+    surging = ruleset.surge_rules.intersection(
+        rule for key in inserted for rule in prepared.matched.get(key, ())
+    )
+    if surging:
+        from monitor.trends import check_surges  # matplotlib loads only where surges are on
+
+        queued += check_surges(store, ruleset, sorted(surging), now, prepared.muted)
     if prepared.warning:
         log.debug("feed %s parsed with a warning: %s", feed.id, prepared.warning)
     if inserted:
@@ -467,32 +525,6 @@ class ProcessingBudget:
                 feed_id=self.feed.id,
                 url=self.feed.url,
             )
-
-
-def drop_repeated_stories(alerts: list[Alert], store: Store, now: datetime) -> list[Alert]:
-    """Keep one alert per channel for a story already alerted under another link in 24 h.
-
-    Stories with the same canonical link or GUID are merged by the outbox's
-    unique key; this catches the same wire text republished under another URL.
-    """
-    if not alerts:
-        return alerts
-    recent = store.recent_titles(sorted({a.channel for a in alerts}), now - SAME_STORY_WINDOW)
-    seen = {channel: [title_key(t) for t in titles] for channel, titles in recent.items()}
-    kept = []
-    for alert in alerts:
-        key = title_key(alert.title)
-        channel_seen = seen.setdefault(alert.channel, [])
-        if key and is_same_story(key, channel_seen):
-            log.info(
-                "channel %s: %r was already alerted from another source",
-                alert.channel,
-                alert.title[:80],
-            )
-            continue
-        channel_seen.append(key)
-        kept.append(alert)
-    return kept
 
 
 def _log_recovery(feed: FeedSource, errors: int) -> None:

@@ -115,7 +115,11 @@ def flush_digests(store: Store, channels: dict[str, Channel], owner: str, now: d
             continue
         if not store.hold_lease(f"digest:{channel.name}", owner, now, DIGEST_LEASE):
             continue  # another worker is writing this digest
-        items = [DigestItem(a.title, a.link, a.rules, a.source, a.published) for a in held]
+        also = store.story_sources(a.id for a in held)  # a story is one line, with its sources
+        items = [
+            DigestItem(a.title, a.link, a.rules, a.source, a.published, also.get(a.id, ()))
+            for a in held
+        ]
         parts = render_digest(items, channel, last or held[0].created_at, now)
         queued += store.queue_digest(channel.name, parts, [a.id for a in held], now)
     return queued
@@ -138,6 +142,8 @@ class OnceReport:
             f"{queued} alerts queued, {self.sent.sent} sent, {self.sent.failed} failed, "
             f"{self.pending} pending"
         )
+        if self.sent.edited:
+            line += f", {self.sent.edited} story edits or replies"
         return line + "".join(f"\n  feed {o.feed_id}: {o.error}" for o in failing)
 
 
@@ -150,6 +156,7 @@ async def run_once(settings: Settings, notifier: Notifier | None = None) -> Once
     translator = make_translator(settings)
     now = utc_now()
     muted = frozenset(await asyncio.to_thread(store.active_mutes, now))
+    await asyncio.to_thread(store.register_rules, ruleset.surge_rules, now)
     try:
         await notifier.start()
         async with Fetcher(fetch_settings(settings)) as fetcher:
@@ -229,6 +236,7 @@ class Worker:
         self.reload_requested = asyncio.Event()
         self._install_signals(asyncio.get_running_loop())
         await asyncio.to_thread(self.store.sync_feeds, self.settings.feeds, self.clock())
+        await asyncio.to_thread(self.store.register_rules, self.ruleset.surge_rules, self.clock())
         await self.notifier.start()
         self.fetcher = Fetcher(fetch_settings(self.settings))
         self.translator = make_translator(self.settings)
@@ -531,12 +539,15 @@ class Worker:
             self.wake_sender.set()
 
     async def _prune(self) -> None:
-        """Hourly housekeeping: seen entries, finished alerts, the article archive."""
+        """Hourly housekeeping: seen entries, finished alerts, the archive, stories, counts."""
         now, keep_text = self.clock(), self.settings.defaults.keep_text
         jobs: list[tuple[str, Callable[[], int]]] = [
             ("entries that left their feeds", lambda: self.store.prune_entries(now, RETENTION)),
             ("finished alerts", lambda: self.store.prune_alerts(now)),
             ("archived articles", lambda: self.store.prune_archive(now, keep_text)),
+            # story reports and hourly match counters outlive their windows, then go
+            ("story reports", lambda: self.store.prune_stories(now, RETENTION)),
+            ("hourly match counts", lambda: self.store.prune_counts(now)),
         ]
         for what, job in jobs:
             try:
@@ -648,6 +659,7 @@ class Worker:
         old_feeds = self.feeds
         new_feeds = {feed.id: feed for feed in settings.feeds}
         await asyncio.to_thread(self.store.sync_feeds, settings.feeds, self.clock())
+        await asyncio.to_thread(self.store.register_rules, ruleset.surge_rules, self.clock())
         now = self.clock()
         for feed_id, feed in new_feeds.items():
             old = old_feeds.get(feed_id)

@@ -10,6 +10,7 @@ Time moves through the ``clock`` argument, never through sleeps.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -656,3 +657,34 @@ async def test_test_on_a_replied_message_and_on_a_huge_text(harness: Harness):
     assert "✅ astana →" in answer.plain_text and "✅ ceasefire →" in answer.plain_text
     assert len(answer.plain_text) <= MAX_REPLY
     assert "Astana & <truce>" in answer.plain_text
+
+
+async def test_trend_sends_the_rules_chart_as_a_photo(harness: Harness):
+    articles = [
+        Article(key=f"t{n}", feed_id="tass", title="Astana", published=T0 - timedelta(hours=n))
+        for n in range(6)
+    ]
+    harness.store.commit_poll(
+        feed_id="tass",
+        url="https://tass.ru/rss/v2.xml",
+        now=T0,
+        articles=articles,
+        alerts=(),
+        matched={a.key: ("astana",) for a in articles},
+        status=200,
+        etag=None,
+        last_modified=None,
+        content_hash=None,
+        next_poll=T0,
+    )
+    harness.botapi.push_message(ADMIN, ADMIN, "/trend astana 2d")
+    deadline = time.monotonic() + WAIT
+    while not harness.botapi.photos(ADMIN) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    (photo,) = harness.botapi.photos(ADMIN)
+    assert bytes(photo.params["photo"]).startswith(b"\x89PNG\r\n\x1a\n")
+    assert photo.plain_text.startswith("📊 astana: 6 matches")
+    answer = plain(await harness.ask(ADMIN, "/trend nope"))
+    assert "There is no rule named nope" in answer
+    answer = plain(await harness.ask(STRANGER, "/trend astana"))
+    assert "only for this bot's administrators" in answer

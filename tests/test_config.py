@@ -179,7 +179,7 @@ def test_errors_in_included_files_name_that_file(write_config: WriteConfig) -> N
     problems = errors_of(main)
     assert problems == [
         f"{bad}:4:5: unknown key 'notfy' (did you mean 'notify'?); allowed: name, any, all, none, "
-        "query, fuzzy, feeds, languages, fields, min_hits, priority, notify",
+        "query, fuzzy, feeds, languages, fields, min_hits, priority, surge, notify",
     ]
 
 

@@ -137,7 +137,7 @@ def config_for(server: FeedServer, scenario: Scenario) -> str:
     return (
         "defaults:\n  timeout: 10s\n"
         f"telegram:\n  admin_chat: '{OPS}'\n  feed_down_after: 1\n"
-        f"channels:\n  desk: {{chat: '{CHANNEL}'}}\n"
+        f"channels:\n  desk: {{chat: '{CHANNEL}', stories: 'off'}}\n"
         f"feeds:\n{feeds}"
         "rules:\n"
         "  - {name: astana, any: [Astana], notify: [desk]}\n"

@@ -83,7 +83,7 @@ def outage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Outage]:
 
 CONFIG = """\
 channels:
-  desk: {{chat: '{chat}'}}
+  desk: {{chat: '{chat}', stories: 'off'}}  # one message per article
 feeds:
   - {{id: wire, url: '{url}', interval: 1s, backfill: all}}
 rules:

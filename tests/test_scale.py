@@ -28,7 +28,9 @@ def write_setup(tmp_path: Path, feed_server, botapi: FakeBotApi, feeds: int) -> 
     lines = ["defaults:\n  interval: 2s\n  backfill: all\n  timeout: 5s\n", "channels:\n"]
     for c in range(CHANNELS):
         botapi.add_chat(f"@chan{c}", "channel")
-        lines.append(f"  c{c}: {{chat: '@chan{c}'}}\n")
+        # stories off: "Bulletin 3 …" and "Bulletin 15 …" would be one story; this test
+        # counts one message per entry (stories across workers: test_story_delivery.py)
+        lines.append(f"  c{c}: {{chat: '@chan{c}', stories: off}}\n")
     lines.append("feeds:\n")
     expected = set()
     run = uuid.uuid4().hex[:8]

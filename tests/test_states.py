@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,12 +27,12 @@ from monitor.models import (
     stored_kind,
     utc_now,
 )
-from monitor.pipeline import Ruleset, drop_repeated_stories
+from monitor.pipeline import Ruleset
 from monitor.render import operator_alerts as operator
 from monitor.render.alert import render_alert
 from monitor.render.digest import delivery_decision
 from monitor.storage import Store
-from monitor.stories import story_key
+from monitor.stories import StoryClaim, story_key
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 NIGHT = datetime(2026, 11, 29, 23, 30, tzinfo=UTC)
@@ -249,29 +250,38 @@ def test_ruleset_alerts_carry_priority_and_story_and_respect_mutes() -> None:
     assert [a.channel for a in only_desk] == ["desk"]
 
 
-def test_drop_repeated_stories_keeps_alerts_whole(sqlite_url: str) -> None:
-    desk = Channel("desk", "@desk")
+def test_stories_off_drops_a_repeated_title_and_keeps_alerts_whole(sqlite_url: str) -> None:
+    """``stories: off`` keeps the old title check, decided in storage under the channel lock."""
+    desk = Channel("desk", "@desk", stories="off")
     first = render_alert(_article(), [Match("r")], desk)
-    again = render_alert(_article(link="https://mirror.example/copy"), [Match("r")], desk)
+    copy = replace(_article(link="https://mirror.example/copy"), key="k2")
+    again = render_alert(copy, [Match("r")], desk)
     store = Store(sqlite_url)
-    try:
-        store.migrate()
-        kept = drop_repeated_stories([first, again], store, NOW)
-        assert kept == [first]
-        store.commit_poll(
+
+    def commit(articles: list[Article], alerts: list, now: datetime) -> int:
+        return store.commit_poll(
             feed_id="wire",
             url="https://example.org/feed",
-            now=NOW,
-            articles=[_article()],
-            alerts=kept,
+            now=now,
+            articles=articles,
+            alerts=(),
+            claims=[StoryClaim(a, None) for a in alerts],
             status=200,
             etag=None,
             last_modified=None,
             content_hash=None,
-            next_poll=NOW,
-        )
-        # an hour later the copy under another link is still the same story
-        assert drop_repeated_stories([again], store, NOW + timedelta(hours=1)) == []
+            next_poll=now,
+        )[1]
+
+    try:
+        store.migrate()
+        assert commit([_article(), copy], [first, again], NOW) == 1
+        (queued,) = store.due_alerts(NOW)
+        assert (queued.html, queued.link) == (first.html, first.link)
+        # an hour later the copy under yet another link is still the same story
+        third = replace(_article(link="https://mirror.example/third"), key="k3")
+        later = NOW + timedelta(hours=1)
+        assert commit([third], [render_alert(third, [Match("r")], desk)], later) == 0
     finally:
         store.close()
 

@@ -106,6 +106,20 @@ def plausible_calls(now: datetime) -> dict[str, Callable[[Store], Any]]:
         "search_candidates": lambda s: s.search_candidates(frozenset({"astana"}), now - minute),
         "archived_articles": lambda s: s.archived_articles([1, 2]),
         "archive_count": lambda s: s.archive_count(now - minute),
+        "due_story_updates": lambda s: s.due_story_updates(now, ["c"]),
+        "next_story_update": lambda s: s.next_story_update(["c"]),
+        "story_updated": lambda s: s.story_updated(1, 2, now, now + minute),
+        "story_retry": lambda s: s.story_retry(1, "flood control", now + minute),
+        "story_gone": lambda s: s.story_gone(1, "message to edit not found"),
+        "story_sources": lambda s: s.story_sources([1, 2]),
+        "story_of": lambda s: s.story_of("c", "https://x/1"),
+        "prune_stories": lambda s: s.prune_stories(now, timedelta(days=30)),
+        "register_rules": lambda s: s.register_rules(["ceasefire"], now),
+        "hourly_counts": lambda s: s.hourly_counts("ceasefire", now - minute),
+        "surge_history": lambda s: s.surge_history("ceasefire", now - minute),
+        "top_feeds": lambda s: s.top_feeds("ceasefire", now - minute),
+        "queue_surge": lambda s: s.queue_surge("ceasefire", [replace(alert, story="s")], now, None),
+        "prune_counts": lambda s: s.prune_counts(now),
     }
 
 

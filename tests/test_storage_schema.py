@@ -57,8 +57,8 @@ def create_v1(url: str, now: datetime) -> None:
         engine.dispose()
 
 
-def test_latest_version_is_four() -> None:
-    assert SCHEMA_VERSION == 4
+def test_latest_version_is_five() -> None:
+    assert SCHEMA_VERSION == 5
 
 
 def test_fresh_database_gets_the_latest_schema_at_once(database_url: str) -> None:
@@ -86,6 +86,11 @@ def test_version_1_database_steps_to_the_latest(database_url: str, now: datetime
         assert store.recent_titles(["c"], now) == {"c": ["Talks resume in Astana"]}  # kept
         [old] = store.recent_alerts(1)
         assert (old.photo_url, old.photo_png, old.caption) == (None, None, None)  # migration 3
+        tables = set(sa.inspect(store.engine).get_table_names())  # migrations 4 and 5
+        assert "archive" in tables
+        assert {"stories", "story_reports", "story_locks", "rule_counts", "surges"} <= tables
+        assert "ix_story_reports_recent" in index_names(store, "story_reports")
+        assert store.due_story_updates(now, ["c"]) == []
         assert store.migrate() == SCHEMA_VERSION
         assert versions(store) == list(range(1, SCHEMA_VERSION + 1))
     finally:

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Protocol, TextIO
 
-from telegram import Bot, InputFile, LinkPreviewOptions
+from telegram import Bot, InputFile, LinkPreviewOptions, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -76,8 +76,20 @@ class Notifier(Protocol):
     async def start(self) -> None: ...
 
     async def send(
-        self, alert_id: int, html: str, text: str, channel: Channel, silent: bool = False
+        self,
+        alert_id: int,
+        html: str,
+        text: str,
+        channel: Channel,
+        silent: bool = False,
+        reply_to: int | None = None,
     ) -> Delivery: ...
+
+    async def edit(
+        self, alert_id: int, message_id: int, html: str, text: str, channel: Channel
+    ) -> Delivery:
+        """Replace the text of a message sent before (a story's first alert)."""
+        ...
 
     async def send_photo(
         self,
@@ -119,13 +131,31 @@ class ConsoleNotifier:
         return None
 
     async def send(
-        self, alert_id: int, html: str, text: str, channel: Channel, silent: bool = False
+        self,
+        alert_id: int,
+        html: str,
+        text: str,
+        channel: Channel,
+        silent: bool = False,
+        reply_to: int | None = None,
     ) -> Delivery:
         stream = self.stream or sys.stdout
         self.count += 1
         rule = "─" * 72
-        print(f"{rule}\n[{channel.name} → {channel.chat}]\n{text}", file=stream, flush=True)
+        where = f"{channel.name} → {channel.chat}"
+        if reply_to is not None:
+            where += f", reply to message {reply_to}"
+        print(f"{rule}\n[{where}]\n{text}", file=stream, flush=True)
         return Delivery(alert_id=alert_id, ok=True, message_id=self.count)
+
+    async def edit(
+        self, alert_id: int, message_id: int, html: str, text: str, channel: Channel
+    ) -> Delivery:
+        stream = self.stream or sys.stdout
+        rule = "─" * 72
+        where = f"{channel.name} → {channel.chat}, message {message_id} edited"
+        print(f"{rule}\n[{where}]\n{text}", file=stream, flush=True)
+        return Delivery(alert_id=alert_id, ok=True, message_id=message_id)
 
     async def send_photo(
         self,
@@ -196,16 +226,32 @@ class TelegramNotifier:
             return
         self._started = True
 
-    async def send(
-        self, alert_id: int, html: str, text: str, channel: Channel, silent: bool = False
-    ) -> Delivery:
+    async def _ready(self, alert_id: int) -> Delivery | None:
+        """None when the bot is started; else the failed delivery to report."""
+        if self._started:
+            return None
+        try:
+            await self.start()
+        except NotifyError as exc:
+            return Delivery(alert_id, ok=False, error=str(exc))
         if not self._started:
-            try:
-                await self.start()
-            except NotifyError as exc:
-                return Delivery(alert_id, ok=False, error=str(exc))
-            if not self._started:
-                return Delivery(alert_id, ok=False, error="network: Telegram is unreachable")
+            return Delivery(alert_id, ok=False, error="network: Telegram is unreachable")
+        return None
+
+    async def send(
+        self,
+        alert_id: int,
+        html: str,
+        text: str,
+        channel: Channel,
+        silent: bool = False,
+        reply_to: int | None = None,
+    ) -> Delivery:
+        if (failed := await self._ready(alert_id)) is not None:
+            return failed
+        reply = None
+        if reply_to is not None:  # the reply still goes if the first alert was deleted
+            reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
         try:
             message = await self.bot.send_message(
                 chat_id=_chat_id(channel.chat),
@@ -214,10 +260,33 @@ class TelegramNotifier:
                 link_preview_options=LinkPreviewOptions(is_disabled=not channel.link_preview),
                 message_thread_id=channel.thread_id,
                 disable_notification=silent,
+                reply_parameters=reply,
             )
         except TelegramError as exc:
             return delivery_from_error(alert_id, channel, exc)
         return Delivery(alert_id=alert_id, ok=True, message_id=message.message_id)
+
+    async def edit(
+        self, alert_id: int, message_id: int, html: str, text: str, channel: Channel
+    ) -> Delivery:
+        """editMessageText; "message is not modified" counts as done (it already says so)."""
+        if (failed := await self._ready(alert_id)) is not None:
+            return failed
+        try:
+            await self.bot.edit_message_text(
+                chat_id=_chat_id(channel.chat),
+                message_id=message_id,
+                text=html,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=not channel.link_preview),
+            )
+        except BadRequest as exc:
+            if "message is not modified" in exc.message.lower():
+                return Delivery(alert_id=alert_id, ok=True, message_id=message_id)
+            return delivery_from_error(alert_id, channel, exc)
+        except TelegramError as exc:
+            return delivery_from_error(alert_id, channel, exc)
+        return Delivery(alert_id=alert_id, ok=True, message_id=message_id)
 
     async def send_photo(
         self,

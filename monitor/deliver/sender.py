@@ -5,6 +5,14 @@ it. Each chat is drained by its own task, so a flood wait (429) or a broken
 channel holds up that chat only. Pacing is decided by ``Pacer`` from an
 explicit clock: per chat at most one message a second, groups and channels at
 most 20 a minute, and at most 30 a second across all chats.
+
+Stories: after a chat's alerts, the sender shows the later sources of stories
+already alerted there (``Store.due_story_updates``): ``stories: edit`` edits the
+first alert to add the "Also:" line, ``reply`` answers it with a short reply.
+Edits count against the same per-chat pace as messages (Telegram counts them
+alike), a 429 is obeyed the same way, and one message is edited (or replied to)
+at most once per ``STORY_UPDATE_SPACING``. An edit that fails because the
+message is gone or too old is dropped with a log line, never resent as an alert.
 """
 
 from __future__ import annotations
@@ -20,12 +28,13 @@ from datetime import datetime, timedelta
 from monitor import metrics
 from monitor.deliver.notifier import Notifier
 from monitor.exceptions import StorageError
-from monitor.models import Channel, Decision, Delivery, stored_kind, utc_now
+from monitor.models import Channel, Decision, Delivery, StoryMode, stored_kind, utc_now
 from monitor.outage import OutageLog
 from monitor.render import operator_alerts as operator
 from monitor.render.digest import delivery_decision
 from monitor.render.operator_alerts import OPERATOR_CHANNEL
-from monitor.storage import OutboxAlert, Store
+from monitor.render.stories import edited_alert, story_reply
+from monitor.storage import OutboxAlert, Store, StoryUpdate
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +44,7 @@ GLOBAL_WINDOW, GLOBAL_LIMIT = 1.0, 30  # the whole bot: 30 a second
 RETRY_BASE, RETRY_CAP = 2.0, 3600.0  # transient failures back off 2 s … 1 h
 BROKEN_RECHECK = timedelta(minutes=10)  # how often a broken channel is tried again
 CHANNEL_LEASE = timedelta(seconds=30)  # > a send's timeout; a dead worker's channels pass on
+STORY_UPDATE_SPACING = timedelta(minutes=1)  # at most one edit (or reply) per story a minute
 
 
 def is_group_chat(chat: str) -> bool:
@@ -116,6 +126,7 @@ class SendStats:
     retried: int = 0
     failed: int = 0
     held: int = 0  # kept for a digest
+    edited: int = 0  # story edits and replies Telegram accepted
 
 
 class Sender:
@@ -153,15 +164,23 @@ class Sender:
                 self.store.claim_channels, self.owner, now, CHANNEL_LEASE, list(self.channels)
             )
             due = await asyncio.to_thread(self.store.due_alerts, now, 500, mine) if mine else []
-            if due:
+            updates = (
+                await asyncio.to_thread(self.store.due_story_updates, now, mine) if mine else []
+            )
+            if due or updates:
                 await self._seed_pacer(mine, now)
-                await self._send_batch(due)
+                await self._send_batch(due, updates)
                 continue
             orphans = await asyncio.to_thread(self.store.due_alerts, now, 50)
             for alert in orphans:
                 if alert.channel not in self.channels:
                     await asyncio.to_thread(self._not_configured, alert)
             upcoming = await asyncio.to_thread(self.store.next_due)
+            story_next = await asyncio.to_thread(
+                self.store.next_story_update, list(self.channels)
+            )
+            if story_next is not None:
+                upcoming = story_next if upcoming is None else min(upcoming, story_next)
             if upcoming is None or until is None or upcoming > until:
                 return self.stats
             await asyncio.sleep(min(max(0.0, (upcoming - now).total_seconds()), 60.0))
@@ -203,7 +222,9 @@ class Sender:
                 chat = self.channels[name].chat
                 self.pacer.record(chat, loop_now - (now - sent_at).total_seconds())
 
-    async def _send_batch(self, due: list[OutboxAlert]) -> None:
+    async def _send_batch(
+        self, due: list[OutboxAlert], updates: list[StoryUpdate] | None = None
+    ) -> None:
         by_chat: dict[str, list[OutboxAlert]] = defaultdict(list)
         for alert in due:
             channel = self.channels.get(alert.channel)
@@ -211,7 +232,121 @@ class Sender:
                 await asyncio.to_thread(self._not_configured, alert)
                 continue
             by_chat[channel.chat].append(alert)
-        await asyncio.gather(*(self._send_chat(chat, alerts) for chat, alerts in by_chat.items()))
+        story_chat: dict[str, list[StoryUpdate]] = defaultdict(list)
+        for update in updates or ():
+            if update.channel in self.channels:
+                story_chat[self.channels[update.channel].chat].append(update)
+        chats = list(dict.fromkeys([*by_chat, *story_chat]))
+        await asyncio.gather(
+            *(
+                self._serve_chat(chat, by_chat.get(chat, []), story_chat.get(chat, []))
+                for chat in chats
+            )
+        )
+
+    async def _serve_chat(
+        self, chat: str, alerts: list[OutboxAlert], updates: list[StoryUpdate]
+    ) -> None:
+        """A chat's due alerts first, then its stories' edits or replies."""
+        if alerts:
+            await self._send_chat(chat, alerts)
+        if updates:
+            await self._update_stories(chat, updates)
+
+    async def _update_stories(self, chat: str, updates: list[StoryUpdate]) -> None:
+        """Edit (or reply to) each story's first alert to show its later sources."""
+        loop = asyncio.get_running_loop()
+        for update in updates:
+            channel = self.channels.get(update.channel)
+            if channel is None:
+                continue
+            mode = channel.stories
+            if mode == StoryMode.EDIT and update.photo:
+                mode = StoryMode.REPLY  # a photo's caption is not text editMessageText can edit
+            rendered = None
+            if mode == StoryMode.EDIT:
+                rendered = edited_alert(
+                    update.html, update.text, update.sources, update.source_count, channel.language
+                )
+            elif mode == StoryMode.REPLY:
+                unshown = update.source_count - update.shown
+                rendered = story_reply(update.unshown, unshown, channel.language)
+            if rendered is None:  # stories turned off since, or nothing fits: nothing to send
+                now = self.clock()
+                await asyncio.to_thread(
+                    self.store.story_updated, update.id, update.source_count, now, now
+                )
+                continue
+            if self.paced:
+                while (wait := self.pacer.delay(chat, loop.time())) > 0:
+                    await asyncio.sleep(wait)
+            renewed = await asyncio.to_thread(
+                self.store.renew_channel, self.owner, channel.name, self.clock(), CHANNEL_LEASE
+            )
+            if not renewed:
+                self._owned.discard(channel.name)
+                return
+            html, text = rendered
+            answer: Delivery | None = None
+            if self.paced:
+                self.pacer.start(chat)
+            try:
+                if mode == StoryMode.EDIT:
+                    answer = await self.notifier.edit(
+                        update.alert_id, update.message_id, html, text, channel
+                    )
+                else:
+                    answer = await self.notifier.send(
+                        update.alert_id,
+                        html,
+                        text,
+                        channel,
+                        silent=True,
+                        reply_to=update.message_id,
+                    )
+            finally:
+                if self.paced:
+                    self.pacer.answered(chat, loop.time(), answer is not None and answer.ok)
+            await self._story_outcome(chat, channel, update, answer, mode)
+
+    async def _story_outcome(
+        self, chat: str, channel: Channel, update: StoryUpdate, answer: Delivery, mode: StoryMode
+    ) -> None:
+        now = self.clock()
+        what = "edit" if mode == StoryMode.EDIT else "reply"
+        if answer.ok:
+            await asyncio.to_thread(
+                self.store.story_updated,
+                update.id,
+                update.source_count,
+                now,
+                now + STORY_UPDATE_SPACING,
+            )
+            self.stats.edited += 1
+            return
+        error = answer.error or "failed"
+        if answer.retry_after is not None:
+            metrics.TELEGRAM_429.inc()
+            self.pacer.block(chat, asyncio.get_running_loop().time() + answer.retry_after)
+            log.warning("channel %s: story %s: %s", channel.name, what, error)
+            retry_at = now + max(timedelta(seconds=answer.retry_after), STORY_UPDATE_SPACING)
+        elif answer.channel_broken:
+            log.warning("channel %s: story %s held: %s", channel.name, what, error)
+            retry_at = now + BROKEN_RECHECK
+        elif answer.permanent:
+            log.warning(
+                "channel %s: %s of message %s dropped (the message is gone or too old?): %s",
+                channel.name,
+                what,
+                update.message_id,
+                error,
+            )
+            await asyncio.to_thread(self.store.story_gone, update.id, error)
+            return
+        else:
+            retry_at = now + timedelta(seconds=retry_delay(update.attempts + 1))
+            log.warning("channel %s: story %s failed: %s; retrying", channel.name, what, error)
+        await asyncio.to_thread(self.store.story_retry, update.id, error, retry_at)
 
     async def _send_chat(self, chat: str, alerts: list[OutboxAlert]) -> None:
         loop = asyncio.get_running_loop()

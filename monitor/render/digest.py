@@ -42,6 +42,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.models import AlertKind, Channel, ChannelMode, Decision, Priority, QuietMode
 from monitor.render.alert import LABELS, base_language, rule_names
+from monitor.render.stories import StorySource, also_line
 from monitor.render.telegram_text import (
     FSI,
     HREF_MAX,
@@ -79,6 +80,7 @@ _QUIET_FORMAT = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*[-–]\s*(\d{1,2}):(\d{2})\
 _QUIET_MESSAGE = "quiet_hours must look like 23:00-07:00"
 _DIGEST_TITLE_MAX = 200  # a digest line is a headline, not the article
 _DIGEST_SOURCE_MAX = 60
+_DIGEST_ALSO_MAX = 160  # a story's other sources on its digest line
 
 #: Fixed digest labels per channel language (the alert's own labels are ``LABELS``).
 DIGEST_LABELS: dict[str, dict[str, str]] = {
@@ -241,6 +243,7 @@ class DigestItem:
     rules: tuple[str, ...]
     source: str
     published: datetime | None
+    also: tuple[StorySource, ...] = ()  # the story's other sources, listed on its line
 
 
 @dataclass(frozen=True)
@@ -269,7 +272,7 @@ def render_digest(
     labels = LABELS.get(language, LABELS["en"])
     digest_labels = DIGEST_LABELS.get(language, DIGEST_LABELS["en"])
     long_period = _aware(period_end) - _aware(period_start) > timedelta(days=1)
-    lines = [_item_line(item, labels, channel.timezone, long_period) for item in items]
+    lines = [_item_line(item, labels, channel.timezone, long_period, language) for item in items]
     period = _period_text(period_start, period_end, channel.timezone)
     count = _count_text(len(items), language)
 
@@ -311,8 +314,11 @@ def _header(labels: dict[str, str], period: str, count: str, part: tuple[int, in
     return _Line(text, console, len(plain))
 
 
-def _item_line(item: DigestItem, labels: dict[str, str], timezone: str, dated: bool) -> _Line:
-    """``• Title · 🔔 rule, rule · 📰 Source · 10:42``; the title leads, so it sets the direction.
+def _item_line(
+    item: DigestItem, labels: dict[str, str], timezone: str, dated: bool, language: str = "en"
+) -> _Line:
+    """``• Title · 🔔 rule, rule · 📰 Source · 10:42 · Also: A · B +2``; the title leads,
+    so it sets the direction. A story is one line, its other sources listed at the end.
 
     The time is the publication time in the channel's zone (with the date when
     the digest covers more than a day); its zone is the header's.
@@ -337,9 +343,15 @@ def _item_line(item: DigestItem, labels: dict[str, str], timezone: str, dated: b
     text = f"• {title_html}{esc(meta_plain)}"
     plain = f"• {title}{meta_plain}"
     console = plain.replace(FSI, "").replace(LRI, "").replace(PDI, "")
+    plain_len = len(plain)
+    also = also_line(item.also, None, language, room=_DIGEST_ALSO_MAX, max_names=3)
+    if also is not None:
+        text += " · " + also.html
+        console += " · " + also.text
+        plain_len += 3 + also.plain_len
     if link:
         console += f"\n  {link}"
-    return _Line(text, console, len(plain))
+    return _Line(text, console, plain_len)
 
 
 def _period_text(start: datetime, end: datetime, timezone: str) -> str:

@@ -2,13 +2,16 @@
 
 ``store.py`` assembles the parts: ``base`` (engine, UTC type, error
 translation), ``schema`` (tables, migrations), ``feeds``, ``entries``,
-``outbox``, ``digests``, ``leases``, ``mutes``, ``reports``, ``archive``.
+``outbox``, ``digests``, ``leases``, ``mutes``, ``reports``, ``archive``, ``stories``
+(later reports of a story, decided under a per-channel lock), ``surges``
+(hourly match counters).
 """
 
 from monitor.storage.archive import ArchivedArticle, ArchiveEntry
 from monitor.storage.outbox import ALERT_RETENTION, OutboxAlert
 from monitor.storage.schema import SCHEMA_VERSION
 from monitor.storage.store import Store
+from monitor.storage.stories import StoryUpdate
 
 __all__ = [
     "ALERT_RETENTION",
@@ -17,4 +20,5 @@ __all__ = [
     "ArchivedArticle",
     "OutboxAlert",
     "Store",
+    "StoryUpdate",
 ]

@@ -7,7 +7,7 @@ record an entry as seen while losing its alerts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -18,6 +18,9 @@ from monitor.storage.base import StoreBase, chunks, insert
 from monitor.storage.feeds import ensure_feed, success_values
 from monitor.storage.outbox import queue_row
 from monitor.storage.schema import entries_table, feeds_table
+from monitor.storage.stories import queue_claims
+from monitor.storage.surges import count_matches
+from monitor.stories import StoryClaim
 
 
 class EntriesMixin(StoreBase):
@@ -52,14 +55,19 @@ class EntriesMixin(StoreBase):
         content_hash: str | None,
         next_poll: datetime,
         archive: Sequence[ArchiveEntry] = (),
+        claims: Sequence[StoryClaim] = (),
+        matched: Mapping[str, Sequence[str]] | None = None,
     ) -> tuple[set[str], int]:
         """Record a successful poll atomically: new entries, their alerts, feed state.
 
-        ``alerts`` carry their story key (``Alert.story``). Only alerts of
-        entries that this call actually inserted are queued, so concurrent or
-        repeated polls of the same feed never queue an alert twice. Returns the
-        keys inserted and the number of alerts queued. ``archive`` holds the text of
-        articles to keep; only the ones inserted now are archived, in the same transaction.
+        ``alerts`` carry their story key (``Alert.story``) and are queued as they
+        are; ``claims`` are queued or grouped into a story already alerted
+        (``storage.stories.queue_claims``). Only alerts of entries that this call
+        actually inserted are queued, so concurrent or repeated polls of the same
+        feed never queue an alert twice. ``matched`` (entry key → rules that
+        matched it) feeds the surge counters. ``archive`` holds the text of
+        articles to keep; only the ones inserted now are archived, in the same
+        transaction. Returns the keys inserted and the number of alerts queued.
         """
         with self.engine.begin() as conn:
             ensure_feed(conn, feed_id, url)
@@ -96,6 +104,9 @@ class EntriesMixin(StoreBase):
                 if alert.article_key not in inserted:
                     continue
                 queued += queue_row(conn, alert, now)
+            queued += queue_claims(conn, claims, inserted, now)
+            if matched:
+                count_matches(conn, feed_id, articles, matched, inserted, now)
             conn.execute(
                 feeds_table.update()
                 .where(feeds_table.c.feed_id == feed_id)

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from monitor.storage.base import StoreBase, insert
 from monitor.storage.schema import alerts_table, channels_table, leases_table
+from monitor.storage.stories import stories_due
 
 
 class LeasesMixin(StoreBase):
@@ -19,8 +20,9 @@ class LeasesMixin(StoreBase):
     def claim_channels(
         self, owner: str, now: datetime, lease: timedelta, names: Sequence[str]
     ) -> list[str]:
-        """Lease the channels that have due alerts: one worker sends to a channel at a time,
-        so Telegram's per-chat pace holds across workers."""
+        """Lease the channels that have due alerts (or due story edits and replies): one
+        worker sends to a channel at a time, so Telegram's per-chat pace holds across
+        workers."""
         with self.engine.begin() as conn:
             for name in names:
                 stmt = insert(conn)(channels_table).values(name=name)
@@ -28,14 +30,14 @@ class LeasesMixin(StoreBase):
             with_due = (
                 sa.select(alerts_table.c.channel)
                 .where(alerts_table.c.status == "pending", alerts_table.c.next_attempt <= now)
-                .distinct()
+                .union(stories_due(now))
             )
             return list(
                 conn.execute(
                     channels_table.update()
                     .where(
                         channels_table.c.name.in_(list(names)),
-                        channels_table.c.name.in_(with_due.scalar_subquery()),
+                        channels_table.c.name.in_(sa.select(with_due.subquery().c.channel)),
                         sa.or_(
                             channels_table.c.lease_until.is_(None),
                             channels_table.c.lease_until < now,

@@ -255,6 +255,11 @@ class OutboxMixin(StoreBase):
 
 def queue_row(conn: sa.Connection, alert: Alert, now: datetime) -> int:
     """Insert one outbox row unless the channel already has this story; 1 if inserted."""
+    return 0 if queue_row_id(conn, alert, now) is None else 1
+
+
+def queue_row_id(conn: sa.Connection, alert: Alert, now: datetime) -> int | None:
+    """Insert one outbox row unless the channel already has this story; its id, or None."""
     stmt = (
         insert(conn)(alerts_table)
         .values(
@@ -280,7 +285,8 @@ def queue_row(conn: sa.Connection, alert: Alert, now: datetime) -> int:
         .on_conflict_do_nothing(index_elements=["channel", "story"])
         .returning(alerts_table.c.id)
     )
-    return len(conn.execute(stmt).all())
+    row = conn.execute(stmt).first()
+    return None if row is None else int(row[0])
 
 
 def outbox_alert(row: Any) -> OutboxAlert:

@@ -151,6 +151,74 @@ sa.Index(
     postgresql_where=archive_table.c.indexed.is_(False),
 )
 
+# Stories (migration 5): one ``stories`` row per story a channel was alerted to (its
+# first alert, the other sources, how far its message shows them) and one
+# ``story_reports`` row per report grouped into it (the candidate ``find_story``
+# compares). ``story_locks`` holds one row per channel: a poll locks its
+# channels' rows (sorted) before deciding, so two workers never both start the
+# same story.
+stories_table = sa.Table(
+    "stories",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("channel", sa.String(200), nullable=False),
+    sa.Column("story", sa.Text, nullable=False),  # the first report's story key
+    sa.Column("alert_id", sa.BigInteger, nullable=False),  # the first alert's outbox row
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sources", sa.Text, nullable=False, server_default="[]"),  # JSON, newest last
+    sa.Column("source_count", sa.Integer, nullable=False, server_default="0"),  # all of them
+    sa.Column("shown", sa.Integer, nullable=False, server_default="0"),  # in the message
+    sa.Column("status", sa.String(16), nullable=False, server_default="open"),  # open, gone
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_update", UTCDateTime),  # the last edit or reply Telegram accepted
+    sa.Column("next_update", UTCDateTime, nullable=False),  # not before (pace, 429, retry)
+    sa.Column("last_error", sa.Text),
+    sa.UniqueConstraint("channel", "story", name="uq_stories_channel_story"),
+)
+stories_alert_index = sa.Index("ix_stories_alert", stories_table.c.alert_id)
+stories_due_index = sa.Index("ix_stories_due", stories_table.c.channel, stories_table.c.next_update)
+
+story_reports_table = sa.Table(
+    "story_reports",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("channel", sa.String(200), nullable=False),
+    sa.Column("story", sa.Text, nullable=False),
+    sa.Column("article_key", sa.Text, nullable=False),  # ``stories.story_key`` of the article
+    sa.Column("published", UTCDateTime, nullable=False),  # first seen when the feed gives none
+    sa.Column("candidate", sa.Text, nullable=False),  # ``stories.candidate_to_json``
+    sa.UniqueConstraint("channel", "article_key", name="uq_story_reports_channel_article"),
+)
+story_reports_index = sa.Index(
+    "ix_story_reports_recent", story_reports_table.c.channel, story_reports_table.c.published
+)
+
+story_locks_table = sa.Table(
+    "story_locks",
+    metadata,
+    sa.Column("channel", sa.String(200), primary_key=True),
+)
+
+# Surges (migration 5): matches per rule, hour (of publication) and feed, upserted
+# by each poll; ``surges`` remembers when a rule began to be counted and its last alert.
+rule_counts_table = sa.Table(
+    "rule_counts",
+    metadata,
+    sa.Column("rule", sa.String(250), primary_key=True),
+    sa.Column("hour", UTCDateTime, primary_key=True),
+    sa.Column("feed_id", sa.String(200), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False, server_default="0"),
+)
+rule_counts_hour_index = sa.Index("ix_rule_counts_hour", rule_counts_table.c.hour)
+
+surges_table = sa.Table(
+    "surges",
+    metadata,
+    sa.Column("rule", sa.String(250), primary_key=True),
+    sa.Column("since", UTCDateTime, nullable=False),  # when counting began for this rule
+    sa.Column("last_alert", UTCDateTime),
+)
+
 schema_table = sa.Table(
     "schema_version",
     metadata,
@@ -176,6 +244,17 @@ def _v4_archive(conn: sa.Connection) -> None:
     archive_table.create(conn, checkfirst=True)
 
 
+def _v5_stories_and_surges(conn: sa.Connection) -> None:
+    for table in (
+        stories_table,
+        story_reports_table,
+        story_locks_table,
+        rule_counts_table,
+        surges_table,
+    ):
+        table.create(conn, checkfirst=True)  # with its indexes
+
+
 #: Step N brings a database from version N-1 to N. Version 1 is the first
 #: released schema (what ``create_all`` made before this table had steps), so a
 #: database without any version gets the latest schema in one go instead.
@@ -183,6 +262,7 @@ MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
     2: _v2_alerts_created_index,
     3: _v3_alert_photos,
     4: _v4_archive,
+    5: _v5_stories_and_surges,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 _MIGRATION_LOCK = 7355608  # pg_advisory_xact_lock key: one migrating worker at a time

@@ -17,6 +17,8 @@ from monitor.storage.mutes import MutesMixin
 from monitor.storage.outbox import OutboxMixin
 from monitor.storage.reports import ReportsMixin
 from monitor.storage.schema import SchemaMixin
+from monitor.storage.stories import StoriesMixin
+from monitor.storage.surges import SurgesMixin
 
 
 class Store(
@@ -29,5 +31,7 @@ class Store(
     MutesMixin,
     ReportsMixin,
     ArchiveMixin,
+    StoriesMixin,
+    SurgesMixin,
 ):
     """The one gateway to the database; every method is a short transaction."""

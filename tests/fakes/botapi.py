@@ -1263,6 +1263,13 @@ class _Handler(BaseHTTPRequestHandler):
         fake.record_failure(method, params, failure, description)
         if failure.delay > 0:
             time.sleep(failure.delay)
+        if status == 429:  # flood control as Telegram answers it, whatever the method
+            digits = re.findall(r"\d+", description)
+            wait = int(digits[-1]) if digits else 1
+            with fake._lock:
+                fake._count_429 += 1
+            self._send_error(ApiError(429, f"Too Many Requests: retry after {wait}", wait))
+            return
         self._send(status, {"ok": False, "error_code": status, "description": description})
 
 
