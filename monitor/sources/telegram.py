@@ -240,6 +240,7 @@ def next_before(
     known_max_id: int | None,
     pages_fetched: int = 1,
     max_pages: int = 1 + MAX_BEFORE_PAGES,
+    fetched_before: int | None = None,
 ) -> int | None:
     """The ``before`` id of the next older page to fetch, or None to stop.
 
@@ -248,7 +249,8 @@ def next_before(
     needed only while this page's oldest post is newer than the next expected
     id; a gap left by deleted posts or album ids costs at most one page that
     overlaps. Stops at ``max_pages`` pages in all, and when the page has no
-    older-page link or the cursor does not move back.
+    older-page link or the cursor does not move back from ``fetched_before``
+    (the ``before`` this page was fetched with; a misbehaving mirror cannot loop).
     """
     if known_max_id is None or pages_fetched >= max_pages or not page.posts:
         return None
@@ -256,6 +258,8 @@ def next_before(
     if oldest <= known_max_id + 1 or page.before is None:
         return None
     cursor = min(page.before, oldest)
+    if fetched_before is not None and cursor >= fetched_before:
+        return None
     return cursor if cursor > known_max_id + 1 else None
 
 
@@ -309,7 +313,7 @@ def _post(message: etree._Element) -> Post | None:
     text_nodes = found.get(_JS_TEXT) or found.get(_TEXT) or []
     text = element_text(text_nodes[0], _TEXT_SKIP)[:MAX_TEXT_CHARS] if text_nodes else ""
 
-    meta = found.get("tgme_widget_message_meta")
+    meta = found.get("tgme_widget_message_meta", [])
     edited = bool(meta) and "edited" in _own_text(meta[0]).lower()
 
     forwarded = _forwarded(found)
