@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.articles import canonical_url
+from monitor.articles import canonical_url, normalize
+from monitor.models import FeedSource
 from monitor.sources.page import (
     MAX_LINKS_PER_PAGE,
     Link,
     check_selector,
     discover_links,
+    links_feed,
 )
 
 DATA = Path(__file__).parent / "data" / "pages_list"
@@ -219,4 +222,18 @@ def test_any_hrefs(hrefs):
     assert len(urls) == len(set(urls))
     assert all(
         u.startswith(("https://www.daily-example.com/", "https://daily-example.com/")) for u in urls
+    )
+
+
+def test_links_become_entries_keyed_by_url():
+    found = links("news_v1.html")
+    feed = links_feed(found, title="The Daily Example", url=URL)
+    articles = normalize(FeedSource(id="daily", url=URL), feed, datetime(2026, 12, 7, tzinfo=UTC))
+    assert [a.key for a in articles] == [link.url for link in found]
+    assert [a.title for a in articles] == [link.text for link in found]
+    assert articles[3].language == "ar"
+    tricky = links_feed([Link(url="https://x.example/a", text="a < b & c")])
+    assert (
+        normalize(FeedSource(id="x", url="x"), tricky, datetime(2026, 12, 7, tzinfo=UTC))[0].title
+        == "a < b & c"
     )

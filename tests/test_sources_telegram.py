@@ -298,6 +298,23 @@ def test_junk_gives_no_posts_and_no_exception(markup):
     parsed = parse_channel_page(markup, "chan_one")
     assert parsed.posts == ()
     assert parsed.channel == "chan_one"
+    assert not parsed.available
+
+
+def test_a_channel_without_public_preview_is_not_available():
+    # t.me answers a private or preview-less channel with its plain landing page
+    landing = (
+        '<html><head><meta property="og:title" content="Closed Club"></head><body>'
+        '<div class="tgme_page"><div class="tgme_page_title"><span dir="auto">Closed Club</span>'
+        '</div><div class="tgme_page_extra">1 200 subscribers</div>'
+        '<a class="tgme_action_button_new" href="tg://resolve?domain=closed_club">View in Telegram'
+        "</a></div></body></html>"
+    )
+    assert not parse_channel_page(landing, "closed_club").available
+    # an existing channel with no posts yet still has its history section
+    empty = '<html><body><section class="tgme_channel_history js-message_history"></section>'
+    assert parse_channel_page(empty, "new_channel").available
+    assert page("channel_ar.html").available
 
 
 def test_surrogates_and_nul_in_text_are_dropped_not_fatal():

@@ -26,6 +26,7 @@ the first ``MAX_ANCHORS`` anchors of a page are looked at.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from itertools import pairwise
@@ -34,9 +35,17 @@ from urllib.parse import unquote, urljoin, urlsplit
 from lxml import etree
 
 from monitor.articles import canonical_url
+from monitor.models import ParsedFeed, RawEntry
 from monitor.sources._html import element_text, parse_html
 
-__all__ = ["MAX_ANCHORS", "MAX_LINKS_PER_PAGE", "Link", "check_selector", "discover_links"]
+__all__ = [
+    "MAX_ANCHORS",
+    "MAX_LINKS_PER_PAGE",
+    "Link",
+    "check_selector",
+    "discover_links",
+    "links_feed",
+]
 
 #: Article links returned per page at most.
 MAX_LINKS_PER_PAGE = 100
@@ -161,6 +170,16 @@ def discover_links(
         if len(out) >= limit:
             break
     return out
+
+
+def links_feed(links: list[Link], title: str | None = None, url: str | None = None) -> ParsedFeed:
+    """Discovered links as the parser stage's value: one entry per link, keyed by its URL,
+    the link text as title (the article's text comes from fetching it, as ``full_text``)."""
+    entries = tuple(
+        RawEntry(guid=link.url, link=link.url, title=html.escape(link.text, quote=False))
+        for link in links
+    )
+    return ParsedFeed(title=title, link=url, entries=entries)
 
 
 def _text(anchor: etree._Element) -> str:

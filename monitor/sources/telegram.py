@@ -185,6 +185,9 @@ class ChannelPage:
     title: str | None = None  # the channel's display name
     posts: tuple[Post, ...] = ()
     before: int | None = None  # ``data-before`` of the "load older" link; None: no older posts
+    # False when the page is not a channel preview at all (t.me sends private or
+    # unknown channels, and channels that disabled the preview, to a plain page)
+    available: bool = True
 
     @property
     def entries(self) -> tuple[RawEntry, ...]:
@@ -267,20 +270,25 @@ def parse_channel_page(markup: bytes | str, channel: str) -> ChannelPage:
     """Every post on a preview page (``t.me/s/NAME``), service messages dropped.
 
     ``channel`` names the channel when the page has no post to tell its
-    spelling; unparseable input gives an empty page, never an exception.
+    spelling; unparseable input gives an empty page, never an exception, and
+    ``available`` False says the page is no channel preview (the caller
+    reports that, rather than "no new posts").
     """
     root = parse_html(markup, "utf-8")
     if root is None:
-        return ChannelPage(channel=channel)
+        return ChannelPage(channel=channel, available=False)
     title: str | None = None
     before: int | None = None
     posts: dict[int, Post] = {}
     spelled = channel
+    history = False
     for element in root.iter(etree.Element):
         names = classes(element)
         if not names:
             continue
-        if "tgme_widget_message" in names and element.get("data-post"):
+        if "tgme_channel_history" in names:
+            history = True
+        elif "tgme_widget_message" in names and element.get("data-post"):
             if len(posts) >= MAX_POSTS_PER_PAGE:
                 continue
             post = _post(element)
@@ -296,6 +304,7 @@ def parse_channel_page(markup: bytes | str, channel: str) -> ChannelPage:
         title=title,
         posts=tuple(sorted(posts.values(), key=lambda p: p.id)),
         before=before,
+        available=history or bool(posts),
     )
 
 
