@@ -13,6 +13,7 @@ from monitor.articles import normalize
 from monitor.models import FeedSource
 from monitor.sources.telegram import (
     MAX_POSTS_PER_PAGE,
+    MAX_TEXT_CHARS,
     ChannelPage,
     Post,
     channel_name,
@@ -329,6 +330,14 @@ def test_deeply_nested_post_text_is_bounded():
     html = _page("chan_one", [(1, "top line<br/>" + nested)])
     post = parse_channel_page(html, "chan_one").posts[0]
     assert post.title == "top line"
+
+
+def test_a_huge_post_text_is_capped():
+    html = _page("chan_one", [(1, "first line<br/>" + "word<br/>" * 200_000)])
+    post = parse_channel_page(html, "chan_one").posts[0]
+    assert post.title == "first line"
+    assert len(post.text) <= MAX_TEXT_CHARS
+    assert post.text.startswith("first line\nword\nword")
 
 
 def test_a_huge_page_is_capped():

@@ -72,13 +72,22 @@ def clean(text: str) -> str:
     return _CONTROL.sub("", text) if _CONTROL.search(text) else text
 
 
-def element_text(element: etree._Element, skip_classes: frozenset[str] = frozenset()) -> str:
+def element_text(
+    element: etree._Element,
+    skip_classes: frozenset[str] = frozenset(),
+    limit: int = 100_000,
+) -> str:
     """Readable text of an element: ``<br>`` and blocks become line breaks, spaces folded
     within lines, empty lines dropped; subtrees carrying a class in ``skip_classes``
-    are left out. Iterative, so any nesting is fine."""
+    are left out. Iterative, so any nesting is fine; reading stops after about
+    ``limit`` characters of markup text."""
     pieces: list[str] = []
+    size = 0
     walker = etree.iterwalk(element, events=("start", "end"))
     for event, node in walker:
+        if size > limit:
+            break
+        size += len(node.text or "") + len(node.tail or "") + 1
         tag = node.tag if isinstance(node.tag, str) else None
         if event == "start":
             if tag is None:

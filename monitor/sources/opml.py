@@ -114,6 +114,7 @@ def import_opml(data: bytes, taken_ids: Collection[str] = ()) -> ImportResult:
     if body is None:
         raise OpmlError("not an OPML subscription list: it has no <body>")
     taken = {i.lower() for i in taken_ids}
+    counters: dict[str, int] = {}
     feeds: list[ImportedFeed] = []
     notes: list[str] = []
     seen: dict[str, str] = {}
@@ -148,7 +149,7 @@ def import_opml(data: bytes, taken_ids: Collection[str] = ()) -> ImportResult:
             notes.append(f"more than {MAX_FEEDS} feeds: the rest skipped")
             break
         tags = _unique((*folders, *_categories(outline.get("category"))))
-        ident = feed_id(title or "", url, taken)
+        ident = _unique_id(title or "", url, taken, counters)
         taken.add(ident.lower())
         seen[key] = ident
         feeds.append(ImportedFeed(id=ident, url=url, name=title or None, tags=tags))
@@ -173,13 +174,21 @@ def feeds_yaml(feeds: Iterable[ImportedFeed]) -> str:
 def feed_id(title: str, url: str, taken: Collection[str] = ()) -> str:
     """An id for the configuration from a title (else the URL's host), unique among ``taken``
     (compared case-insensitively)."""
+    return _unique_id(title, url, {t.lower() for t in taken}, {})
+
+
+def _unique_id(title: str, url: str, taken: set[str], counters: dict[str, int]) -> str:
+    """``feed_id`` against an already lower-cased ``taken``; ``counters`` remembers the last
+    suffix per base so a thousand equal titles cost linear time."""
     base = _slug(title) or _slug(_host(url)) or "feed"
     base = base[:ID_MAX].strip("-") or "feed"
-    lowered = {t.lower() for t in taken}
-    ident, n = base, 1
-    while ident.lower() in lowered:
+    ident, n = base, counters.get(base, 1)
+    if n > 1:
+        ident = f"{base}-{n}"
+    while ident.lower() in taken:
         n += 1
         ident = f"{base}-{n}"
+    counters[base] = n
     assert _ID.match(ident), ident
     return ident
 

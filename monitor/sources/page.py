@@ -183,7 +183,7 @@ def links_feed(links: list[Link], title: str | None = None, url: str | None = No
 
 
 def _text(anchor: etree._Element) -> str:
-    text = element_text(anchor).replace("\n", " ")
+    text = element_text(anchor, limit=2000).replace("\n", " ")
     return (text or (anchor.get("title") or "").strip())[:300]
 
 

@@ -296,7 +296,7 @@ def parse_channel_page(markup: bytes | str, channel: str) -> ChannelPage:
                 posts[post.id] = post
                 spelled = post.channel
         elif "tgme_channel_info_header_title" in names and title is None:
-            title = element_text(element) or None
+            title = element_text(element, limit=2000)[:300] or None
         elif "tme_messages_more" in names and element.get("data-before") and before is None:
             before = _int(element.get("data-before"))
     return ChannelPage(
@@ -320,7 +320,11 @@ def _post(message: etree._Element) -> Post | None:
     found = _index(message)
 
     text_nodes = found.get(_JS_TEXT) or found.get(_TEXT) or []
-    text = element_text(text_nodes[0], _TEXT_SKIP)[:MAX_TEXT_CHARS] if text_nodes else ""
+    text = (
+        element_text(text_nodes[0], _TEXT_SKIP, 4 * MAX_TEXT_CHARS)[:MAX_TEXT_CHARS]
+        if text_nodes
+        else ""
+    )
 
     meta = found.get("tgme_widget_message_meta", [])
     edited = bool(meta) and "edited" in _own_text(meta[0]).lower()
@@ -417,13 +421,13 @@ def _preview(found: dict[str, list[etree._Element]]) -> LinkPreview | None:
     def inside(name: str) -> str:
         for node in found.get(name, []):
             if any(parent is card for parent in node.iterancestors()):
-                return element_text(node).replace("\n", " ")[:1000]
+                return element_text(node, limit=4000).replace("\n", " ")[:1000]
         return ""
 
     description = ""
     for node in found.get("link_preview_description", []):
         if any(parent is card for parent in node.iterancestors()):
-            description = element_text(node)[:MAX_TEXT_CHARS]
+            description = element_text(node, limit=4 * MAX_TEXT_CHARS)[:MAX_TEXT_CHARS]
             break
     href = (card.get("href") or "").strip() or None
     preview = LinkPreview(
@@ -501,7 +505,7 @@ def _first_text(found: dict[str, list[etree._Element]], name: str) -> str | None
     nodes = found.get(name)
     if not nodes:
         return None
-    return fold(element_text(nodes[0]).replace("\n", " "))[:300] or None
+    return fold(element_text(nodes[0], limit=2000).replace("\n", " "))[:300] or None
 
 
 def _own_text(element: etree._Element) -> str:
