@@ -166,8 +166,14 @@ def feeds_yaml(feeds: Iterable[ImportedFeed]) -> str:
         if feed.tags:
             item["tags"] = list(feed.tags)
         items.append(item)
-    return yaml.safe_dump(
-        {"feeds": items}, allow_unicode=True, sort_keys=False, default_flow_style=False, width=1000
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when built with it
+    return yaml.dump(
+        {"feeds": items},
+        Dumper=dumper,
+        allow_unicode=True,
+        sort_keys=False,
+        default_flow_style=False,
+        width=1000,
     )
 
 
