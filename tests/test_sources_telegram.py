@@ -16,6 +16,7 @@ from monitor.sources.telegram import (
     MAX_TEXT_CHARS,
     ChannelPage,
     Post,
+    before_url,
     channel_name,
     next_before,
     parse_channel_page,
@@ -232,6 +233,21 @@ def test_following_before_pages_closes_the_gap():
     assert next_before(second, 874, pages_fetched=2) is None
     ids = [p.id for p in second.posts + first.posts]
     assert ids == sorted(set(ids))
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://t.me/s/sham_brief", "https://t.me/s/sham_brief?before=4101"),
+        ("https://t.me/s/sham_brief?before=9999", "https://t.me/s/sham_brief?before=4101"),
+        (
+            "https://preview.example.org/tg/sham_brief?lang=ar#top",
+            "https://preview.example.org/tg/sham_brief?lang=ar&before=4101",
+        ),
+    ],
+)
+def test_before_url(url, expected):
+    assert before_url(url, 4101) == expected
 
 
 def test_next_before_never_loops():

@@ -41,7 +41,7 @@ import html
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from lxml import etree
 
@@ -53,6 +53,7 @@ __all__ = [
     "ChannelPage",
     "LinkPreview",
     "Post",
+    "before_url",
     "channel_name",
     "next_before",
     "parse_channel_page",
@@ -236,6 +237,15 @@ def preview_url(channel: str, before: int | None = None) -> str:
     """The preview page of a channel, or of the posts older than ``before``."""
     url = f"https://t.me/s/{quote(channel, safe='')}"
     return f"{url}?before={int(before)}" if before is not None else url
+
+
+def before_url(url: str, before: int) -> str:
+    """``url`` with its ``before`` query parameter set: paging on a configured preview URL,
+    a mirror or self-hosted preview included (other parameters kept)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "before"]
+    query.append(("before", str(int(before))))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
 
 def next_before(
