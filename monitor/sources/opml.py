@@ -49,6 +49,7 @@ __all__ = [
     "OpmlError",
     "export_opml",
     "feed_id",
+    "feeds_yaml",
     "import_opml",
 ]
 
