@@ -85,10 +85,21 @@ def _justext_short(html: str, lang: str) -> str:
     return "\n".join(p.text for p in paragraphs if not p.is_boilerplate)
 
 
-def _monitor(html: str, lang: str) -> str:
-    from monitor.extract import extract_page
+def _monitor(**options: bool) -> Callable[[str, str], str]:
+    """monitor.extract.extract_page, with its trafilatura options replaced by ``options``."""
 
-    return extract_page(html.encode(), URL, "text/html; charset=utf-8").text
+    def run(html: str, lang: str) -> str:
+        from monitor import extract
+
+        saved = dict(extract._OPTIONS)
+        extract._OPTIONS.update(options)
+        try:
+            return extract.extract_page(html.encode(), URL, "text/html; charset=utf-8").text
+        finally:
+            extract._OPTIONS.clear()
+            extract._OPTIONS.update(saved)
+
+    return run
 
 
 def _scan(html: str, lang: str) -> str:
@@ -123,7 +134,11 @@ def main() -> None:
     try:
         import monitor.extract  # noqa: F401
 
-        CANDIDATES["monitor.extract.extract_page"] = _monitor
+        CANDIDATES["monitor.extract.extract_page"] = _monitor()
+        CANDIDATES["  same, with tables"] = _monitor(include_tables=True)
+        CANDIDATES["  same, without favor_precision"] = _monitor(favor_precision=False)
+        CANDIDATES["  same, fast (no fallback)"] = _monitor(fast=True)
+        CANDIDATES["  same, fast, with tables"] = _monitor(fast=True, include_tables=True)
         CANDIDATES["(its nesting pre-scan alone)"] = _scan
     except ImportError:
         pass

@@ -5,11 +5,15 @@ so what must stay out of it matters as much as what must be in it — a watched
 name that appears only in a "related stories" link, a reader's comment, a
 newsletter box or the footer is not a mention by the article.
 
-- Extractor: trafilatura (``favor_precision``, no comments, no tables), chosen
-  by measurement on Arabic, Russian and English news pages
-  (``bench/extract.py``; tables are off because table-layout sites otherwise
-  come out as one run-on line of menu, breadcrumbs and text). A first line
-  that repeats the headline is dropped: the title is returned on its own.
+- Extractor: trafilatura (``favor_precision``, no comments, with its fallback
+  extractors), chosen by measurement on Arabic, Russian and English news pages
+  (``bench/extract.py``: sentence precision and recall beside readability-lxml
+  and jusText). Tables that lay out the page (they hold paragraphs, blocks or
+  other tables) become divs first: given to trafilatura as tables, a
+  table-layout site comes out as one run-on line of menu, breadcrumbs and
+  text, and with tables excluded its article is lost; data tables are kept.
+  A first line that repeats the headline is dropped (the title is returned
+  on its own).
 - Decoding: a byte-order mark, else the Content-Type charset, else a
   ``<meta charset>`` / ``http-equiv`` / XML declaration in the first
   ``SNIFF_BYTES``, else UTF-8; always with replacement, never an exception.
@@ -47,6 +51,12 @@ MAX_BYTES = 2_000_000
 #: Deepest element nesting kept as is. libxml2 abandons a document at 256; real
 #: pages stay under 60. Deeper tags are dropped (their text is kept).
 MAX_DEPTH = 100
+#: Elements trafilatura is given at most: its time grows a little faster than
+#: linearly (about 1 s at 20,000 on a 2-core machine); a news page has 1,000-5,000.
+#: A bigger tree is read by the linear flat-text fallback instead.
+MAX_ELEMENTS = 20_000
+#: Characters of text returned at most (cut at a paragraph): about 15,000 words.
+MAX_TEXT = 100_000
 #: How far into the body a charset declaration is looked for.
 SNIFF_BYTES = 4096
 #: Longest image URL accepted (a data: URL or junk would be far longer).
@@ -168,13 +178,21 @@ def extract_page(body: bytes, url: str, content_type: str | None = None) -> Page
         html = flatten(html, MAX_DEPTH)
     tree = _parse(html)
     if tree is None:
-        return PageText(text=_flat_text(html), title="", image=None, language=None)
+        return PageText(text=_cap(_flat_text(html)), title="", image=None, language=None)
     metas = _metas(tree)
     title = _title(tree, metas)
     image = _image(metas, url)
     language = _language(tree)
-    text = _main_text(tree, url, title)
-    return PageText(text=text, title=title, image=image, language=language)
+    if sum(1 for _ in tree.iter()) > MAX_ELEMENTS:
+        text = _flat_text(html)
+    else:
+        _unwrap_layout_tables(tree)
+        text = _main_text(tree, url, title, **_OPTIONS)
+    return PageText(text=_cap(text), title=title, image=image, language=language)
+
+
+#: trafilatura options, chosen with bench/extract.py (which varies them here).
+_OPTIONS: dict[str, bool] = {"favor_precision": True, "include_tables": True, "fast": False}
 
 
 # --- decoding -------------------------------------------------------------------------
@@ -225,8 +243,6 @@ def _codec(label: str) -> str | None:
 
 def _looks_binary(head: bytes) -> bool:
     if head.lstrip().startswith(_MAGIC) or head.startswith(_MAGIC):
-        return True
-    if b"\x00" in head:
         return True
     controls = sum(1 for b in head if b < 9 or 13 < b < 32)
     return controls > len(head) // 20
@@ -396,13 +412,57 @@ def _fold(text: str) -> str:
     return " ".join(_clean(text).split())
 
 
-def _main_text(tree: lxml.html.HtmlElement, url: str, title: str) -> str:
+def _cap(text: str) -> str:
+    if len(text) <= MAX_TEXT:
+        return text
+    cut = text.rfind("\n\n", 0, MAX_TEXT)
+    return text[: cut if cut > 0 else MAX_TEXT].rstrip()
+
+
+_LAYOUT_MARKERS = ("p", "div", "table", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "article")
+_TABLE_PARTS = frozenset({"table", "thead", "tbody", "tfoot", "tr", "td", "th", "caption"})
+
+
+def _unwrap_layout_tables(tree: lxml.html.HtmlElement) -> None:
+    """Turn tables used for page layout into divs, so their article is not dropped as a table.
+
+    A table holding paragraphs, blocks or other tables lays out a page; a data
+    table holds cells of text. Each marker looks up to its nearest table only
+    (lxml walks the ancestors in C), so this is linear in the elements times a
+    depth that the nesting cap bounds.
+    """
+    layout: set[lxml.html.HtmlElement] = set()
+    for marker in tree.iter(*_LAYOUT_MARKERS):
+        table = next(marker.iterancestors("table"), None)
+        if table is not None:
+            layout.add(table)
+    if not layout:
+        return
+    parts = [
+        el
+        for el in tree.iter(*_TABLE_PARTS)
+        if (el if el.tag == "table" else next(el.iterancestors("table"), None)) in layout
+    ]
+    for el in parts:  # renamed after the walk, so every lookup above saw the original tags
+        el.tag = "div"
+
+
+def _main_text(
+    tree: lxml.html.HtmlElement,
+    url: str,
+    title: str,
+    *,
+    favor_precision: bool,
+    include_tables: bool,
+    fast: bool,
+) -> str:
     raw = trafilatura.extract(
         tree,
         url=url,
-        favor_precision=True,
+        fast=fast,
+        favor_precision=favor_precision,
         include_comments=False,
-        include_tables=False,
+        include_tables=include_tables,
         include_images=False,
         include_links=False,
         deduplicate=False,
@@ -469,44 +529,40 @@ def _language(tree: lxml.html.HtmlElement) -> str | None:
 
 _FLAT_SKIP = frozenset({"nav", "header", "footer", "aside", "form", "noscript", "template", "svg"})
 _FLAT_BLOCK = frozenset(
-    {
-        "p",
-        "div",
-        "br",
-        "li",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "tr",
-        "section",
-        "article",
-        "blockquote",
-    }
+    {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section", "article"}
+)
+_FLAT_FURNITURE = re.compile(
+    r"""\b(?:class|id)\s*=\s*["']?[^"'>]{0,200}?"""
+    r"(?:comment|related|share|social|cookie|consent|newsletter|subscribe|sidebar|widget|"
+    r"menu|nav|footer|header|breadcrumb|promo|advert|banner|popular|most-read|tags)",
+    re.I,
 )
 
 
 def _flat_text(html: str) -> str:
-    """Last resort for a page the parser refused: text outside site furniture, long lines only.
+    """Text outside the site's furniture, long lines only, without building a tree.
 
-    Linear, like the scan it reuses; no tree is built.
+    The fallback for pages the parser refuses or that are too big to extract
+    properly; linear, like the scan it reuses. Furniture is recognised by tag
+    (nav, footer, aside …) and by class or id (comments, related, share …).
     """
+    stack = _Stack()
     parts: list[str] = []
-    skipping = 0
     pos = 0
     for start, end, kind, name in _tokens(html):
-        if not skipping:
+        if not stack.items or stack.items[-1][1]:
             parts.append(html[pos:start])
         pos = end
-        if name in _FLAT_SKIP and kind in ("open", "close"):
-            skipping = skipping + 1 if kind == "open" else max(0, skipping - 1)
-        elif name in _FLAT_BLOCK:
+        if kind == "open":
+            inside = not stack.items or stack.items[-1][1]
+            furniture = name in _FLAT_SKIP or _FLAT_FURNITURE.search(html, start, end) is not None
+            stack.open(name, inside and not furniture)
+        elif kind == "close":
+            stack.close(name)
+        if name in _FLAT_BLOCK:
             parts.append("\n")
-    if not skipping:
+    if not stack.items or stack.items[-1][1]:
         parts.append(html[pos:])
-    lines = (
-        _SPACES.sub(" ", _clean(unescape(line))).strip() for line in "".join(parts).split("\n")
-    )
+    text = "".join(parts)
+    lines = (_SPACES.sub(" ", _clean(unescape(line))).strip() for line in text.split("\n"))
     return "\n\n".join(line for line in lines if len(line) >= 80)
