@@ -122,8 +122,9 @@ _NONCHARS = "".join(
     f"{chr(0xFFFE + plane * 0x10000)}{chr(0xFFFF + plane * 0x10000)}" for plane in range(17)
 )
 _JUNK = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef" + re.escape(_NONCHARS) + "]"
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef" + re.escape(_NONCHARS) + "]"
 )
+_CHAR_REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));?")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 
 _IMAGE_KEYS = (
@@ -173,7 +174,7 @@ def extract_page(body: bytes, url: str, content_type: str | None = None) -> Page
     html = decode(body[:MAX_BYTES], content_type)
     if "<" not in html[:SNIFF_BYTES] and mime not in _HTML_TYPES:
         raise PageError("not html", "no markup")
-    html = html.replace("\x00", "")
+    html = _sanitize(html)
     if nesting_depth(html, MAX_DEPTH + 1) > MAX_DEPTH:
         html = flatten(html, MAX_DEPTH)
     tree = _parse(html)
@@ -404,6 +405,22 @@ def _parse(html: str) -> lxml.html.HtmlElement | None:
     return tree
 
 
+def _sanitize(html: str) -> str:
+    """``html`` without junk characters, raw or as character references.
+
+    lxml refuses to build elements holding them, and trafilatura then returns
+    nothing for the whole page; a reader never wants them anyway.
+    """
+    return _CHAR_REF.sub(_junk_ref, _JUNK.sub("", html))
+
+
+def _junk_ref(m: re.Match[str]) -> str:
+    code = int(m.group(1), 16) if m.group(1) else int(m.group(2))
+    if code > 0x10FFFF or _JUNK.match(chr(code)):
+        return ""
+    return m.group(0)
+
+
 def _clean(text: str) -> str:
     return _JUNK.sub("", text)
 
@@ -514,6 +531,7 @@ def _image(metas: dict[str, str], url: str) -> str | None:
             and parts.hostname
             and len(absolute) <= MAX_URL
             and not any(c.isspace() for c in absolute)
+            and absolute != url  # "https://" or "?" resolve to the page itself
         ):
             return absolute
     return None
@@ -522,7 +540,7 @@ def _image(metas: dict[str, str], url: str) -> str | None:
 def _language(tree: lxml.html.HtmlElement) -> str | None:
     """The primary subtag of ``<html lang>`` ("ar" for "ar-SY"), lower case."""
     root = tree.getroottree().getroot()
-    value = root.get("lang") or root.get("{http://www.w3.org/XML/1998/namespace}lang") or ""
+    value = root.get("lang") or root.get("xml:lang") or ""  # the HTML parser keeps "xml:" as is
     primary = value.strip().lower().replace("_", "-").split("-", 1)[0]
     return primary if _LANG.fullmatch(primary) else None
 
