@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from monitor.exceptions import ConfigError, ConfigErrors
-from monitor.models import FIELDS, Channel, FeedSource, Rule
+from monitor.models import FIELDS, Channel, FeedKind, FeedSource, FullText, Rule
 
 DEFAULT_CONFIG = "config/monitor.yaml"
 DEFAULT_DATABASE_URL = "sqlite:///monitor.db"
@@ -49,6 +49,7 @@ class Defaults:
     max_bytes: int = 10 * 1024 * 1024
     timezone: str = "UTC"
     summary_length: int = 600
+    full_text: FullText = FullText.NEVER
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ _DEFAULT_KEYS = (
     "max_bytes",
     "timezone",
     "summary_length",
+    "full_text",
 )
 _TELEGRAM_KEYS = ("admins", "admin_chat", "feed_down_after", "commands")
 _CHANNEL_KEYS = (
@@ -162,7 +164,13 @@ _FEED_KEYS = (
     "tags",
     "user_agent",
     "headers",
+    "kind",
+    "telegram",
+    "full_text",
+    "links",
 )
+_KINDS = tuple(k.value for k in FeedKind)
+_FULL_TEXT = tuple(f.value for f in FullText)
 _RULE_KEYS = (
     "name",
     "any",
@@ -498,6 +506,7 @@ class _Loader:
                     "max_bytes": lambda n: self.integer(n, low=1024),
                     "timezone": self.timezone,
                     "summary_length": lambda n: self.integer(n, low=100, high=3500),
+                    "full_text": lambda n: self.choice(n, _FULL_TEXT),
                 },
             )
         )
@@ -579,9 +588,13 @@ class _Loader:
             items = self.mapping_items(item, _FEED_KEYS)
             if not isinstance(item, yaml.MappingNode):
                 continue
-            missing = [k for k in ("id", "url") if k not in items]
+            missing = [k for k in ("id",) if k not in items]
+            if "url" not in items and "telegram" not in items:
+                missing.append("url")
             if missing:
-                self.fail(item, f"a feed needs {' and '.join(repr(k) for k in missing)}")
+                what = " and ".join(repr(k) for k in missing)
+                extra = " (or 'telegram: NAME' for a channel)" if "url" in missing else ""
+                self.fail(item, f"a feed needs {what}{extra}")
                 continue
             values = dict(
                 self.fields_of(
@@ -596,21 +609,101 @@ class _Loader:
                         "tags": lambda n: tuple(v for v, _ in self.text_list(n)),
                         "user_agent": self.text,
                         "headers": self.headers,
+                        "kind": lambda n: self.choice(n, _KINDS),
+                        "telegram": self.telegram_channel,
+                        "full_text": lambda n: self.choice(n, _FULL_TEXT),
+                        "links": self.links_selector,
                     },
                 )
             )
-            feed_id, url = values.get("id"), values.get("url")
-            if feed_id is None or url is None:
+            feed_id = values.get("id")
+            if feed_id is None or ("url" in items and "url" not in values):
+                continue
+            if any(k in items and k not in values for k in ("kind", "telegram", "links")):
                 continue
             if not self.first_definition(self.feed_nodes, feed_id, items["id"], "feed id"):
                 continue
-            values["url"] = resolve_feed_url(url, file.parent)
+            if not self.source_kind(values, items, defaults):
+                continue
+            values["url"] = resolve_feed_url(values["url"], file.parent)
             values.setdefault("interval", defaults.interval)
             if "backfill" not in values:
                 values["backfill"] = defaults.backfill
             values.setdefault("language", defaults.language)
             values.setdefault("user_agent", defaults.user_agent)
+            values.pop("telegram", None)
             feeds.append(FeedSource(**values))
+
+    def source_kind(
+        self, values: dict[str, Any], items: dict[str, _Node], defaults: Defaults
+    ) -> bool:
+        """Settle ``kind``, ``url`` and ``full_text`` of one feed (Sources without a feed).
+
+        ``telegram: NAME`` means kind telegram (its preview URL unless ``url:``
+        names a mirror); a t.me URL defaults to kind telegram (read at its
+        ``t.me/s/NAME`` preview), anything else to rss. ``links`` belongs to
+        page sources, which always fetch their links' text; Telegram posts
+        have no article page, so ``full_text`` does not apply to them.
+        """
+        from monitor.sources.telegram import channel_name, preview_url
+
+        kind = values.get("kind")
+        name = values.get("telegram")
+        if name is not None:
+            if kind not in (None, FeedKind.TELEGRAM):
+                self.fail(
+                    items["kind"], f"'telegram: {name}' reads a channel: kind must be telegram"
+                )
+                return False
+            kind = FeedKind.TELEGRAM
+            values.setdefault("url", preview_url(name))
+        elif kind is None:
+            kind = FeedKind.TELEGRAM if channel_name(values["url"]) else FeedKind.RSS
+            if kind is FeedKind.TELEGRAM:
+                values["url"] = preview_url(channel_name(values["url"]) or "")
+        values["kind"] = FeedKind(kind)
+        if "links" in values and values["kind"] is not FeedKind.PAGE:
+            self.fail(items["links"], "'links' (a CSS selector) applies to kind: page only")
+            return False
+        if values["kind"] is FeedKind.PAGE:
+            if values.get("full_text", FullText.ALWAYS) != FullText.ALWAYS:
+                self.warn(items["full_text"], "a page source always fetches its links' text")
+            values["full_text"] = FullText.ALWAYS
+        elif values["kind"] is FeedKind.TELEGRAM:
+            if "full_text" in values:
+                self.warn(items["full_text"], "full_text does not apply to Telegram channels")
+            values["full_text"] = FullText.NEVER
+        else:
+            values.setdefault("full_text", defaults.full_text)
+        return True
+
+    def telegram_channel(self, node: _Node) -> str | None:
+        """A public channel's username (``NAME``, ``@NAME`` or a t.me link to it)."""
+        from monitor.sources.telegram import channel_name
+
+        value = self.text(node, "a channel username")
+        if value is None:
+            return None
+        name = channel_name(value) or channel_name("t.me/" + value.strip().lstrip("@"))
+        if name is None:
+            self.fail(
+                node,
+                f"{value!r} is not a public channel username (5-32 letters, digits "
+                "and '_', a letter first), nor a t.me link to one",
+            )
+        return name
+
+    def links_selector(self, node: _Node) -> str | None:
+        from monitor.sources.page import check_selector
+
+        value = self.text(node, "a CSS selector")
+        if value is None:
+            return None
+        problem = check_selector(value)
+        if problem is not None:
+            self.fail(node, problem)
+            return None
+        return value
 
     def headers(self, node: _Node) -> dict[str, str] | None:
         if not isinstance(node, yaml.MappingNode):

@@ -37,6 +37,19 @@ class EntriesMixin(StoreBase):
                 )
         return found
 
+    def latest_keys(self, feed_id: str, limit: int = 500) -> list[str]:
+        """The keys of this feed's most recently inserted entries, newest first
+        (a Telegram channel's highest known post id is among them)."""
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(entries_table.c.key)
+                    .where(entries_table.c.feed_id == feed_id)
+                    .order_by(entries_table.c.id.desc())
+                    .limit(limit)
+                ).scalars()
+            )
+
     def commit_poll(
         self,
         *,
@@ -50,13 +63,15 @@ class EntriesMixin(StoreBase):
         last_modified: str | None,
         content_hash: str | None,
         next_poll: datetime,
+        page_errors: int = 0,
     ) -> tuple[set[str], int]:
         """Record a successful poll atomically: new entries, their alerts, feed state.
 
         ``alerts`` carry their story key (``Alert.story``). Only alerts of
         entries that this call actually inserted are queued, so concurrent or
         repeated polls of the same feed never queue an alert twice. Returns the
-        keys inserted and the number of alerts queued.
+        keys inserted and the number of alerts queued. ``page_errors`` (linked
+        pages that failed in this poll) is added to the feed's count.
         """
         with self.engine.begin() as conn:
             ensure_feed(conn, feed_id, url)
@@ -103,6 +118,7 @@ class EntriesMixin(StoreBase):
                     content_hash=content_hash,
                     entries_seen=feeds_table.c.entries_seen + len(inserted),
                     first_success=sa.func.coalesce(feeds_table.c.first_success, now),
+                    page_errors=feeds_table.c.page_errors + page_errors,
                 )
             )
         return inserted, queued
