@@ -15,7 +15,8 @@ A rule matches an article when every clause holds:
               words within N extra positions, any order), field scoping
               ``title:x`` / ``summary:x`` / ``content:x`` / ``page:x`` / ``text:x``
               (summary, content or the linked page's text), a trailing ``*``
-              wildcard (``Астан*``), ``word~`` fuzzy and ``/regex/``. Words side by side without an operator are ANDed.
+              wildcard (``Астан*``), ``word~`` fuzzy and ``/regex/``. Words side
+              by side without an operator are ANDed.
 filters       ``feeds`` (the article's feed id or one of the feed's tags),
               ``languages`` (``ar`` accepts ``ar-SY``; an article without a language
               is judged by its script, plus stopwords for Latin text), ``fields``
