@@ -1,9 +1,16 @@
 """``poll_feed``: the one place that runs the stages in order for one feed.
 
-fetch → parse → articles → (storage: which entries are new) → backfill →
-match → render (one alert per channel, carrying its story key) → stories
-(drop a story already alerted under another link) → (storage: entries, alerts
-and feed state in one transaction).
+fetch → parse (a feed; a Telegram preview and its older pages; a page's
+article links) → articles → (storage: which entries are new) → backfill →
+linked pages of the new entries (``full_text``, page sources; fetched on the
+event loop, extracted in threads) → match → render (one alert per channel,
+carrying its story key) → stories (drop a story already alerted under another
+link) → (storage: entries, alerts and feed state in one transaction).
+
+Each entry is matched once, after its page arrived or failed: a page that
+fails never loses the entry (it is matched on what the feed carried) and is
+counted in the feed's ``page_errors``. The CPU-bound parts run in threads:
+parse + known keys, then match + render + commit.
 
 A feed that fails is recorded and backed off here; nothing a feed does can
 stop the others. Rules and channels come from a ``Ruleset`` that the worker
@@ -15,33 +22,39 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from monitor import metrics
 from monitor.articles import to_articles
 from monitor.config import Settings
-from monitor.exceptions import FeedError, FetchError
+from monitor.exceptions import FeedError, FetchError, ParseError
 from monitor.fetch import Fetcher
+from monitor.fulltext import PageFetcher, PageResult, wants_page, with_page
 from monitor.match import Matcher, compile_rules
 from monitor.models import (
     Alert,
     Article,
     Channel,
+    FeedKind,
     FeedSource,
     FeedState,
     FetchResult,
     Match,
     MuteTarget,
+    ParsedFeed,
     Priority,
     Rule,
 )
 from monitor.parse import parse_feed
 from monitor.render.alert import render_alert
 from monitor.scheduler import next_poll_at
+from monitor.sources import page as page_source
+from monitor.sources import telegram
 from monitor.storage import Store
 from monitor.stories import SAME_STORY_WINDOW, is_same_story, title_key
 
@@ -106,6 +119,8 @@ class PollOutcome:
     error: str | None = None
     errors: int = 0  # consecutive failures after this poll
     previous_errors: int = 0  # consecutive failures before it
+    pages: int = 0  # linked pages fetched with text
+    page_errors: int = 0  # linked pages that failed (their entries matched on feed text)
 
 
 def in_backfill(article: Article, backfill: timedelta | None, now: datetime) -> bool:
@@ -117,6 +132,15 @@ def in_backfill(article: Article, backfill: timedelta | None, now: datetime) -> 
     return article.published >= now - backfill
 
 
+def first_poll_backfill(feed: FeedSource) -> timedelta | None:
+    """The backfill a first poll applies: a page source's links carry no date (every
+    one would look published at first sight), so its first poll alerts on nothing
+    unless ``backfill: all``."""
+    if feed.kind is FeedKind.PAGE and feed.backfill is not None:
+        return timedelta(0)
+    return feed.backfill
+
+
 async def poll_feed(
     feed: FeedSource,
     *,
@@ -126,11 +150,19 @@ async def poll_feed(
     now: datetime,
     muted: Collection[str] = (),
     rng: random.Random | None = None,
+    pages: PageFetcher | None = None,
 ) -> PollOutcome:
-    """Poll one feed and queue alerts for its new entries; never raises for a feed's fault."""
+    """Poll one feed and queue alerts for its new entries; never raises for a feed's fault.
+
+    ``pages`` fetches linked article pages; the worker shares one between its
+    polls so the per-host politeness limits hold across feeds (default: one
+    for this poll only).
+    """
     started = time.perf_counter()
     try:
-        outcome = await _poll(feed, store, fetcher, ruleset, now, muted, rng)
+        outcome = await _poll(
+            feed, store, fetcher, ruleset, now, muted, rng, pages or PageFetcher(fetcher)
+        )
     finally:
         metrics.POLL_SECONDS.observe(time.perf_counter() - started)
     label = "error" if not outcome.ok else "not_modified" if outcome.not_modified else "ok"
@@ -149,8 +181,10 @@ async def _poll(
     now: datetime,
     muted: Collection[str],
     rng: random.Random | None,
+    pages: PageFetcher,
 ) -> PollOutcome:
     jitter = (rng or random).uniform(0.0, 0.1)
+    cap = pages.policy.max_per_poll
     state = await asyncio.to_thread(store.feed_state, feed.id)
     errors = state.errors if state else 0
     try:
@@ -162,8 +196,16 @@ async def _poll(
             )
             _log_recovery(feed, errors)
             return PollOutcome(feed.id, True, next_poll, not_modified=True, previous_errors=errors)
-        new, queued = await asyncio.to_thread(
-            _process, feed, state, result, store, ruleset(), now, jitter, muted
+        if feed.kind is FeedKind.TELEGRAM:
+            parsed = await _read_channel(feed, state, result, store, fetcher)
+            batch = await asyncio.to_thread(_prepare, feed, state, parsed, store, now, cap)
+        else:
+            batch = await asyncio.to_thread(
+                _parse_and_prepare, feed, state, result, store, now, cap
+            )
+        fetched = await pages.fetch_pages(feed, batch.page_links)
+        new, queued, page_errors = await asyncio.to_thread(
+            _commit, feed, result, batch, fetched, store, ruleset(), now, jitter, muted
         )
     except FeedError as exc:
         retry_after = exc.retry_after if isinstance(exc, FetchError) else None
@@ -183,51 +225,212 @@ async def _poll(
     _log_recovery(feed, errors)
     next_poll = next_poll_at(now, feed.interval, 0, None, result.max_age, jitter=jitter)
     return PollOutcome(
-        feed.id, True, next_poll, new_entries=new, alerts=queued, previous_errors=errors
+        feed.id,
+        True,
+        next_poll,
+        new_entries=new,
+        alerts=queued,
+        previous_errors=errors,
+        pages=len(fetched) - page_errors,
+        page_errors=page_errors,
     )
 
 
-def _process(
+@dataclass(frozen=True)
+class _Batch:
+    """A parsed poll before matching: every entry, and which new ones may alert."""
+
+    articles: list[Article]
+    candidates: list[Article]  # new, within backfill: matched once their pages are in
+    page_links: list[tuple[str, str]] = field(default_factory=list)  # (key, link) to fetch
+    deferred: frozenset[str] = frozenset()  # keys left for the next poll (page cap)
+    warning: str | None = None
+
+
+def _parse_and_prepare(
     feed: FeedSource,
     state: FeedState | None,
     result: FetchResult,
+    store: Store,
+    now: datetime,
+    cap: int,
+) -> _Batch:
+    """Parse (a feed, or a page's article links) and decide what is new (in a thread)."""
+    parsed = _page_links(feed, result) if feed.kind is FeedKind.PAGE else parse_feed(result)
+    return _prepare(feed, state, parsed, store, now, cap)
+
+
+def _prepare(
+    feed: FeedSource,
+    state: FeedState | None,
+    parsed: ParsedFeed,
+    store: Store,
+    now: datetime,
+    cap: int,
+) -> _Batch:
+    """Which entries are new and may alert, and which of those (at most ``cap``) need
+    their page."""
+    articles = list({a.key: a for a in to_articles(feed, parsed, now)}.values())
+    known = store.known_keys(feed.id, (a.key for a in articles))
+    first_poll = state is None or state.first_success is None
+    backfill = first_poll_backfill(feed)
+    candidates = [
+        a
+        for a in articles
+        if a.key not in known and (not first_poll or in_backfill(a, backfill, now))
+    ]
+    wanting = [a for a in candidates if wants_page(feed, a)]
+    over = wanting[cap:]
+    deferred: frozenset[str] = frozenset()
+    if over and feed.kind is FeedKind.PAGE:
+        # a link is all such an entry has: it waits for the next poll (validators are
+        # not stored, so that poll reads the page again in full)
+        deferred = frozenset(a.key for a in over)
+        log.info("feed %s: %d new links wait for the next poll (page cap)", feed.id, len(over))
+    elif over:
+        log.info(
+            "feed %s: %d new entries over the page cap are matched on the feed's text",
+            feed.id,
+            len(over),
+        )
+    return _Batch(
+        articles=[a for a in articles if a.key not in deferred],
+        candidates=[a for a in candidates if a.key not in deferred],
+        page_links=[(a.key, a.link or "") for a in wanting[:cap]],
+        deferred=deferred,
+        warning=parsed.warning,
+    )
+
+
+def _commit(
+    feed: FeedSource,
+    result: FetchResult,
+    batch: _Batch,
+    fetched: Mapping[str, PageResult],
     store: Store,
     ruleset: Ruleset,
     now: datetime,
     jitter: float,
     muted: Collection[str],
-) -> tuple[int, int]:
-    """The CPU-bound middle of a poll (runs in a thread): parse, match, render, commit."""
-    parsed = parse_feed(result)
-    articles = list({a.key: a for a in to_articles(feed, parsed, now)}.values())
-    known = store.known_keys(feed.id, (a.key for a in articles))
-    first_poll = state is None or state.first_success is None
+) -> tuple[int, int, int]:
+    """Match each new entry once (with its page's text when it came), render, commit
+    (in a thread); returns new entries, alerts queued and failed pages."""
     alerts: list[Alert] = []
-    for article in articles:
-        if article.key in known:
-            continue
-        if first_poll and not in_backfill(article, feed.backfill, now):
-            continue
+    page_errors = 0
+    for article in batch.candidates:
+        got = fetched.get(article.key)
+        if got is not None:
+            if got.page is not None:
+                article = with_page(feed, article, got.page)
+            else:
+                page_errors += 1
+                log.info("feed %s: page %s: %s", feed.id, got.link, got.error)
         alerts.extend(ruleset.alerts_for(article, muted))
     next_poll = next_poll_at(now, feed.interval, 0, None, result.max_age, jitter=jitter)
+    keep_validators = not batch.deferred
     with _story_lock:  # polls of two feeds carrying one story must not both pass the check
         inserted, queued = store.commit_poll(
             feed_id=feed.id,
             url=feed.url,
             now=now,
-            articles=articles,
+            articles=batch.articles,
             alerts=drop_repeated_stories(alerts, store, now),
             status=result.status,
-            etag=result.etag,
-            last_modified=result.last_modified,
-            content_hash=result.content_hash,
+            etag=result.etag if keep_validators else None,
+            last_modified=result.last_modified if keep_validators else None,
+            content_hash=result.content_hash if keep_validators else None,
             next_poll=next_poll,
+            page_errors=page_errors,
         )
-    if parsed.warning:
-        log.debug("feed %s parsed with a warning: %s", feed.id, parsed.warning)
+    if batch.warning:
+        log.debug("feed %s parsed with a warning: %s", feed.id, batch.warning)
     if inserted:
         log.info("feed %s: %d new entries, %d alerts queued", feed.id, len(inserted), queued)
-    return len(inserted), queued
+    return len(inserted), queued, page_errors
+
+
+_CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:+-]{1,40})""", re.IGNORECASE)
+
+
+def _page_links(feed: FeedSource, result: FetchResult) -> ParsedFeed:
+    """A page source's article links as entries (``links:`` selector, else discovered)."""
+    declared = _CHARSET.search(result.headers.get("content-type", ""))
+    try:
+        links = page_source.discover_links(
+            result.content,
+            result.url,
+            feed.links,
+            encoding=declared.group(1) if declared else None,
+        )
+    except ValueError as exc:  # the config check refuses bad selectors first
+        raise ParseError(f"links: {exc}", feed_id=feed.id, url=feed.url) from exc
+    return page_source.links_feed(links, None, result.url)
+
+
+#: A Telegram post's key, ``https://t.me/NAME/ID``.
+_POST_KEY = re.compile(r"^https://t\.me/[A-Za-z0-9_]{1,64}/(\d{1,18})$")
+
+
+def known_max_post(keys: Collection[str]) -> int | None:
+    """The highest post id among a channel feed's stored entry keys."""
+    ids = [int(m.group(1)) for key in keys if (m := _POST_KEY.match(key))]
+    return max(ids) if ids else None
+
+
+async def _read_channel(
+    feed: FeedSource,
+    state: FeedState | None,
+    result: FetchResult,
+    store: Store,
+    fetcher: Fetcher,
+) -> ParsedFeed:
+    """A channel's preview and, when more than a page of posts arrived since the last
+    poll, its older pages (``?before=ID``, at most ``telegram.MAX_BEFORE_PAGES``)."""
+    name = telegram.channel_name(feed.url) or feed.id
+    first = await asyncio.to_thread(telegram.parse_channel_page, result.content, name)
+    if not first.available:
+        raise ParseError(
+            "no public preview: the page shows no channel posts (a private or unknown "
+            "channel, or one that disabled its web preview)",
+            feed_id=feed.id,
+            url=feed.url,
+        )
+    entries = list(first.entries)
+    first_poll = state is None or state.first_success is None
+    if first_poll or _scheme(feed.url) not in ("http", "https"):
+        return first.feed()
+    known = known_max_post(await asyncio.to_thread(store.latest_keys, feed.id))
+    page, pages, cursor = first, 1, None
+    try:
+        async with asyncio.timeout(fetcher.settings.timeout):
+            while (
+                nxt := telegram.next_before(page, known, pages, fetched_before=cursor)
+            ) is not None:
+                older = FeedSource(
+                    id=feed.id,
+                    url=telegram.before_url(feed.url, nxt),
+                    user_agent=feed.user_agent,
+                    headers=feed.headers,
+                )
+                body = (await fetcher.fetch(older, None)).content
+                page = await asyncio.to_thread(telegram.parse_channel_page, body, name)
+                pages, cursor = pages + 1, nxt
+                entries[:0] = page.entries  # older posts first
+    except TimeoutError as exc:
+        raise FetchError(
+            f"older preview pages took more than {fetcher.settings.timeout:g} s",
+            feed_id=feed.id,
+            url=feed.url,
+        ) from exc
+    if pages > 1:
+        log.info("feed %s: read %d preview pages (posts since %s)", feed.id, pages, known)
+    return ParsedFeed(title=first.title, link=feed.url, entries=tuple(entries))
+
+
+def _scheme(url: str) -> str:
+    """The lower-case scheme of ``url`` ("" for a local path)."""
+    head, sep, _ = url.partition("://")
+    return head.lower() if sep else ""
 
 
 def drop_repeated_stories(alerts: list[Alert], store: Store, now: datetime) -> list[Alert]:

@@ -33,6 +33,7 @@ from monitor.deliver.notifier import ConsoleNotifier, Notifier, TelegramNotifier
 from monitor.deliver.sender import Sender, SendStats
 from monitor.exceptions import ConfigError, NotifyError, StorageError
 from monitor.fetch import DEFAULT_USER_AGENT, Fetcher, FetchSettings
+from monitor.fulltext import PageFetcher
 from monitor.models import Channel, FeedSource, utc_now
 from monitor.pipeline import PollOutcome, Ruleset, poll_feed
 from monitor.render import operator_alerts as operator
@@ -129,6 +130,7 @@ async def run_once(settings: Settings, notifier: Notifier | None = None) -> Once
     try:
         await notifier.start()
         async with Fetcher(fetch_settings(settings)) as fetcher:
+            pages = PageFetcher(fetcher)  # one politeness budget per host for all feeds
             outcomes = await asyncio.gather(
                 *(
                     poll_feed(
@@ -138,6 +140,7 @@ async def run_once(settings: Settings, notifier: Notifier | None = None) -> Once
                         ruleset=lambda: ruleset,
                         now=now,
                         muted=muted,
+                        pages=pages,
                     )
                     for feed in settings.feeds
                 )
@@ -197,6 +200,7 @@ class Worker:
         await asyncio.to_thread(self.store.sync_feeds, self.settings.feeds, self.clock())
         await self.notifier.start()
         self.fetcher = Fetcher(fetch_settings(self.settings))
+        self.pages = PageFetcher(self.fetcher)  # shared: per-host page limits span feeds
         self.sender = Sender(
             self.store,
             self.notifier,
@@ -360,6 +364,7 @@ class Worker:
                 feed,
                 store=self.store,
                 fetcher=self.fetcher,
+                pages=self.pages,
                 ruleset=lambda: self.ruleset,
                 now=now,
                 muted=self.muted,

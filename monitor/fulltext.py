@@ -1,0 +1,200 @@
+"""Full article text: which new entries need their linked page, and fetching those pages politely.
+
+Many agency feeds carry one sentence and the mention sits in paragraph six, so
+a feed with ``full_text: always`` (or ``auto``), and every page source
+(``kind: page``), has the linked article fetched and its main text given to
+the matcher as the field ``page``.
+
+- Which entries (``wants_page``): only NEW entries that may alert (not already
+  known, within ``backfill`` on a first poll), with an http(s) link; ``auto``
+  only when the feed's own text (summary and content) is shorter than
+  ``AUTO_MIN_CHARS``.
+- How: the worker's one ``Fetcher`` (wall-clock timeout, size cap while
+  streaming, redirects, User-Agent, global and per-host concurrency); no
+  conditional GET. The feed's own ``headers`` go only to pages on the feed's
+  host (a cookie for one site is not sent to every site it links to).
+- Politeness, on top of the fetcher's limits and shared by every feed of a
+  worker: at most ``PagePolicy.per_host`` page requests in flight per host and
+  one request started per ``PagePolicy.interval`` seconds per host, so one feed
+  with 50 new entries does not hammer its site; at most
+  ``PagePolicy.max_per_poll`` pages per poll, and the pages of one poll get one
+  budget of time (the fetcher's timeout) so a poll stays within its lease.
+- Extraction (``monitor.extract``) runs in a thread, never on the event loop.
+- A page that fails (HTTP error, hang, too big, not HTML, no text) is a
+  ``PageResult`` with an ``error``, never an exception: the entry is matched on
+  what the feed carried and the failure counted per feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from monitor.exceptions import FetchError
+from monitor.extract import PageError, PageText, extract_page
+from monitor.fetch import Fetcher
+from monitor.models import Article, FeedKind, FeedSource, FullText
+
+__all__ = [
+    "AUTO_MIN_CHARS",
+    "PAGE_ACCEPT",
+    "PageFetcher",
+    "PagePolicy",
+    "PageResult",
+    "wants_page",
+    "with_page",
+]
+
+log = logging.getLogger(__name__)
+
+#: ``full_text: auto`` fetches the page when the feed's text is shorter than this.
+AUTO_MIN_CHARS = 500
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+#: Hosts whose pacing state is kept; idle ones are forgotten beyond this.
+_MAX_GATES = 1000
+
+
+@dataclass(frozen=True)
+class PagePolicy:
+    """How gently article pages are fetched (documented in the README)."""
+
+    per_host: int = 2  # page requests in flight per host
+    interval: float = 1.0  # seconds between the starts of two page requests to one host
+    max_per_poll: int = 20  # pages one poll of one feed fetches at most
+
+
+@dataclass(frozen=True)
+class PageResult:
+    """One linked page: its text, or why there is none."""
+
+    link: str
+    page: PageText | None = None
+    error: str | None = None
+
+
+def wants_page(feed: FeedSource, article: Article) -> bool:
+    """Whether this (new, may-alert) entry's linked page is fetched for its text."""
+    if not article.link or urlsplit(article.link).scheme.lower() not in ("http", "https"):
+        return False
+    if feed.kind is FeedKind.PAGE or feed.full_text is FullText.ALWAYS:
+        return True
+    if feed.full_text is FullText.AUTO:
+        return len(article.summary) + len(article.content) < AUTO_MIN_CHARS
+    return False
+
+
+_HAS_IMAGE = "image" in {f.name for f in dataclasses.fields(Article)}
+
+
+def with_page(feed: FeedSource, article: Article, page: PageText) -> Article:
+    """The article with its page's text as the field ``page`` (and the page's image,
+    title and language where the entry has none)."""
+    changes: dict[str, object] = {"page": page.text}
+    if _HAS_IMAGE and page.image and not getattr(article, "image", None):
+        changes["image"] = page.image
+    if feed.kind is FeedKind.PAGE:  # the entry is only a link and its text
+        if page.title and not article.title:
+            changes["title"] = page.title
+        if page.language and not feed.language:
+            changes["language"] = page.language
+    return dataclasses.replace(article, **changes)  # type: ignore[arg-type]
+
+
+@dataclass
+class _Gate:
+    """One host's pacing: a slot count and when the next request may start."""
+
+    slots: asyncio.Semaphore
+    next_start: float = 0.0
+    users: int = 0
+
+
+class PageFetcher:
+    """One per worker (shared by its polls, so limits hold across feeds of one site)."""
+
+    def __init__(self, fetcher: Fetcher, policy: PagePolicy | None = None) -> None:
+        self.fetcher = fetcher
+        self.policy = policy or PagePolicy()
+        self._gates: dict[str, _Gate] = {}
+
+    async def fetch_pages(
+        self, feed: FeedSource, links: Iterable[tuple[str, str]], budget: float | None = None
+    ) -> dict[str, PageResult]:
+        """Fetch and extract ``(key, link)`` pages concurrently (within the politeness
+        limits) and return a result per key; pages unfinished when ``budget`` seconds
+        (default: the fetcher's timeout) are up fail as timed out."""
+        wanted = list(links)[: self.policy.max_per_poll]
+        if not wanted:
+            return {}
+        budget = self.fetcher.settings.timeout if budget is None else budget
+        tasks = {key: asyncio.create_task(self.fetch_page(feed, link)) for key, link in wanted}
+        _, pending = await asyncio.wait(tasks.values(), timeout=budget)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        out: dict[str, PageResult] = {}
+        for key, link in wanted:
+            task = tasks[key]
+            if task in pending or task.cancelled():
+                out[key] = PageResult(link, error=f"timed out ({budget:g} s for this poll's pages)")
+            else:
+                out[key] = task.result()
+        return out
+
+    async def fetch_page(self, feed: FeedSource, link: str) -> PageResult:
+        """One page's text, or the reason it has none; never raises for the page's fault."""
+        parts = urlsplit(link)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            return PageResult(link, error="not an http(s) link")
+        host = parts.hostname.lower()
+        headers = {"Accept": PAGE_ACCEPT}
+        if host == (urlsplit(feed.url).hostname or "").lower():
+            headers = {**headers, **feed.headers}
+        source = FeedSource(id=feed.id, url=link, user_agent=feed.user_agent, headers=headers)
+        try:
+            async with self._slot(host):
+                result = await self.fetcher.fetch(source, None)
+        except FetchError as exc:
+            return PageResult(link, error=str(exc))
+        try:
+            page = await asyncio.to_thread(
+                extract_page, result.content, result.url, result.headers.get("content-type")
+            )
+        except PageError as exc:
+            return PageResult(link, error=str(exc))
+        except Exception:  # a bug in extraction must not lose the entry
+            log.exception("feed %s: extracting %s failed (a bug; please report)", feed.id, link)
+            return PageResult(link, error="extraction failed")
+        if not page.text.strip():
+            return PageResult(link, page=None, error="no article text on the page")
+        return PageResult(link, page=page)
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, host: str) -> AsyncIterator[None]:
+        """Wait for one of the host's slots and for its next start time."""
+        loop = asyncio.get_running_loop()
+        gate = self._gates.get(host)
+        if gate is None:
+            if len(self._gates) >= _MAX_GATES:
+                self._forget_idle(loop.time())
+            gate = self._gates[host] = _Gate(asyncio.Semaphore(self.policy.per_host))
+        gate.users += 1
+        try:
+            async with gate.slots:
+                now = loop.time()
+                start = max(now, gate.next_start)
+                gate.next_start = start + self.policy.interval
+                if start > now:
+                    await asyncio.sleep(start - now)
+                yield
+        finally:
+            gate.users -= 1
+
+    def _forget_idle(self, now: float) -> None:
+        for host in [h for h, g in self._gates.items() if not g.users and g.next_start <= now]:
+            del self._gates[host]
