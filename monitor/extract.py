@@ -165,14 +165,13 @@ def extract_page(body: bytes, url: str, content_type: str | None = None) -> Page
     mime = (content_type or "").split(";", 1)[0].strip().lower()
     if mime and mime not in _HTML_TYPES:
         raise PageError("not html", f"not an HTML page: {mime}")
-    head = body[:SNIFF_BYTES]
-    if not head.strip():
+    capped = body[:MAX_BYTES]
+    if not capped or capped.isspace():
         raise PageError("no text", "empty page")
-    encoding = _bom_encoding(head)
-    if encoding is None and _looks_binary(head):
+    if _bom_encoding(capped[:4]) is None and _looks_binary(capped.lstrip()[:SNIFF_BYTES]):
         raise PageError("not html", "binary content")
-    html = decode(body[:MAX_BYTES], content_type)
-    if "<" not in html[:SNIFF_BYTES] and mime not in _HTML_TYPES:
+    html = decode(capped, content_type)
+    if "<" not in html.lstrip()[:SNIFF_BYTES] and mime not in _HTML_TYPES:
         raise PageError("not html", "no markup")
     html = _sanitize(html)
     if nesting_depth(html, MAX_DEPTH + 1) > MAX_DEPTH:

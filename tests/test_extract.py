@@ -189,6 +189,11 @@ def test_an_empty_page_has_no_text(body: bytes) -> None:
     assert info.value.reason == "no text"
 
 
+def test_leading_whitespace_is_not_an_empty_page() -> None:
+    body = b" " * 10_000 + b"\n" * 5000 + page("en-energy-talks")
+    assert "Astana" in extract_page(body, URL, None).text
+
+
 def test_a_page_without_an_article_gives_empty_text_but_keeps_title_and_image() -> None:
     links = "".join(f'<li><a href="/s/{i}">Section {i}</a></li>' for i in range(40))
     html = (
