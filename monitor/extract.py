@@ -24,7 +24,11 @@ newsletter box or the footer is not a mention by the article.
   nothing for such a page); a linear scan measures the nesting first, and a
   page deeper than ``MAX_DEPTH`` has its deeper tags removed (their text kept)
   before parsing. Should the parser still give up, the page's text is taken
-  flat, tags stripped, from the body's paragraphs.
+  flat, tags stripped, from the body's paragraphs. trafilatura's time grows
+  faster than the tree (24 s for 3 MB of links), so a tree of more than
+  ``MAX_ELEMENTS`` first loses its furniture (comments, menus, related lists)
+  and, if still too big, is read flat too. At most ``MAX_TEXT`` characters
+  are returned.
 - Output holds no NUL, C0/C1 controls (other than the paragraph breaks),
   surrogates or Unicode non-characters.
 """
@@ -43,7 +47,18 @@ import trafilatura
 
 from monitor.exceptions import MonitorError
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "PageError", "PageText", "extract_page"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "MAX_ELEMENTS",
+    "MAX_TEXT",
+    "PageError",
+    "PageText",
+    "decode",
+    "extract_page",
+    "flatten",
+    "nesting_depth",
+]
 
 #: Bytes of a page that are read; the rest is ignored. A news article is far
 #: smaller (typically 50-500 KB with its scripts); this bounds parse time.
@@ -51,9 +66,11 @@ MAX_BYTES = 2_000_000
 #: Deepest element nesting kept as is. libxml2 abandons a document at 256; real
 #: pages stay under 60. Deeper tags are dropped (their text is kept).
 MAX_DEPTH = 100
-#: Elements trafilatura is given at most: its time grows a little faster than
-#: linearly (about 1 s at 20,000 on a 2-core machine); a news page has 1,000-5,000.
-#: A bigger tree is read by the linear flat-text fallback instead.
+#: Elements trafilatura is given at most: its time grows faster than linearly
+#: (about 1 s at 20,000 elements, 24 s at 150,000 on a 2-core machine); a news
+#: page has 1,000-5,000. A bigger tree first loses its furniture (comments,
+#: menus, related lists); if still too big it is read by the linear flat-text
+#: fallback instead.
 MAX_ELEMENTS = 20_000
 #: Characters of text returned at most (cut at a paragraph): about 15,000 words.
 MAX_TEXT = 100_000
@@ -165,14 +182,13 @@ def extract_page(body: bytes, url: str, content_type: str | None = None) -> Page
     mime = (content_type or "").split(";", 1)[0].strip().lower()
     if mime and mime not in _HTML_TYPES:
         raise PageError("not html", f"not an HTML page: {mime}")
-    head = body[:SNIFF_BYTES]
-    if not head.strip():
+    capped = body[:MAX_BYTES]
+    if not capped or capped.isspace():
         raise PageError("no text", "empty page")
-    encoding = _bom_encoding(head)
-    if encoding is None and _looks_binary(head):
+    if _bom_encoding(capped[:4]) is None and _looks_binary(capped.lstrip()[:SNIFF_BYTES]):
         raise PageError("not html", "binary content")
-    html = decode(body[:MAX_BYTES], content_type)
-    if "<" not in html[:SNIFF_BYTES] and mime not in _HTML_TYPES:
+    html = decode(capped, content_type)
+    if "<" not in html.lstrip()[:SNIFF_BYTES] and mime not in _HTML_TYPES:
         raise PageError("not html", "no markup")
     html = _sanitize(html)
     if nesting_depth(html, MAX_DEPTH + 1) > MAX_DEPTH:
@@ -184,7 +200,9 @@ def extract_page(body: bytes, url: str, content_type: str | None = None) -> Page
     title = _title(tree, metas)
     image = _image(metas, url)
     language = _language(tree)
-    if sum(1 for _ in tree.iter()) > MAX_ELEMENTS:
+    if _size(tree) > MAX_ELEMENTS:
+        _prune_furniture(tree)  # a big page is usually big for its comments and menus
+    if _size(tree) > MAX_ELEMENTS:
         text = _flat_text(html)
     else:
         _unwrap_layout_tables(tree)
@@ -462,6 +480,38 @@ def _unwrap_layout_tables(tree: lxml.html.HtmlElement) -> None:
     ]
     for el in parts:  # renamed after the walk, so every lookup above saw the original tags
         el.tag = "div"
+
+
+def _size(tree: lxml.html.HtmlElement) -> int:
+    return sum(1 for _ in tree.iter())
+
+
+_FURNITURE_TAGS = ("nav", "aside", "footer", "form", "noscript", "template", "svg", "select")
+# A class or id token that starts with one of these names the site's furniture
+# ("comment-list", "Comments_root", "related-news"); "has-comments" does not.
+_FURNITURE_TOKEN = re.compile(
+    r"(?:^|\s)(?:comment|related|share|sharing|social|cookie|consent|newsletter|subscribe|"
+    r"sidebar|widget|menu|breadcrumb|promo|advert|banner|popular|most-read|mostread|footer)",
+    re.I,
+)
+
+
+def _prune_furniture(tree: lxml.html.HtmlElement) -> None:
+    """Drop navigation, comments, related lists and the like from an oversized tree; linear."""
+    doomed = [
+        el
+        for el in tree.iter()
+        if isinstance(el.tag, str)
+        and (
+            el.tag in _FURNITURE_TAGS
+            or _FURNITURE_TOKEN.search(el.get("class") or "")
+            or _FURNITURE_TOKEN.search(el.get("id") or "")
+        )
+    ]
+    for el in doomed:
+        parent = el.getparent()
+        if parent is not None:
+            parent.remove(el)  # its tail text goes too: between furniture, it is furniture
 
 
 def _main_text(

@@ -17,6 +17,7 @@ from monitor.exceptions import MonitorError
 from monitor.extract import (
     MAX_BYTES,
     MAX_DEPTH,
+    MAX_ELEMENTS,
     MAX_TEXT,
     PageError,
     PageText,
@@ -187,6 +188,11 @@ def test_an_empty_page_has_no_text(body: bytes) -> None:
     with pytest.raises(PageError) as info:
         extract_page(body, URL, "text/html")
     assert info.value.reason == "no text"
+
+
+def test_leading_whitespace_is_not_an_empty_page() -> None:
+    body = b" " * 10_000 + b"\n" * 5000 + page("en-energy-talks")
+    assert "Astana" in extract_page(body, URL, None).text
 
 
 def test_a_page_without_an_article_gives_empty_text_but_keeps_title_and_image() -> None:
@@ -507,6 +513,24 @@ def test_hostile_pages_end_without_a_traceback(case: str) -> None:
     assert not JUNK.search(out["text"] + out["title"])
     if case in ("nested divs 100k", "unclosed divs 50k", "surrogates and NUL", "3 MB of links"):
         assert "take place in Astana" in out["text"]
+
+
+def test_a_page_made_big_by_its_comments_keeps_its_article_and_not_the_comments() -> None:
+    comment = (
+        '<li class="comment"><div class="comment-meta"><span class="author">reader</span>'
+        '<time>08:00</time></div><div class="comment-body"><p>Flights to Astana are cheaper '
+        'now.</p></div><a class="reply" href="#">Reply</a></li>'
+    )
+    html = (
+        page("en-tram-line")
+        .decode()
+        .replace('<ol class="comment-list">', '<ol class="comment-list">' + comment * 5000)
+    )
+    assert html.count("<") > MAX_ELEMENTS
+    result = extract_page(html.encode(), URL, "text/html")
+    assert "Bishkek" in result.text
+    assert "Astana" not in result.text
+    assert sentences(result.text) == expected("en-tram-line")
 
 
 def test_input_beyond_the_cap_is_not_read() -> None:
