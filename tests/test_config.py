@@ -92,7 +92,12 @@ def test_good_config_resolves_defaults_and_paths(write_config):
 
 def test_bundled_config_is_valid():
     settings = load_settings(REPO / "config" / "monitor.yaml", env={})
-    assert {f.id for f in settings.feeds} == {"sample-ar", "sample-ru", "sample-en"}
+    assert {f.id for f in settings.feeds} == {
+        "sample-ar",
+        "sample-ru",
+        "sample-en",
+        "sample-channel",
+    }
     assert all(Path(f.url).is_file() for f in settings.feeds)
     assert [r.name for r in settings.rules] == ["astana", "ceasefire", "lavrov"]
 
