@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.articles import canonical_url, normalize
+from monitor.articles import canonical_url, to_articles
 from monitor.models import FeedSource
 from monitor.sources.page import (
     MAX_LINKS_PER_PAGE,
@@ -228,12 +228,12 @@ def test_any_hrefs(hrefs):
 def test_links_become_entries_keyed_by_url():
     found = links("news_v1.html")
     feed = links_feed(found, title="The Daily Example", url=URL)
-    articles = normalize(FeedSource(id="daily", url=URL), feed, datetime(2026, 12, 7, tzinfo=UTC))
+    articles = to_articles(FeedSource(id="daily", url=URL), feed, datetime(2026, 12, 7, tzinfo=UTC))
     assert [a.key for a in articles] == [link.url for link in found]
     assert [a.title for a in articles] == [link.text for link in found]
     assert articles[3].language == "ar"
     tricky = links_feed([Link(url="https://x.example/a", text="a < b & c")])
     assert (
-        normalize(FeedSource(id="x", url="x"), tricky, datetime(2026, 12, 7, tzinfo=UTC))[0].title
+        to_articles(FeedSource(id="x", url="x"), tricky, datetime(2026, 12, 7, tzinfo=UTC))[0].title
         == "a < b & c"
     )

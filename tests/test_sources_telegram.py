@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.articles import normalize
+from monitor.articles import to_articles
 from monitor.models import FeedSource
 from monitor.sources.telegram import (
     MAX_POSTS_PER_PAGE,
@@ -161,7 +161,7 @@ def test_key_link_time_and_markers():
 def test_entries_normalize_to_the_same_text_and_stable_keys():
     parsed = page("channel_ar.html")
     feed = FeedSource(id="sham", url=preview_url("sham_brief"))
-    articles = normalize(feed, parsed.feed(), NOW)
+    articles = to_articles(feed, parsed.feed(), NOW)
     assert [a.key for a in articles] == [p.link for p in parsed.posts]
     for article, post in zip(articles, parsed.posts, strict=True):
         assert article.title == post.title
@@ -177,7 +177,7 @@ def test_escaped_markup_in_a_post_stays_text():
     html = _page("chan_one", [(5, escaped)])
     post = parse_channel_page(html, "chan_one").posts[0]
     assert post.text == "if a < b && c > d\n<script>x</script>"
-    article = normalize(FeedSource(id="c", url="x"), parse_channel_page(html, "c").feed(), NOW)[0]
+    article = to_articles(FeedSource(id="c", url="x"), parse_channel_page(html, "c").feed(), NOW)[0]
     assert article.summary == post.text
 
 

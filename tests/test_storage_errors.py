@@ -57,6 +57,7 @@ def plausible_calls(now: datetime) -> dict[str, Callable[[Store], Any]]:
         "claim_due_feeds": lambda s: s.claim_due_feeds("w1", now, minute, 10),
         "release_feeds": lambda s: s.release_feeds("w1", ["f"]),
         "known_keys": lambda s: s.known_keys("f", ["k1"]),
+        "latest_keys": lambda s: s.latest_keys("f"),
         "commit_poll": lambda s: s.commit_poll(
             feed_id="f",
             url="https://x/f",

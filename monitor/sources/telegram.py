@@ -28,7 +28,7 @@ One post → one ``RawEntry``:
 - service messages ("channel created", "pinned a message" …) are dropped.
 
 ``summary_html`` holds the text escaped, newlines as ``<br>``, so
-``articles.normalize`` yields exactly the text above.
+``articles.to_articles`` yields exactly the text above.
 
 Paging: when more than a page of posts arrived since the last poll, the
 fetcher follows ``?before=ID`` pages, at most ``MAX_BEFORE_PAGES``;
