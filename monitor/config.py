@@ -657,10 +657,12 @@ class _Loader:
                 return False
             kind = FeedKind.TELEGRAM
             values.setdefault("url", preview_url(name))
-        elif kind is None:
-            kind = FeedKind.TELEGRAM if channel_name(values["url"]) else FeedKind.RSS
-            if kind is FeedKind.TELEGRAM:
-                values["url"] = preview_url(channel_name(values["url"]) or "")
+        else:
+            on_tme = channel_name(values["url"])  # a t.me link: read at its /s/ preview
+            if kind is None:
+                kind = FeedKind.TELEGRAM if on_tme else FeedKind.RSS
+            if kind == FeedKind.TELEGRAM and on_tme:
+                values["url"] = preview_url(on_tme)
         values["kind"] = FeedKind(kind)
         if "links" in values and values["kind"] is not FeedKind.PAGE:
             self.fail(items["links"], "'links' (a CSS selector) applies to kind: page only")

@@ -133,10 +133,12 @@ class PageFetcher:
             return {}
         budget = self.fetcher.settings.timeout if budget is None else budget
         tasks = {key: asyncio.create_task(self.fetch_page(feed, link)) for key, link in wanted}
-        _, pending = await asyncio.wait(tasks.values(), timeout=budget)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            _, pending = await asyncio.wait(tasks.values(), timeout=budget)
+        finally:  # the budget is up, or the poll itself is cancelled (shutdown)
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
         out: dict[str, PageResult] = {}
         for key, link in wanted:
             task = tasks[key]

@@ -359,6 +359,24 @@ async def test_a_links_selector_takes_only_its_links(
         ),
         ("{id: a, telegram: '@sham_brief'}", "telegram", "https://t.me/s/sham_brief", "never"),
         (
+            "{id: a, kind: telegram, url: 'https://t.me/sham_brief'}",
+            "telegram",
+            "https://t.me/s/sham_brief",
+            "never",
+        ),
+        (
+            "{id: a, kind: telegram, url: 'https://mirror.example/tg?c=sham'}",
+            "telegram",
+            "https://mirror.example/tg?c=sham",
+            "never",
+        ),
+        (
+            "{id: a, kind: rss, url: 'https://t.me/s/sham_brief'}",
+            "rss",
+            "https://t.me/s/sham_brief",
+            "auto",
+        ),
+        (
             "{id: a, telegram: sham_brief, url: 'https://mirror.example/tg/sham_brief'}",
             "telegram",
             "https://mirror.example/tg/sham_brief",
