@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import re
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -46,6 +47,7 @@ __all__ = [
     "PageFetcher",
     "PagePolicy",
     "PageResult",
+    "new_paragraphs",
     "wants_page",
     "with_page",
 ]
@@ -93,8 +95,14 @@ _HAS_IMAGE = "image" in {f.name for f in dataclasses.fields(Article)}
 
 def with_page(feed: FeedSource, article: Article, page: PageText) -> Article:
     """The article with its page's text as the field ``page`` (and the page's image,
-    title and language where the entry has none)."""
-    changes: dict[str, object] = {"page": page.text}
+    title and language where the entry has none).
+
+    Paragraphs the feed already carried (the lead a snippet repeats) are left
+    out, so one mention is not counted twice for ``min_hits``.
+    """
+    changes: dict[str, object] = {
+        "page": new_paragraphs(page.text, f"{article.summary}\n{article.content}")
+    }
     if _HAS_IMAGE and page.image and not getattr(article, "image", None):
         changes["image"] = page.image
     if feed.kind is FeedKind.PAGE:  # the entry is only a link and its text
@@ -103,6 +111,23 @@ def with_page(feed: FeedSource, article: Article, page: PageText) -> Article:
         if page.language and not feed.language:
             changes["language"] = page.language
     return dataclasses.replace(article, **changes)  # type: ignore[arg-type]
+
+
+_PARAGRAPHS = re.compile(r"\n[^\S\n]*\n\s*")
+
+
+def new_paragraphs(text: str, known: str) -> str:
+    """``text``'s paragraphs (split by blank lines) that ``known`` does not already hold
+    (compared with spaces folded and case ignored)."""
+    seen = _squash(known)
+    if not seen:
+        return text
+    kept = [p for p in _PARAGRAPHS.split(text) if (q := _squash(p)) and q not in seen]
+    return "\n\n".join(kept)
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split()).casefold()
 
 
 @dataclass

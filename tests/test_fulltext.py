@@ -22,7 +22,14 @@ from monitor import cli
 from monitor.config import Settings, load_settings
 from monitor.extract import PageText
 from monitor.fetch import Fetcher, FetchSettings
-from monitor.fulltext import AUTO_MIN_CHARS, PageFetcher, PagePolicy, wants_page, with_page
+from monitor.fulltext import (
+    AUTO_MIN_CHARS,
+    PageFetcher,
+    PagePolicy,
+    new_paragraphs,
+    wants_page,
+    with_page,
+)
 from monitor.models import Article, FeedKind, FeedSource, FullText
 from monitor.pipeline import PollOutcome, Ruleset, known_max_post, poll_feed
 from monitor.storage import Store
@@ -334,6 +341,40 @@ def test_wants_page(kind, full_text, link, summary, expected) -> None:
     feed = FeedSource(id="f", url="https://a.example/", kind=kind, full_text=full_text)
     article = Article(key="k", feed_id="f", title="t", summary=summary, link=link)
     assert wants_page(feed, article) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "known", "expected"),
+    [
+        ("Lead.\n\nMore.", "", "Lead.\n\nMore."),
+        (
+            "Ministers met in Astana.\n\nThe talks go on.",
+            "ministers  met in ASTANA.",
+            "The talks go on.",
+        ),
+        ("A.\n \nB.\n\n\nC.", "Intro. B. Outro.", "A.\n\nC."),
+        ("Only the lead.", "Only the lead. And a second sentence.", ""),
+        ("Line one\nline two\n\nOther.", "line one", "Line one\nline two\n\nOther."),
+    ],
+)
+def test_new_paragraphs(text, known, expected) -> None:
+    assert new_paragraphs(text, known) == expected
+
+
+def test_a_lead_the_page_repeats_is_not_counted_twice(write_config) -> None:
+    settings = load_settings(
+        write_config(RULES + "  - {name: twice, any: [Astana], min_hits: 2, notify: [desk]}\n")
+    )
+    ruleset = Ruleset.from_settings(settings)
+    feed = FeedSource(id="f", url="https://example.org/rss", full_text=FullText.ALWAYS)
+    bare = Article(key="k", feed_id="f", title="Talks", summary="Ministers met in Astana.")
+    once = PageText("Ministers met in Astana.\n\nThe talks go on.", "Talks", None, "en")
+    twice = PageText("Ministers met in Astana.\n\nAstana hosts them again.", "Talks", None, "en")
+    assert [m.rule for m in ruleset.matcher.match(with_page(feed, bare, once))] == ["astana"]
+    assert [m.rule for m in ruleset.matcher.match(with_page(feed, bare, twice))] == [
+        "astana",
+        "twice",
+    ]
 
 
 @pytest.mark.parametrize(
