@@ -168,6 +168,10 @@ async def poll_feed(
     label = "error" if not outcome.ok else "not_modified" if outcome.not_modified else "ok"
     metrics.POLLS.labels(label).inc()
     metrics.NEW_ENTRIES.inc(outcome.new_entries)
+    if outcome.pages:
+        metrics.PAGES.labels("ok").inc(outcome.pages)
+    if outcome.page_errors:
+        metrics.PAGES.labels("error").inc(outcome.page_errors)
     if not outcome.ok:
         metrics.FEED_ERRORS.inc()
     return outcome
