@@ -19,6 +19,7 @@ import hashlib
 import re
 import unicodedata
 from datetime import UTC, datetime
+from html import unescape
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser
@@ -137,12 +138,33 @@ def _is_tracking(segment: str) -> bool:
     return name in TRACKING_PARAMS or name.startswith(_TRACKING_PREFIXES)
 
 
+#: An entry's HTML (title, summary or content) longer than this many characters is cut
+#: there before parsing: no news text is that long, and every later stage stays bounded.
+MAX_HTML_CHARS = 1024 * 1024
+#: Markup nested deeper than this is not given to the HTML parser (lexbor's tree building
+#: costs time proportional to the depth per tag: 100k nested <div>s took seconds); its
+#: text is taken by a flat, linear tag-stripping pass instead.
+MAX_DEPTH = 400
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]{0,40}+)([^<>]*+)>")
+_VOID_TAGS = frozenset(
+    ("area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+     "source", "track", "wbr")
+)  # fmt: skip
+_DROP_SET = frozenset(_DROP_TAGS)
+
+
 def html_to_text(html: str) -> str:
-    """Readable plain text from an HTML fragment: one line per block, spaces folded."""
+    """Readable plain text from an HTML fragment: one line per block, spaces folded.
+
+    Linear in the input: it is cut at ``MAX_HTML_CHARS``, and markup nested deeper
+    than ``MAX_DEPTH`` is read by a flat tag-stripping pass."""
     if not html:
         return ""
+    html = html[:MAX_HTML_CHARS]
     if "<" not in html and "&" not in html:
         return _fold(html)
+    if html.count("<") > MAX_DEPTH and _too_deep(html):
+        return _flat_text(html)
     tree = LexborHTMLParser(html)
     tree.strip_tags(_DROP_TAGS)
     root = tree.body or tree.root
@@ -162,6 +184,43 @@ def html_to_text(html: str) -> str:
     return _fold("".join(pieces))
 
 
+def _too_deep(html: str) -> bool:
+    """True when open tags (an over-estimate of the parser's stack) exceed ``MAX_DEPTH``."""
+    depth = 0
+    for m in _TAG.finditer(html):
+        closing, name, rest = m.groups()
+        if closing:
+            depth = max(0, depth - 1)
+        elif name.lower() not in _VOID_TAGS and not rest.endswith("/"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+    return False
+
+
+def _flat_text(html: str) -> str:
+    """Text of absurdly nested markup without building a tree: tags out, blocks as lines."""
+    pieces: list[str] = []
+    pos = 0
+    dropping: str | None = None  # inside <script>, <style> …: text is not content
+    for m in _TAG.finditer(html):
+        closing, name, _ = m.groups()
+        name = name.lower()
+        if dropping is None:
+            pieces.append(html[pos : m.start()])
+        pos = m.end()
+        if dropping is not None:
+            if closing and name == dropping:
+                dropping = None
+        elif not closing and name in _DROP_SET:
+            dropping = name
+        elif not closing and name in _BLOCK_TAGS:  # as the tree walk: a break before a block
+            pieces.append("\n")
+    if dropping is None:
+        pieces.append(html[pos:])
+    return _fold(unescape("".join(pieces)))
+
+
 def _fold(text: str) -> str:
     """One line per paragraph, runs of (Unicode) whitespace as one space."""
     if _CONTROL.search(text):
@@ -174,10 +233,14 @@ def _fold(text: str) -> str:
 def strip_boilerplate(text: str) -> str:
     """Cut link-bait tails a publisher appends to every entry."""
     # Tails live at the end: only the last lines are searched, so long articles stay cheap.
+    # The window starts at a line break, or at a space when the last lines are long, so a
+    # text without line breaks is never searched as a whole (the patterns are bounded anyway).
     split = max(0, len(text) - _TAIL_WINDOW)
     if split:
-        newline = text.rfind("\n", 0, split)
-        split = newline + 1 if newline >= 0 else 0
+        newline = text.rfind("\n", split - _TAIL_WINDOW, split)
+        if newline < 0:
+            newline = text.rfind(" ", split - _TAIL_WINDOW, split)
+        split = newline + 1 if newline >= 0 else split
     head, tail = text[:split], text[split:]
     lowered = tail.lower()
     if not any(k in lowered for k in _TAIL_KEYS):  # substring tests are much cheaper than regexes

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -22,6 +23,7 @@ from typing import Any, TextIO
 from monitor import __version__
 from monitor.config import Settings, config_path, load_settings
 from monitor.exceptions import ConfigError, MonitorError
+from monitor.sanitize import clean
 
 log = logging.getLogger("monitor")
 
@@ -179,17 +181,21 @@ def cmd_match(args: argparse.Namespace) -> int:
     settings = _settings(args)
     matcher = compile_rules(settings.rules)
     tags = {feed.id: feed.tags for feed in settings.feeds}
-    stream = sys.stdin if args.file == "-" else _open_input(args.file)
+    if args.file == "-":
+        sys.stdin.reconfigure(errors="replace")  # type: ignore[union-attr]  # bad UTF-8 is text too
+        stream, name = sys.stdin, "<stdin>"
+    else:
+        stream, name = _open_input(args.file), args.file
     with stream:
         if args.jsonl:
-            return _match_jsonl(matcher, tags, stream, sys.stdout)
+            return _match_jsonl(matcher, tags, stream, sys.stdout, name)
         text = stream.read()
     article = _article("input", args.title, text, args.language, "")
     matches = matcher.match(article)
     if args.json:
-        print(json.dumps({"matches": [_match_json(m) for m in matches]}, ensure_ascii=False))
+        print(_dumps({"matches": [_match_json(m) for m in matches]}))
     else:
-        print(_match_human(article, matches, color=sys.stdout.isatty()))
+        print(clean(_match_human(article, matches, color=sys.stdout.isatty())))
     return 0
 
 
@@ -218,22 +224,54 @@ def _match_json(match: Any) -> dict[str, Any]:
     }
 
 
-def _match_jsonl(matcher: Any, tags: dict[str, Any], stream: TextIO, out: TextIO) -> int:
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _loads(line: str) -> Any:
+    """One JSON value, with only finite numbers (``1e999`` and ``NaN`` are bad input)."""
+    try:
+        return json.loads(line, parse_float=_finite, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
+
+
+def _dumps(record: Any) -> str:
+    """One JSON line; strings that cannot be UTF-8 (lone surrogates) are \\u-escaped."""
+    text = json.dumps(record, ensure_ascii=False)
+    if clean(text) is not text:  # a surrogate or control character: escape them all
+        text = json.dumps(record, ensure_ascii=True)
+    return text
+
+
+def _match_jsonl(
+    matcher: Any, tags: dict[str, Any], stream: TextIO, out: TextIO, name: str = "<stdin>"
+) -> int:
     bad = 0
     for number, line in enumerate(stream, 1):
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
+            item = _loads(line)
             if not isinstance(item, dict):
                 raise ValueError("expected a JSON object")
+            if item.get("id") is not None and not isinstance(item["id"], str | int | float):
+                raise ValueError("'id' must be a string or a number")
             for key in ("title", "text", "language", "feed"):
                 if item.get(key) is not None and not isinstance(item[key], str):
                     raise ValueError(f"{key!r} must be a string")
         except ValueError as exc:
             bad += 1
-            print(f"<stdin>:{number}: {exc}", file=sys.stderr)
-            out.write(json.dumps({"id": None, "line": number, "error": str(exc)}) + "\n")
+            message = " ".join(str(exc).split())[:300]
+            print(f"{name}:{number}: {message}", file=sys.stderr)
+            out.write(_dumps({"id": None, "line": number, "error": message}) + "\n")
             continue
         feed = item.get("feed") or ""
         article = _article(
@@ -245,7 +283,7 @@ def _match_jsonl(matcher: Any, tags: dict[str, Any], stream: TextIO, out: TextIO
         )
         matches = matcher.match(article, tags.get(feed, ()))
         record = {"id": item.get("id"), "matches": [_match_json(m) for m in matches]}
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        out.write(_dumps(record) + "\n")
     out.flush()
     return 1 if bad else 0
 

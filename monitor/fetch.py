@@ -20,16 +20,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import ipaddress
 import re
-from collections.abc import AsyncIterator, Mapping
+import socket
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
 import aiohttp
+from yarl import URL
 
 from monitor import __version__
 from monitor.exceptions import FetchError
@@ -39,6 +43,7 @@ __all__ = [
     "FetchSettings",
     "Fetcher",
     "content_hash",
+    "is_public_address",
     "parse_max_age",
     "parse_retry_after",
 ]
@@ -49,8 +54,29 @@ ACCEPT = (
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
 )
 _CHUNK = 64 * 1024
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\b", re.IGNORECASE)
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def is_public_address(ip: IPAddress) -> bool:
+    """False for loopback, private, link-local, multicast, reserved, unspecified and
+    shared addresses, including IPv4 ones written as IPv4-mapped (or 6to4) IPv6."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        mapped = ip.ipv4_mapped or ip.sixtofour
+        if mapped is not None:
+            return is_public_address(mapped)
+    return ip.is_global and not (
+        ip.is_multicast
+        or ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_reserved
+        or ip.is_unspecified
+    )
 
 
 @dataclass(frozen=True)
@@ -64,6 +90,10 @@ class FetchSettings:
     max_redirects: int = 5
     concurrency: int = 50  # requests in flight, whole worker
     per_host: int = 4  # requests in flight per host
+    #: follow redirects from a public address to a private one (off: SSRF guard)
+    allow_private_redirects: bool = False
+    #: decides which addresses are public; tests inject one, production keeps the default
+    is_public: Callable[[IPAddress], bool] = is_public_address
 
 
 def content_hash(body: bytes) -> str:
@@ -212,60 +242,34 @@ class Fetcher:
     async def _fetch_http(self, feed: FeedSource, state: FeedState | None) -> FetchResult:
         s = self.settings
         now = datetime.now(UTC)
+        request_headers = self._request_headers(feed, state)
+        visited: list[URL] = []
         try:
-            async with self._client().get(
-                feed.url,
-                headers=self._request_headers(feed, state),
-                max_redirects=s.max_redirects,
-                allow_redirects=True,
-            ) as resp:
-                headers = {k.lower(): v for k, v in resp.headers.items()}
-                final_url = str(resp.url)
-                status = resp.status
-                if status == 304:
-                    return FetchResult(
-                        feed_id=feed.id,
-                        url=final_url,
-                        status=304,
-                        headers=headers,
-                        not_modified=True,
-                        etag=headers.get("etag") or (state.etag if state else None),
-                        last_modified=headers.get("last-modified")
-                        or (state.last_modified if state else None),
-                        content_hash=state.content_hash if state else None,
-                        max_age=parse_max_age(headers.get("cache-control")),
-                    )
-                if status >= 400:
-                    raise _status_error(feed, final_url, status, resp.reason, headers, now)
-                if 300 <= status < 400:
-                    raise FetchError(
-                        f"HTTP {status} redirect without a usable Location",
-                        feed_id=feed.id,
-                        url=final_url,
-                        status=status,
-                    )
-                declared = resp.content_length
-                if declared is not None and declared > s.max_bytes and _identity(headers):
-                    raise _too_big(feed, final_url, status, s.max_bytes)
-                body = bytearray()
-                async for chunk in resp.content.iter_chunked(_CHUNK):
-                    body += chunk
-                    if len(body) > s.max_bytes:
-                        raise _too_big(feed, final_url, status, s.max_bytes)
+            url = URL(feed.url)
+            while True:
+                async with self._client().get(
+                    url, headers=request_headers, allow_redirects=False
+                ) as resp:
+                    if resp.status in _REDIRECTS and resp.headers.get("Location"):
+                        target = self._redirect_target(feed, url, resp.headers["Location"])
+                        visited.append(url)
+                        if len(visited) > s.max_redirects:
+                            raise FetchError(
+                                f"more than {s.max_redirects} redirects (a redirect loop?)",
+                                feed_id=feed.id,
+                                url=feed.url,
+                            )
+                        await self._guard_redirect(feed, visited, target)
+                        if _origin(target) != _origin(url):  # no cookies for another host
+                            for name in feed.headers:
+                                request_headers.pop(str(name), None)
+                        url = target
+                        continue
+                    if visited:
+                        await self._check_peer(feed, visited, resp)
+                    return await self._read(feed, state, resp, now)
         except FetchError:
             raise
-        except aiohttp.TooManyRedirects as exc:
-            raise FetchError(
-                f"more than {s.max_redirects} redirects (a redirect loop?)",
-                feed_id=feed.id,
-                url=feed.url,
-            ) from exc
-        except aiohttp.NonHttpUrlRedirectClientError as exc:
-            raise FetchError(
-                f"refused a redirect to a non-HTTP URL ({_one_line(exc)})",
-                feed_id=feed.id,
-                url=feed.url,
-            ) from exc
         except aiohttp.InvalidURL as exc:
             raise FetchError(f"invalid URL {exc}", feed_id=feed.id, url=feed.url) from exc
         except aiohttp.ClientConnectorError as exc:
@@ -292,7 +296,123 @@ class Fetcher:
                 feed_id=feed.id,
                 url=feed.url,
             ) from exc
+
+    async def _read(
+        self,
+        feed: FeedSource,
+        state: FeedState | None,
+        resp: aiohttp.ClientResponse,
+        now: datetime,
+    ) -> FetchResult:
+        """The final response of a fetch: a result, or a ``FetchError`` for its status."""
+        s = self.settings
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        final_url = str(resp.url)
+        status = resp.status
+        if status == 304:
+            return FetchResult(
+                feed_id=feed.id,
+                url=final_url,
+                status=304,
+                headers=headers,
+                not_modified=True,
+                etag=headers.get("etag") or (state.etag if state else None),
+                last_modified=headers.get("last-modified")
+                or (state.last_modified if state else None),
+                content_hash=state.content_hash if state else None,
+                max_age=parse_max_age(headers.get("cache-control")),
+            )
+        if status >= 400:
+            raise _status_error(feed, final_url, status, resp.reason, headers, now)
+        if 300 <= status < 400:
+            raise FetchError(
+                f"HTTP {status} redirect without a usable Location",
+                feed_id=feed.id,
+                url=final_url,
+                status=status,
+            )
+        declared = resp.content_length
+        if declared is not None and declared > s.max_bytes and _identity(headers):
+            raise _too_big(feed, final_url, status, s.max_bytes)
+        body = bytearray()
+        async for chunk in resp.content.iter_chunked(_CHUNK):
+            body += chunk
+            if len(body) > s.max_bytes:
+                raise _too_big(feed, final_url, status, s.max_bytes)
         return _result(feed, final_url, status, bytes(body), headers, state, now)
+
+    def _redirect_target(self, feed: FeedSource, url: URL, location: str) -> URL:
+        try:
+            target = url.join(URL(location))
+        except (ValueError, TypeError) as exc:
+            raise FetchError(
+                f"invalid redirect Location {location[:200]!r}", feed_id=feed.id, url=feed.url
+            ) from exc
+        if target.scheme not in ("http", "https") or not target.host:
+            raise FetchError(
+                f"refused a redirect to a non-HTTP URL ({location[:200]})",
+                feed_id=feed.id,
+                url=feed.url,
+            )
+        return target
+
+    async def _guard_redirect(self, feed: FeedSource, visited: list[URL], target: URL) -> None:
+        """Refuse a redirect that leads from a public address to a private one (SSRF).
+
+        A configured URL that is itself private is the operator's choice, and so are
+        redirects between private addresses; once a public host has answered, only
+        public addresses may follow. Every address a name resolves to must be public."""
+        if self.settings.allow_private_redirects:
+            return
+        if await self._all_public(target.host or "", target.port):
+            return
+        await self._refuse_after_public(feed, visited, target.host or "")
+
+    async def _check_peer(
+        self, feed: FeedSource, visited: list[URL], resp: aiohttp.ClientResponse
+    ) -> None:
+        """The same rule for the address actually connected to, before its body is read:
+        a name that resolved to a public address for the check and to a private one for
+        the connection (DNS rebinding) is caught here."""
+        if self.settings.allow_private_redirects:
+            return
+        peer = _peer(resp)
+        if not peer:
+            return
+        try:
+            ip = ipaddress.ip_address(str(peer[0]).partition("%")[0])
+        except ValueError:
+            return
+        if not self.settings.is_public(ip):
+            await self._refuse_after_public(feed, visited, str(ip))
+
+    async def _refuse_after_public(self, feed: FeedSource, visited: list[URL], where: str) -> None:
+        for hop in visited:
+            if await self._all_public(hop.host or "", hop.port):
+                raise FetchError(
+                    f"refused a redirect from a public address to a private one ({where})",
+                    feed_id=feed.id,
+                    url=feed.url,
+                )
+
+    async def _all_public(self, host: str, port: int | None) -> bool:
+        """True when ``host`` is (or resolves only to) addresses ``is_public`` accepts."""
+        try:
+            addresses = [ipaddress.ip_address(host.strip("[]").partition("%")[0])]
+        except ValueError:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM
+                )
+            except (OSError, UnicodeError):
+                return False  # unresolvable: treated as private (the fetch fails anyway)
+            addresses = []
+            for info in infos:
+                try:
+                    addresses.append(ipaddress.ip_address(str(info[4][0]).partition("%")[0]))
+                except ValueError:
+                    return False
+        return bool(addresses) and all(self.settings.is_public(ip) for ip in addresses)
 
     async def _fetch_file(
         self, feed: FeedSource, path: Path, state: FeedState | None
@@ -319,6 +439,28 @@ class Fetcher:
                 url=feed.url,
             )
         return _result(feed, feed.url, None, body, {}, state, now)
+
+
+def _peer(resp: aiohttp.ClientResponse) -> Any:
+    """The (host, port, …) the response came from; None when aiohttp no longer knows.
+
+    A small body is read with the headers and the connection released at once, so the
+    stream's protocol is asked as well (best effort: aiohttp has no public accessor)."""
+    transports = []
+    if resp.connection is not None:
+        transports.append(resp.connection.transport)
+    protocol = getattr(resp.content, "_protocol", None)
+    transports.append(getattr(protocol, "transport", None))
+    for transport in transports:
+        if transport is not None:
+            peer = transport.get_extra_info("peername")
+            if peer:
+                return peer
+    return None
+
+
+def _origin(url: URL) -> tuple[str, str, int | None]:
+    return (url.scheme, (url.host or "").lower(), url.port)
 
 
 def _identity(headers: Mapping[str, str]) -> bool:

@@ -55,8 +55,13 @@ not hit ``Ukraine`` or ``Iranian``, ``Astana`` does not hit ``Astanabad``.
   whichever way the rule writes it (two adjacent Latin or Cyrillic words of two or
   more letters each, joined by a space or hyphen, also count as one word).
 * ``re:PATTERN`` is a case-insensitive Python regular expression, searched in the
-  original field text and in its normalised form; it may hit inside words.
-* ``fuzzy: N`` (0–100) lets the rule's single-word ``any``/``all``/``query`` terms
+  original field text and in its normalised form; it may hit inside words. It runs
+  under the ``regex`` module with a time limit (``REGEX_TIMEOUT`` per field; the
+  module checks its clock now and then, so a search may overrun it about twofold):
+  a term that times out finds nothing in that article, is logged once and counted
+  in ``Matcher.regex_timeouts``; ``regex_warnings`` flags such patterns beforehand.
+* ``fuzzy: N`` (0–100; below 50 nearly any word of similar length hits, so
+  ``monitor check`` warns) lets the rule's single-word ``any``/``all``/``query`` terms
   of five or more letters also hit article words at least N similar (rapidfuzz
   ``ratio`` on normalised forms, Arabic words also without their proclitics; every
   fuzzy term against the article's distinct words in one ``cdist`` call). ``none``
@@ -80,13 +85,18 @@ with only ``none``) are evaluated. Regex, wildcard and fuzzy terms are opt-in sc
 from __future__ import annotations
 
 import gc
+import logging
 import re
+import re._constants as _re_constants  # the stdlib's pattern parser, for regex_warnings
+import re._parser as _re_parser
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate
+from typing import Any
 
+import regex
 from luqum import tree as lq
 from luqum.exceptions import ParseError as LuqumParseError
 from luqum.thread import parse as luqum_parse
@@ -111,6 +121,8 @@ _QUERY_FIELDS = {
 # what may separate two words of a phrase: spaces (one line break at most), a hyphen,
 # a possessive 's, and invisible direction marks
 _SPACE = r"[^\S\n]|[\u200e\u200f\u061c\u2066-\u2069]"
+log = logging.getLogger(__name__)
+
 _GAP_RE = re.compile(rf"(?:['’ʼ][sS])?(?:{_SPACE})*(?:\r?\n(?:{_SPACE})*)?(?:[-‐‑](?:{_SPACE})*)?")
 _COMPOUND_GAP_RE = re.compile(r"[-‐‑]|[^\S\n]{1,2}")
 
@@ -134,7 +146,7 @@ class _Term:
     id: int
     text: str  # as the rule wrote it, shown in Hit.term
     variants: tuple[tuple[frozenset[str], ...], ...] = ()
-    regex: re.Pattern[str] | None = None
+    regex: Any = None  # a regex.Pattern (the `regex` module: searches take a timeout)
     wildcard: re.Pattern[str] | None = None  # over normalised tokens
     fuzzy: int | None = None
     fuzzy_word: str | None = None
@@ -209,13 +221,87 @@ def _variants(body: str, exact: bool) -> tuple[tuple[frozenset[str], ...], ...]:
     return tuple(variants)
 
 
-def _compile_regex(pattern: str) -> re.Pattern[str]:
+#: Seconds one ``re:`` term may spend on one field of one article; past it the term
+#: counts as no hit for that article (a catastrophic pattern must not freeze the worker).
+REGEX_TIMEOUT = 0.25
+
+
+def _compile_regex(pattern: str) -> Any:
     if not pattern:
         raise _TermError("empty regular expression after 're:'")
     try:
-        return re.compile(pattern, re.IGNORECASE)
-    except re.error as exc:
+        re.compile(pattern, re.IGNORECASE)  # the documented syntax and its error messages
+        # the `regex` module runs it: the same syntax (V0), plus a timeout on every search
+        return regex.compile(pattern, regex.IGNORECASE | regex.V0)
+    except (re.error, regex.error, ValueError, OverflowError, RecursionError) as exc:
         raise _TermError(f"invalid regular expression 're:{pattern}': {exc}") from None
+
+
+def regex_warnings(pattern: str) -> list[str]:
+    """Constructs that can backtrack exponentially: a repeat inside a repeat (``(a+)+``,
+    ``(\\w+\\s?)+``) or alternatives that can match the same text inside a repeat
+    (``(a|a)*``, ``(a|aa)+``). A walk over the parsed pattern, linear in its size."""
+    try:
+        tree = _re_parser.parse(pattern, _re_constants.SRE_FLAG_IGNORECASE)
+    except Exception:  # the regex module's own syntax; compiled elsewhere
+        return []
+    found: dict[str, None] = {}
+    _walk_regex(list(tree), False, found)
+    return list(found)
+
+
+def _walk_regex(items: list[Any], repeated: bool, found: dict[str, None]) -> None:
+    c = _re_constants
+    repeats = (c.MAX_REPEAT, c.MIN_REPEAT)
+    for op, av in items:
+        if op in repeats:
+            _lo, hi, body = av
+            many = hi == c.MAXREPEAT or hi > 1
+            if repeated and hi == c.MAXREPEAT:
+                found["a repeat inside a repeat (like (a+)+) can take exponential time"] = None
+            _walk_regex(list(body), repeated or many, found)
+        elif op == c.SUBPATTERN:
+            _walk_regex(list(av[-1]), repeated, found)
+        elif op == c.BRANCH:
+            alternatives = [list(alt) for alt in av[1]]
+            if repeated:
+                firsts = [repr(alt[0]) if alt else "" for alt in alternatives]
+                if "" in firsts or len(set(firsts)) < len(firsts):
+                    found[
+                        "alternatives that can match the same text inside a repeat "
+                        "(like (a|a)*) can take exponential time"
+                    ] = None
+            for alt in alternatives:
+                _walk_regex(alt, repeated, found)
+        elif op in (c.ASSERT, c.ASSERT_NOT):
+            _walk_regex(list(av[1]), repeated, found)
+        elif op == c.GROUPREF_EXISTS:
+            for branch in av[1:]:
+                if branch is not None:
+                    _walk_regex(list(branch), repeated, found)
+
+
+def rule_warnings(rule: Rule) -> list[RuleProblem]:
+    """Located warnings for one rule (a slow ``re:`` term), for ``monitor check``."""
+    out: list[RuleProblem] = []
+    for key in ("any", "all", "none"):
+        for i, spec in enumerate(getattr(rule, key)):
+            if isinstance(spec, str) and spec.startswith("re:"):
+                for message in regex_warnings(spec[3:]):
+                    out.append(RuleProblem(key, i, f"'{spec}': {message}"))
+    if rule.query is not None:
+        try:
+            nodes = [luqum_parse(str(rule.query))]
+        except Exception:  # check_rule reports a bad query
+            nodes = []
+        while nodes and len(out) < 100:
+            node = nodes.pop()
+            if isinstance(node, lq.Regex):
+                spec = node.value.strip("/")
+                for message in regex_warnings(spec):
+                    out.append(RuleProblem("query", None, f"'/{spec}/': {message}"))
+            nodes.extend(node.children)
+    return out
 
 
 def _compile_wildcard(word: str) -> re.Pattern[str]:
@@ -374,6 +460,9 @@ def _compile_rule(rule: Rule, index: int, terms: _Terms, problems: list[RuleProb
         fuzzy = None
     if isinstance(rule.min_hits, bool) or not isinstance(rule.min_hits, int) or rule.min_hits < 1:
         problems.append(RuleProblem("min_hits", None, "min_hits must be a whole number ≥ 1"))
+    if rule.priority not in ("normal", "high"):
+        message = f"priority must be normal or high, not {rule.priority!r}"
+        problems.append(RuleProblem("priority", None, message))
     if tuple(rule.fields) == FIELDS:
         rule_fields = _ALL_FIELDS
     else:
@@ -449,6 +538,26 @@ def check_rule(rule: Rule) -> list[RuleProblem]:
     problems: list[RuleProblem] = []
     _compile_rule(rule, 0, _Terms(), problems)
     return problems
+
+
+def check_rules(rules: Sequence[Rule]) -> list[tuple[int, RuleProblem]]:
+    """Every problem of every rule, as (rule index, problem): the one rule validator.
+
+    One shared term table, so a term many rules write is compiled once.
+    """
+    terms = _Terms()
+    out: list[tuple[int, RuleProblem]] = []
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for i, rule in enumerate(rules):
+            problems: list[RuleProblem] = []
+            _compile_rule(rule, i, terms, problems)
+            out.extend((i, p) for p in problems)
+    finally:
+        if enabled:
+            gc.enable()
+    return out
 
 
 def compile_rules(rules: Sequence[Rule]) -> Matcher:
@@ -571,6 +680,11 @@ class Matcher:
         self._term_rules = {tid: tuple(sorted(v)) for tid, v in term_rules.items()}
         self._always = tuple(r.index for r in rules if not r.needs_hit)
         self._regex_terms = [t for t in terms if t.regex is not None]
+        #: ``re:`` terms that hit the time limit → how many articles they timed out on;
+        #: the worker may turn new keys into an operator alert.
+        self.regex_timeouts: dict[str, int] = {}
+        #: called once per term, the first time it times out (an operator-alert hook)
+        self.on_regex_timeout: Callable[[str], None] | None = None
         self._wild_terms = [t for t in terms if t.wildcard is not None]
         self._fuzzy_terms = [t for t in terms if t.fuzzy is not None]
         self._fuzzy_words = [t.fuzzy_word for t in self._fuzzy_terms]
@@ -726,26 +840,54 @@ class Matcher:
             return -1
         return pos
 
-    def _scan_regex(self, name: str, text: str, hits: _Hits) -> None:
+    def _scan_regex(self, name: str, text: str, hits: _Hits, timed_out: set[int]) -> None:
         """``re:`` terms, in the original text and (unless it is plain ASCII, where the
-        two agree) in its normalised form, mapped back to original offsets."""
+        two agree) in its normalised form, mapped back to original offsets. A term that
+        exceeds ``REGEX_TIMEOUT`` is added to ``timed_out`` and finds nothing."""
         norm: str | None = None
         norm_map = None
         for term in self._regex_terms:
+            if term.id in timed_out:
+                continue
             assert term.regex is not None
-            found = {(m.start(), m.end()) for m in term.regex.finditer(text) if m.end() > m.start()}
-            if not text.isascii():
-                if norm is None:
-                    norm = tx.normalize(text)
-                for m in term.regex.finditer(norm):
-                    if m.end() > m.start():
-                        if norm_map is None:  # offsets only once something hit
-                            norm_map = tx.normalize_map(text)
-                        _, starts, ends = norm_map
-                        found.add((starts[m.start()], ends[m.end() - 1]))
+            try:
+                found = {
+                    (m.start(), m.end())
+                    for m in term.regex.finditer(text, timeout=REGEX_TIMEOUT)
+                    if m.end() > m.start()
+                }
+                if not text.isascii():
+                    if norm is None:
+                        norm = tx.normalize(text)
+                    for m in term.regex.finditer(norm, timeout=REGEX_TIMEOUT):
+                        if m.end() > m.start():
+                            if norm_map is None:  # offsets only once something hit
+                                norm_map = tx.normalize_map(text)
+                            _, starts, ends = norm_map
+                            found.add((starts[m.start()], ends[m.end() - 1]))
+            except TimeoutError:
+                timed_out.add(term.id)
+                continue
             if found:
                 per_field = hits.setdefault(term.id, {}).setdefault(name, [])
                 per_field.extend((a, b, -1, -1) for a, b in sorted(found))
+
+    def _regex_timed_out(self, timed_out: set[int], hits: _Hits) -> None:
+        """Drop every hit of a timed-out term (no hit for this article); report it once."""
+        for tid in timed_out:
+            hits.pop(tid, None)
+            text = self._terms[tid].text
+            count = self.regex_timeouts.get(text, 0)
+            self.regex_timeouts[text] = count + 1
+            if count == 0:
+                log.warning(
+                    "rule term %r took longer than %g s on one article and was skipped for it; "
+                    "simplify the regular expression",
+                    text,
+                    REGEX_TIMEOUT,
+                )
+                if self.on_regex_timeout is not None:
+                    self.on_regex_timeout(text)
 
     def _scan_vocab(self, vocab, fields_text: dict[str, str], hits: _Hits) -> None:
         """Wildcard and fuzzy terms against the article's distinct words, in one batch."""
@@ -783,6 +925,7 @@ class Matcher:
             {} if self._fuzzy_terms or self._wild_terms else None
         )
         texts: dict[str, str] = {}
+        timed_out: set[int] = set()
         for name in FIELDS:
             value = article.field_text(name) or ""
             if not value:
@@ -790,7 +933,9 @@ class Matcher:
             texts[name] = value
             self._scan_field(name, value, hits, vocab)
             if self._regex_terms:
-                self._scan_regex(name, value, hits)
+                self._scan_regex(name, value, hits, timed_out)
+        if timed_out:
+            self._regex_timed_out(timed_out, hits)
         if vocab:
             self._scan_vocab(vocab, texts, hits)
         candidates = set(self._always)
@@ -937,4 +1082,13 @@ def _fuzzy_pairs(terms: list[_Term], words_a: list, words_b: list) -> list[tuple
     return [(int(r), int(c), int(matrix[r, c])) for r, c in zip(rows, cols, strict=True)]
 
 
-__all__ = ["Matcher", "RuleProblem", "check_rule", "compile_rules"]
+__all__ = [
+    "REGEX_TIMEOUT",
+    "Matcher",
+    "RuleProblem",
+    "check_rule",
+    "check_rules",
+    "compile_rules",
+    "regex_warnings",
+    "rule_warnings",
+]

@@ -190,6 +190,7 @@ class FeedSource:
     kind: FeedKind = FeedKind.RSS
     full_text: FullText = FullText.NEVER  # page sources always fetch their links
     links: str | None = None  # CSS selector of the article links (kind page)
+    telegram: str | None = None  # the channel's username (kind telegram), when known
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", FeedKind(self.kind))
@@ -214,7 +215,9 @@ class Rule:
     priority: Priority = Priority.NORMAL
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "priority", Priority(self.priority))
+        # the matcher's rule check reports a bad value with its location; keep it as written
+        if self.priority in Priority.__members__.values():
+            object.__setattr__(self, "priority", Priority(self.priority))
 
 
 @dataclass(frozen=True)

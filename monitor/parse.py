@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import dataclasses
 import io
+import logging
 import re
 import time
 from collections.abc import Mapping
@@ -41,6 +43,9 @@ from lxml import etree
 
 from monitor.exceptions import ParseError
 from monitor.models import FetchResult, ParsedFeed, RawEntry
+from monitor.sanitize import clean_fields, scrub_char_refs
+
+log = logging.getLogger(__name__)
 
 __all__ = ["parse_bytes", "parse_feed"]
 
@@ -73,24 +78,49 @@ def parse_bytes(
     passed.setdefault("content-type", "application/xml")
     if url and "content-location" not in passed and url.startswith(("http://", "https://")):
         passed["content-location"] = url  # base for relative entry links
+    # Character references to surrogates or NUL would make feedparser raise or reach the keys.
+    content = scrub_char_refs(content)
     if (FAST_PATH if fast is None else fast) and _fast_eligible(content, passed):
         try:
-            return _fast_parse(content, passed.get("content-location", ""))
+            return _cleaned(_fast_parse(content, passed.get("content-location", "")))
         except _Fallback:
             pass
+        except Exception:  # an lxml surprise: feedparser gets its chance
+            log.debug("fast path failed on %s; using feedparser", feed_id or url, exc_info=True)
     try:
-        # A stream, not bytes: given bytes, feedparser first tries them as a file *path*
-        # (a body of "/etc/passwd" would be read from disk) and str as a URL.
-        d = feedparser.parse(
-            io.BytesIO(content),
-            response_headers=passed,
-            sanitize_html=False,
-            resolve_relative_uris=False,
-        )
+        return _cleaned(_feedparser_parse(content, passed, feed_id, url))
+    except ParseError:
+        raise
     except RecursionError as exc:  # absurdly nested markup
         raise ParseError(
             "the document is nested too deeply to parse", feed_id=feed_id, url=url
         ) from exc
+    except Exception as exc:  # one hostile document must not stop a poll
+        raise ParseError(
+            f"the feed parser failed: {type(exc).__name__}: {_one_line(exc)}",
+            feed_id=feed_id,
+            url=url,
+        ) from exc
+
+
+def _cleaned(feed: ParsedFeed) -> ParsedFeed:
+    """Every text field and key of a parsed feed without characters no later stage can store."""
+    entries = tuple(clean_fields(e) for e in feed.entries)
+    return clean_fields(dataclasses.replace(feed, entries=entries))
+
+
+def _feedparser_parse(
+    content: bytes, passed: Mapping[str, str], feed_id: str, url: str
+) -> ParsedFeed:
+    """The reference path: feedparser, for every document the fast path does not take."""
+    # A stream, not bytes: given bytes, feedparser first tries them as a file *path*
+    # (a body of "/etc/passwd" would be read from disk) and str as a URL.
+    d = feedparser.parse(
+        io.BytesIO(content),
+        response_headers=passed,
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
     entries = tuple(_entry(e) for e in d.get("entries", ()))
     version = d.get("version") or ""
     bozo = d.get("bozo_exception") if d.get("bozo") else None

@@ -60,6 +60,10 @@ from monitor.stories import SAME_STORY_WINDOW, is_same_story, title_key
 
 log = logging.getLogger(__name__)
 
+#: A feed that answered 410 Gone is asked again this late (the back-off cap), in case
+#: the publisher brings it back; the operator hears of it after ``feed_down_after``.
+GONE_RETRY = timedelta(hours=6)
+
 _story_lock = threading.Lock()
 
 
@@ -213,6 +217,8 @@ async def _poll(
         )
     except FeedError as exc:
         retry_after = exc.retry_after if isinstance(exc, FetchError) else None
+        if isinstance(exc, FetchError) and exc.gone:  # 410: the README's "retried at the cap"
+            retry_after = GONE_RETRY.total_seconds()
         status = exc.status if isinstance(exc, FetchError) else None
         next_poll = next_poll_at(now, feed.interval, errors + 1, retry_after, jitter=jitter)
         reason = str(exc)
@@ -390,7 +396,7 @@ async def _read_channel(
 ) -> ParsedFeed:
     """A channel's preview and, when more than a page of posts arrived since the last
     poll, its older pages (``?before=ID``, at most ``telegram.MAX_BEFORE_PAGES``)."""
-    name = telegram.channel_name(feed.url) or feed.id
+    name = feed.telegram or telegram.channel_name(feed.url) or feed.id
     first = await asyncio.to_thread(telegram.parse_channel_page, result.content, name)
     if not first.available:
         raise ParseError(

@@ -30,7 +30,9 @@ from monitor.text import char_script
 
 __all__ = ["guess_language", "split_sentences"]
 
-_TERMINATOR = re.compile(r"[.!?…؟؛。]+[\"'»”’)\]」]*(?=\s|$)")
+# Starts only at the first mark of a run and never backtracks into it: a run of n marks
+# without whitespace after it costs O(n), not O(n²) (15,000 dots took seconds).
+_TERMINATOR = re.compile(r"(?<![.!?…؟؛。])[.!?…؟؛。]++[\"'»”’)\]」]*+(?=\s|$)")
 _WORD_BEFORE = re.compile(r"([^\W\d_]+(?:\.[^\W\d_]+)*)$")
 _QUOTE_CLOSE = re.compile("[»”]")
 _QUOTE_REACH = 400  # a quotation longer than this is split like running text

@@ -66,6 +66,7 @@ def fetch_settings(settings: Settings) -> FetchSettings:
         user_agent=defaults.user_agent or DEFAULT_USER_AGENT,
         timeout=defaults.timeout.total_seconds(),
         max_bytes=defaults.max_bytes,
+        allow_private_redirects=defaults.allow_private_redirects,
     )
 
 
@@ -450,25 +451,33 @@ class Worker:
                 sighup, self._sighup = self._sighup, False
                 current = await asyncio.to_thread(_fingerprint, self.settings)
                 if woken or current != seen:  # an unchanged file reloads as a no-op
-                    await self.reload(announce=sighup)
+                    try:
+                        await self.reload(announce=sighup)
+                    except Exception:  # a bug in a reload must never stop the worker
+                        log.exception(
+                            "configuration reload crashed; the previous one keeps running"
+                        )
                     seen = await asyncio.to_thread(_fingerprint, self.settings)
         finally:
             await _cancel(events)
 
     async def _file_events(self) -> None:
         """Turn file-system events on configuration files into an early wake-up."""
-        try:
-            from watchfiles import awatch
-        except ImportError:  # pragma: no cover - watchfiles is a dependency
-            return
+        from watchfiles import awatch
+
         folders = sorted({str(path.parent) for path in self.settings.files})
+        # watchfiles sets its stop event when cancelled: give it its own, never the worker's
+        done = asyncio.Event()
+        relay = asyncio.create_task(_relay(self.stop, done))
         try:
             async for _ in awatch(
-                *folders, watch_filter=_is_config_file, debounce=200, stop_event=self.stop
+                *folders, watch_filter=_is_config_file, debounce=200, stop_event=done
             ):
                 self.reload_requested.set()
         except Exception as exc:  # e.g. inotify limits: the polling fallback still works
             log.info("file watching unavailable (%s); checking every %ss", exc, RELOAD_POLL_SECONDS)
+        finally:
+            await _cancel(relay)
 
     async def reload(self, announce: bool = False) -> bool:
         """Validate the configuration again and swap it in; keep the old one on errors.
@@ -479,19 +488,26 @@ class Worker:
         try:
             settings = await asyncio.to_thread(load_settings, self.settings.path)
             ruleset = Ruleset.from_settings(settings)
-        except ConfigError as exc:
-            if str(exc) == self._last_reload_error:
+        except Exception as exc:  # any failure keeps the running configuration
+            located = isinstance(exc, ConfigError)
+            # a failure that is not a located ConfigError is a bug: name the file and the type
+            report = str(exc) if located else f"{self.settings.path}:1:1: {exc!r}"
+            if report == self._last_reload_error:
                 return False
-            self._last_reload_error = str(exc)
+            self._last_reload_error = report
             self.reload_failures += 1
             metrics.RELOAD_FAILURES.inc()
             log.error(
-                "configuration reload failed; the previous configuration keeps running:\n%s", exc
+                "configuration reload failed; the previous configuration keeps running:\n%s",
+                report,
+                exc_info=None if located else exc,
             )
             if self.settings.telegram.admin_chat:
                 now = self.clock()
-                message = operator.reload_failed(str(exc), now)
-                await asyncio.to_thread(self.store.queue_alert, message, now)
+                with contextlib.suppress(StorageError):  # logged above; the worker goes on
+                    await asyncio.to_thread(
+                        self.store.queue_alert, operator.reload_failed(report, now), now
+                    )
                 self.wake_sender.set()
             return False
         self._last_reload_error = None
@@ -520,6 +536,14 @@ class Worker:
             len(ruleset.channels),
         )
         return True
+
+
+async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
+    """Set ``target`` once ``source`` is set (and when cancelled)."""
+    try:
+        await source.wait()
+    finally:
+        target.set()
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:
