@@ -10,9 +10,11 @@ the matcher as the field ``page``.
   only when the feed's own text (summary and content) is shorter than
   ``AUTO_MIN_CHARS``.
 - How: the worker's one ``Fetcher`` (wall-clock timeout, size cap while
-  streaming, redirects, User-Agent, global and per-host concurrency); no
-  conditional GET. The feed's own ``headers`` go only to pages on the feed's
-  host (a cookie for one site is not sent to every site it links to).
+  streaming, redirects and their guard, User-Agent, global and per-host
+  concurrency); no conditional GET. The guard's rule holds for the link too: a
+  public feed's link to a private or loopback address is not fetched. The
+  feed's own ``headers`` go only to pages on the feed's host (a cookie for one
+  site is not sent to every site it links to).
 - Politeness, on top of the fetcher's limits and shared by every feed of a
   worker: at most ``PagePolicy.per_host`` page requests in flight per host and
   one request started per ``PagePolicy.interval`` seconds per host, so one feed
@@ -184,6 +186,8 @@ class PageFetcher:
             headers = {**headers, **feed.headers}
         source = FeedSource(id=feed.id, url=link, user_agent=feed.user_agent, headers=headers)
         try:
+            if await self.fetcher.refuses_link(feed.url, link):
+                return PageResult(link, error="refused: a public feed's link to a private address")
             async with self._slot(host):
                 result = await self.fetcher.fetch(source, None)
         except FetchError as exc:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ import pytest
 from monitor import cli
 from monitor.config import Settings, load_settings
 from monitor.extract import PageText
-from monitor.fetch import Fetcher, FetchSettings
+from monitor.fetch import Fetcher, FetchSettings, IPAddress, is_public_address
 from monitor.fulltext import (
     AUTO_MIN_CHARS,
     PageFetcher,
@@ -84,9 +85,11 @@ async def poll(
     policy: PagePolicy | None = None,
     timeout: float = 5.0,
     max_bytes: int = 1024 * 1024,
+    is_public: Callable[[IPAddress], bool] = is_public_address,
 ) -> list[PollOutcome]:
     ruleset = Ruleset.from_settings(settings)
-    async with Fetcher(FetchSettings(timeout=timeout, max_bytes=max_bytes)) as fetcher:
+    limits = FetchSettings(timeout=timeout, max_bytes=max_bytes, is_public=is_public)
+    async with Fetcher(limits) as fetcher:
         pages = PageFetcher(fetcher, policy or PagePolicy(interval=0.0))
         return [
             await poll_feed(
@@ -226,6 +229,33 @@ async def test_every_failing_page_keeps_its_entry_and_counts(
     assert cli.main(["feeds", "--json", "--config", str(settings.path)]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["page_errors"] == len(failing) and row["kind"] == "rss"
+
+
+async def test_a_public_feeds_links_to_private_addresses_are_not_fetched(
+    site: FeedServer, write_config, store: Store, caplog
+) -> None:
+    """The redirect guard's rule, for links: 127.0.0.1 plays a public site here."""
+    prefix = f"/{uuid.uuid4().hex}"
+    body = (PAGES / "en-energy-talks.html").read_bytes()
+    public = site.add(f"{prefix}/public.html", body, content_type="text/html")
+    private = [
+        public.replace("127.0.0.1", "127.0.0.2"),
+        "http://10.1.2.3/admin",
+        "http://[::1]:9/x",
+        "http://169.254.169.254/latest/meta-data/",
+    ]
+    items = [snippet(0, public)] + [snippet(n + 1, u) for n, u in enumerate(private)]
+    feed = site.add(f"{prefix}/feed.xml", rss_feed("Wire", items))
+    settings = settings_for(
+        write_config, f"  - {{id: pub, url: '{feed}', backfill: all, full_text: always}}\n"
+    )
+    caplog.set_level("INFO", logger="monitor.pipeline")
+    (outcome,) = await poll(settings, store, is_public=lambda ip: ip == IPv4Address("127.0.0.1"))
+    refused = [m for m in caplog.messages if "refused: a public feed" in m]
+    assert len(refused) == 4 and all(any(u in m for m in refused) for u in private)
+    assert outcome.ok and outcome.new_entries == 5
+    assert outcome.pages == 1 and outcome.page_errors == 4
+    assert len(site.requests_to(f"{prefix}/public.html")) == 1
 
 
 async def test_auto_fetches_only_for_entries_with_little_text(
