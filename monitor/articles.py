@@ -357,6 +357,7 @@ def to_articles(feed: FeedSource, parsed: ParsedFeed, now: datetime) -> list[Art
                 language=language,
                 source=source,
                 guid=entry.guid,
+                image=entry.image,
             )
         )
     return articles

@@ -386,13 +386,19 @@ def cmd_channels(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     health = _read_store(settings, Store.channel_health)
+    problem = _translate_problem(settings)
     rows = []
     for name, channel in settings.channels.items():
         h = health.get(name, {})
+        translate = channel.translate_to
+        if translate and problem:
+            translate = f"{translate} (failing: {problem})"
         rows.append(
             {
                 "name": name,
                 "chat": channel.chat,
+                "translate_to": translate,
+                "images": channel.images,
                 "pending": h.get(AlertStatus.PENDING, 0),
                 "sent": h.get(AlertStatus.SENT, 0),
                 "failed": h.get(AlertStatus.FAILED, 0),
@@ -403,8 +409,32 @@ def cmd_channels(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
-    print(_table(rows, ("name", "chat", "pending", "sent", "failed", "broken_since", "last_error")))
+    columns: tuple[str, ...] = (
+        "name",
+        "chat",
+        "pending",
+        "sent",
+        "failed",
+        "broken_since",
+        "last_error",
+    )
+    if any(c.translate_to or c.images for c in settings.channels.values()):
+        columns = (*columns[:2], "translate_to", "images", *columns[2:])
+    print(_table(rows, columns))
     return 0
+
+
+def _translate_problem(settings: Settings) -> str | None:
+    """Why translation cannot work at all (no key in the environment …), or None.
+
+    Failures while running (timeouts, outages) are counted in /metrics
+    (``monitor_translate_failures_total``) and reported to the operator.
+    """
+    if settings.translate is None:
+        return None
+    from monitor.translate import build_translator
+
+    return build_translator(settings.translate, os.environ).problem
 
 
 def cmd_send_test(args: argparse.Namespace) -> int:

@@ -40,6 +40,7 @@ import yaml
 
 from monitor.exceptions import ConfigError, ConfigErrors
 from monitor.models import Channel, FeedKind, FeedSource, FullText, Rule
+from monitor.translate import BACKENDS, TranslateSettings, normalize_language
 
 DEFAULT_CONFIG = "config/monitor.yaml"
 DEFAULT_DATABASE_URL = "sqlite:///monitor.db"
@@ -90,6 +91,7 @@ class Settings:
     telegram: TelegramSettings
     database_url: str
     files: tuple[Path, ...] = ()
+    translate: TranslateSettings | None = None  # the top-level ``translate:`` block
     version: str = ""  # short hash of every file's bytes: tells reloads apart
     warnings: tuple[str, ...] = ()  # located remarks that did not stop loading
 
@@ -347,6 +349,40 @@ def _links_selector(ld: _Loader, node: _Node) -> Any:
     return value
 
 
+def _language_code(ld: _Loader, node: _Node) -> Any:
+    value = ld.text(node, "a language code such as en")
+    if value is _BAD:
+        return _BAD
+    try:
+        return normalize_language(value)
+    except ValueError as exc:
+        ld.fail(node, str(exc))
+        return _BAD
+
+
+def _http_url(ld: _Loader, node: _Node) -> Any:
+    value = ld.text(node, "an http(s) URL")
+    if value is not _BAD and not re.match(r"^https?://[^\s/]+", value):
+        ld.fail(node, f"expected an http(s) URL, not {value[:60]!r}")
+        return _BAD
+    return value
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env_name(ld: _Loader, node: _Node) -> Any:
+    value = ld.text(node, "an environment variable name")
+    if value is not _BAD and not _ENV_NAME.fullmatch(value):
+        ld.fail(
+            node,
+            f"api_key_env names an environment variable (e.g. DEEPL_API_KEY), "
+            f"not {value[:40]!r}; the key itself never goes in the file",
+        )
+        return _BAD
+    return value
+
+
 def _admins(ld: _Loader, node: _Node) -> Any:
     values = [ld.integer(item) for item in ld.sequence(node, allow_scalar=True)]
     return tuple(v for v in values if v is not _BAD)
@@ -409,6 +445,8 @@ CHANNEL = Section(
         Option("max_per_hour", _integer(1), "instant alerts per hour before the rest wait"),
         Option("quiet_hours", _quiet_hours, 'a time range such as "23:00-07:00"'),
         Option("quiet", _choice("silent", "hold"), "during quiet hours: no sound, or hold"),
+        Option("translate_to", _language_code, "translate alerts into this language (en, ru …)"),
+        Option("images", _boolean, "send an article's picture as a photo with the alert"),
     ),
     Channel,
     required=("chat",),
@@ -437,6 +475,18 @@ FEED = Section(
     FeedSource,
     required=("id", "url"),  # url may be left out when telegram names a channel
 )
+#: the top-level ``translate:`` block (its ``translate_timeout`` fills ``timeout``)
+TRANSLATE = Section(
+    "translate",
+    (
+        Option("backend", _choice(*BACKENDS), "libretranslate, deepl or openai"),
+        Option("url", _http_url, "the service's base URL"),
+        Option("model", _text("a model name"), "the model (openai backend)"),
+        Option("api_key_env", _env_name, "the environment variable that holds the API key"),
+        Option("translate_timeout", _duration, "longest an alert waits for its translation"),
+    ),
+    required=("backend",),
+)
 #: rule values are only parsed into their types here; ``match.check_rules`` alone
 #: decides what is a valid rule (ranges, fields, terms, queries)
 RULE = Section(
@@ -464,6 +514,7 @@ TOP = Section(
     (
         Option("defaults", lambda ld, n: n, "values feeds and channels inherit"),
         Option("telegram", lambda ld, n: n, "bot-wide settings"),
+        Option("translate", lambda ld, n: n, "a translation service for translate_to"),
         Option("channels", lambda ld, n: n, "channel name → settings"),
         Option("feeds", lambda ld, n: n, "the feeds to poll"),
         Option("rules", lambda ld, n: n, "the watch rules"),
@@ -496,6 +547,7 @@ class _Loader:
     # where each rule and feed was defined, for cross-checks
     feed_nodes: dict[str, _Node] = field(default_factory=dict)
     rule_nodes: dict[str, _Node] = field(default_factory=dict)
+    translate_to_nodes: dict[str, _Node] = field(default_factory=dict)
 
     # ---- reporting
     def warn(self, node: _Node | None, message: str) -> None:
@@ -531,6 +583,7 @@ class _Loader:
         top = self.mapping_items(root, TOP)
         defaults = self.build(DEFAULTS, self.mapping_items(top.get("defaults"), DEFAULTS))
         telegram = self.build(TELEGRAM, self.mapping_items(top.get("telegram"), TELEGRAM))
+        translate = self.parse_translate(top.get("translate"))
 
         channels: dict[str, Channel] = {}
         feeds: list[FeedSource] = []
@@ -543,6 +596,14 @@ class _Loader:
             self.parse_rules(items.get("rules"), rules, rule_items)
 
         self.cross_check(rules, rule_items, channels, feeds)
+        if translate is None:
+            for name, channel in channels.items():
+                if channel.translate_to is not None:
+                    self.fail(
+                        self.translate_to_nodes.get(name),
+                        f"channel {name!r} sets translate_to but there is no top-level "
+                        "translate: block (backend, url, api_key_env)",
+                    )
         if self.errors:
             raise ConfigErrors(self.errors)
         return Settings(
@@ -558,6 +619,7 @@ class _Loader:
             ),
             database_url=database_url_from_env(self.env),
             files=tuple(self.files),
+            translate=translate,
             version=self.digest.hexdigest()[:12],
             warnings=tuple(
                 f"{p}:{line}:{col}: warning: {m}" for p, line, col, m in sorted(self.warnings)
@@ -688,6 +750,24 @@ class _Loader:
                 continue
             out[key] = value_node
         return out
+
+    def parse_translate(self, node: _Node | None) -> TranslateSettings | None:
+        """The ``translate:`` block; the key's variable is only named here, read at start."""
+        if node is None:
+            return None
+        items = self.mapping_items(node, TRANSLATE)
+        values = self.values(TRANSLATE, items)
+        backend = values.get("backend")
+        if "backend" not in items:
+            self.fail(node, f"translate: needs 'backend' ({' or '.join(BACKENDS)})")
+        if backend == "openai" and "model" not in items:
+            self.fail(node, "translate: backend openai needs 'model'")
+        if backend == "libretranslate" and "url" not in items:
+            self.fail(node, "translate: backend libretranslate needs 'url' (your server)")
+        if backend is None:
+            return None
+        timeout = values.pop("translate_timeout", None)
+        return TranslateSettings(**values, **({"timeout": timeout} if timeout else {}))
 
     def build(self, section: Section, items: dict[str, _Node], **given: Any) -> Any:
         """The section's dataclass from the keys present; others keep their defaults."""
@@ -843,6 +923,8 @@ class _Loader:
                 continue
             for key in _CHANNEL_INHERITS:
                 values.setdefault(key, getattr(defaults, key))
+            if "translate_to" in items:
+                self.translate_to_nodes[name] = items["translate_to"]
             channels[name] = Channel(name=name, **values)
 
     def parse_feeds(

@@ -8,7 +8,8 @@
     │   └── ParseError
     ├── StorageError
     │   └── StorageUnavailable    the database cannot be reached (down, gone, timed out)
-    └── NotifyError               .chat .retry_after .permanent
+    ├── NotifyError               .chat .retry_after .permanent
+    └── TranslateError            .reason .backend .status .retry_after .backend_down
 
 Third-party errors are translated once, at the I/O module that meets them, with
 the original kept as ``__cause__``. Expected errors are data (recorded, backed
@@ -105,3 +106,28 @@ class NotifyError(MonitorError):
         self.chat = chat
         self.retry_after = retry_after
         self.permanent = permanent
+
+
+class TranslateError(MonitorError):
+    """A translation could not be had this time; the alert goes out untranslated.
+
+    ``reason`` is short and safe to show (never the key); ``retry_after`` is the
+    server's wish in seconds (429); ``backend_down`` says whether the circuit
+    breaker opened because of it.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        backend: str = "",
+        status: int | None = None,
+        retry_after: float | None = None,
+        backend_down: bool = False,
+    ) -> None:
+        super().__init__(f"{backend}: {reason}" if backend else reason)
+        self.reason = reason
+        self.backend = backend
+        self.status = status
+        self.retry_after = retry_after
+        self.backend_down = backend_down

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -53,7 +53,8 @@ async def serve_health(worker: Any, port: int, host: str = "0.0.0.0") -> AsyncIt
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    bound = site._server.sockets[0].getsockname()[1] if site._server else port  # type: ignore[union-attr]
+    server = cast(asyncio.Server | None, site._server)  # aiohttp keeps the bound server here
+    bound = server.sockets[0].getsockname()[1] if server else port
     try:
         yield bound
     finally:

@@ -42,3 +42,20 @@ PAGES = Counter(
 RELOAD_FAILURES = Counter(
     "monitor_config_reload_failures_total", "Configuration reloads refused", registry=REGISTRY
 )
+PHOTO_FALLBACKS = Counter(
+    "monitor_photo_fallbacks_total",
+    "Photo alerts Telegram refused, sent as text instead",
+    registry=REGISTRY,
+)
+TRANSLATIONS = Counter(
+    "monitor_translations_total",
+    "Alert translations by outcome",
+    ["outcome"],  # translated, same_language, failed
+    registry=REGISTRY,
+)
+TRANSLATE_FAILURES = Counter(
+    "monitor_translate_failures_total",
+    "Alerts sent untranslated because the translation failed, by reason kind",
+    ["kind"],  # timeout, connect, http_5xx, http_429, circuit_open, ...
+    registry=REGISTRY,
+)

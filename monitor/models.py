@@ -167,6 +167,8 @@ class Channel:
     max_per_hour: int | None = None  # instant alerts beyond this roll into the next digest
     quiet_hours: str | None = None  # "23:00-07:00" in the channel's timezone
     quiet: QuietMode = QuietMode.SILENT  # what quiet hours do
+    translate_to: str | None = None  # language code: translate title and summary into it
+    images: bool = False  # send an article's image as a photo, the alert as its caption
 
     def __post_init__(self) -> None:
         # config validates the strings; this makes them the enums whoever builds a Channel
@@ -266,6 +268,7 @@ class RawEntry:
     published: datetime | None = None
     updated: datetime | None = None
     author: str | None = None
+    image: str | None = None  # absolute http(s) URL of the entry's image (media, enclosure)
 
 
 @dataclass(frozen=True)
@@ -293,6 +296,7 @@ class Article:
     language: str | None = None
     source: str = ""  # display name of the feed
     guid: str | None = None
+    image: str | None = None  # http(s) URL: feed media/enclosure, or the page's og:image
     page: str = ""  # the linked page's main text (``full_text``, page sources), else ""
 
     def field_text(self, name: str) -> str:
@@ -336,6 +340,9 @@ class Alert:
     published: datetime | None = None
     kind: AlertKind = AlertKind.ARTICLE
     story: str = ""  # the outbox's one-per-channel key (``stories.story_key`` for articles)
+    photo_url: str | None = None  # send as a photo (by URL) with ``caption``...
+    photo_png: bytes | None = None  # ... or these PNG bytes (a chart); URL wins if both
+    caption: str | None = None  # Telegram HTML, ≤ 1024 characters after parsing
 
 
 @dataclass(frozen=True)

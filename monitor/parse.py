@@ -36,7 +36,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import feedparser
 from lxml import etree
@@ -166,10 +166,51 @@ def _entry(e: Mapping[str, Any]) -> RawEntry:
         title=title,
         summary_html=summary,
         content_html=content,
-        published=_date(dict.get(e, "published_parsed")),
-        updated=_date(dict.get(e, "updated_parsed")),
+        published=_date(dict.get(cast(dict, e), "published_parsed")),
+        updated=_date(dict.get(cast(dict, e), "updated_parsed")),
         author=_clean(e.get("author")) or None,
+        image=pick_image(
+            [(m.get("url"), m.get("type"), m.get("medium")) for m in _dicts(e, "media_content")],
+            [(m.get("url"), None, "image") for m in _dicts(e, "media_thumbnail")],
+            [(m.get("href"), m.get("type"), None) for m in _dicts(e, "enclosures")],
+        ),
     )
+
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp")
+MAX_IMAGE_URL = 2048
+
+
+def pick_image(
+    *groups: list[tuple[Any, Any, Any]],
+) -> str | None:
+    """The entry's image URL: the first image of media:content, then media:thumbnail,
+    then an image enclosure; (url, type, medium) triples, absolute http(s) URLs only.
+
+    Both parse paths call this with the same triples, so they agree.
+    """
+    for group in groups:
+        for url, kind, medium in group[:50]:
+            if not isinstance(url, str):
+                continue
+            url = url.strip()
+            if not url.lower().startswith(("http://", "https://")) or len(url) > MAX_IMAGE_URL:
+                continue
+            if any(c.isspace() or ord(c) < 32 for c in url):
+                continue
+            kind = str(kind or "").lower()
+            medium = str(medium or "").lower()
+            path = url.split("?", 1)[0].split("#", 1)[0].lower()
+            if medium == "image" or kind.startswith("image/"):
+                return url
+            if not medium and not kind and path.endswith(_IMAGE_SUFFIXES):
+                return url
+    return None
+
+
+def _dicts(e: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    value = e.get(key) or ()
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
 
 
 def _date(value: time.struct_time | None) -> datetime | None:
@@ -344,7 +385,7 @@ def _fast_parse(content: bytes, base: str) -> ParsedFeed:
             if link is not None:
                 raise _Fallback
             text = _fast_text(child)
-            link = _fast_tools.urljoin(base, text) if text else ""
+            link = _tools().urljoin(base, text) if text else ""
         elif tag == "language":
             if language is not None:
                 raise _Fallback
@@ -370,15 +411,22 @@ def _fast_repair(value: str) -> str:
     with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
         value = value.encode("iso-8859-1").decode("utf-8")
     if _C1_CONTROLS.search(value):  # translate() with a dict is slow: only when needed
-        value = value.translate(_fast_tools.cp1252)
+        value = value.translate(_tools().cp1252)
     return value
 
 
 def _fast_item(item: Any, base: str) -> RawEntry:
     seen: dict[str, Any] = {}
     author = None
+    media: dict[str, list[tuple[Any, Any, Any]]] = {"content": [], "thumbnail": [], "enclosure": []}
     for child in item:
         tag = child.tag
+        if tag == _MEDIA + "content":
+            media["content"].append((child.get("url"), child.get("type"), child.get("medium")))
+        elif tag == _MEDIA + "thumbnail":
+            media["thumbnail"].append((child.get("url"), None, "image"))
+        elif tag == "enclosure":
+            media["enclosure"].append((child.get("url"), child.get("type"), None))
         if tag in _RSS_ITEM_TEXT or tag in (_CONTENT_ENCODED, _DC_DATE):
             if tag in seen:
                 raise _Fallback
@@ -392,7 +440,7 @@ def _fast_item(item: Any, base: str) -> RawEntry:
                 author = _clean(_fast_text(child))
         elif not _foreign(child):
             raise _Fallback
-    urljoin = _fast_tools.urljoin
+    urljoin = _tools().urljoin
     link = guid = None
     title_html = summary = content = ""
     published = updated = None
@@ -417,15 +465,15 @@ def _fast_item(item: Any, base: str) -> RawEntry:
         link = guid
     if "title" in seen:
         title = _fast_text(seen["title"])
-        title_html = title if _fast_tools.looks_like_html(title) else _escape_plain(title)
+        title_html = title if _tools().looks_like_html(title) else _escape_plain(title)
     if "description" in seen:
         summary = _fast_text(seen["description"])
     if _CONTENT_ENCODED in seen:
         content = _fast_text(seen[_CONTENT_ENCODED])
     if "pubDate" in seen:
-        published = _date(_fast_tools.parse_date(_fast_text(seen["pubDate"])))
+        published = _date(_tools().parse_date(_fast_text(seen["pubDate"])))
     if _DC_DATE in seen:
-        updated = _date(_fast_tools.parse_date(_fast_text(seen[_DC_DATE])))
+        updated = _date(_tools().parse_date(_fast_text(seen[_DC_DATE])))
     if content and not summary:
         raise _Fallback  # feedparser derives a summary from content: leave that to it
     return RawEntry(
@@ -437,6 +485,7 @@ def _fast_item(item: Any, base: str) -> RawEntry:
         published=published,
         updated=updated,
         author=author or None,
+        image=pick_image(media["content"], media["thumbnail"], media["enclosure"]),
     )
 
 
@@ -445,7 +494,7 @@ def _foreign(el: Any) -> bool:
     if len(el) or not isinstance(el.tag, str) or not el.tag.startswith("{"):
         return False
     uri = el.tag[1:].partition("}")[0].lower()
-    return uri not in _fast_tools.namespaces and (el.prefix or "") not in _fast_tools.prefixes
+    return uri not in _tools().namespaces and (el.prefix or "") not in _tools().prefixes
 
 
 @dataclass(frozen=True)
@@ -480,3 +529,10 @@ def _load_fast_tools() -> _FastTools | None:
 
 
 _fast_tools = _load_fast_tools()
+
+
+def _tools() -> _FastTools:
+    """feedparser's internals for the fast path; without them every feed takes feedparser."""
+    if _fast_tools is None:
+        raise _Fallback
+    return _fast_tools

@@ -3,14 +3,22 @@
 fetch → parse (a feed; a Telegram preview and its older pages; a page's
 article links) → articles → (storage: which entries are new) → backfill →
 linked pages of the new entries (``full_text``, page sources; fetched on the
-event loop, extracted in threads) → match → render (one alert per channel,
+event loop, extracted in threads) → match → translate (channels with
+``translate_to``; I/O, concurrent, bounded) → render (one alert per channel,
 carrying its story key) → stories (drop a story already alerted under another
 link) → (storage: entries, alerts and feed state in one transaction).
+
+Translation runs on the event loop between matching and committing (threads):
+every alert of the poll is translated at once (``asyncio.gather``), each call
+bounded by ``translate_timeout``, so a hanging backend delays the poll's alerts
+by that bound once; the translator's circuit breaker then fails the next calls
+without waiting. A failed translation never stops an alert: it is rendered
+untranslated with a short note.
 
 Each entry is matched once, after its page arrived or failed: a page that
 fails never loses the entry (it is matched on what the feed carried) and is
 counted in the feed's ``page_errors``. The CPU-bound parts run in threads:
-parse + known keys, then match + render + commit.
+parse + known keys; match; render + commit.
 
 A feed that fails is recorded and backed off here; nothing a feed does can
 stop the others. Rules and channels come from a ``Ruleset`` that the worker
@@ -28,11 +36,12 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from monitor import metrics
 from monitor.articles import to_articles
 from monitor.config import Settings
-from monitor.exceptions import FeedError, FetchError, ParseError
+from monitor.exceptions import FeedError, FetchError, ParseError, TranslateError
 from monitor.fetch import Fetcher
 from monitor.fulltext import PageFetcher, PageResult, wants_page, with_page
 from monitor.match import Matcher, compile_rules
@@ -51,12 +60,13 @@ from monitor.models import (
     Rule,
 )
 from monitor.parse import parse_feed
-from monitor.render.alert import render_alert
+from monitor.render.alert import render_alert, translation_request
 from monitor.scheduler import next_poll_at
 from monitor.sources import page as page_source
 from monitor.sources import telegram
 from monitor.storage import Store
 from monitor.stories import SAME_STORY_WINDOW, is_same_story, title_key
+from monitor.translate import Translation, Translator
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +98,15 @@ class Ruleset:
         )
 
     def alerts_for(self, article: Article, muted: Collection[str] = ()) -> list[Alert]:
-        """One rendered alert per channel that any matching rule notifies.
+        """One rendered alert per channel that any matching rule notifies (untranslated).
 
         ``muted`` holds the targets silenced with /mute as stored ("rule:NAME",
         "channel:NAME"; see ``MuteTarget``).
         """
+        return self.render(self.matches_for(article, muted))
+
+    def matches_for(self, article: Article, muted: Collection[str] = ()) -> Candidate:
+        """The article's matches grouped by the channel they notify (mutes applied)."""
         matches = self.matcher.match(article, self.feed_tags.get(article.feed_id, ()))
         per_channel: dict[str, list[Match]] = {}
         for match in matches:
@@ -100,14 +114,124 @@ class Ruleset:
             if str(MuteTarget.rule(match.rule)) in muted:
                 continue
             for channel in self.rules[match.rule].notify:
-                if str(MuteTarget.channel(channel)) not in muted:
+                if str(MuteTarget.channel(channel)) not in muted and channel in self.channels:
                     per_channel.setdefault(channel, []).append(match)
         priorities: dict[str, Priority] = {m.rule: self.rules[m.rule].priority for m in matches}
-        return [
-            render_alert(article, channel_matches, self.channels[name], priorities)
-            for name, channel_matches in per_channel.items()
-            if name in self.channels
-        ]
+        return Candidate(article, per_channel, priorities)
+
+    def render(
+        self, candidate: Candidate, translations: Mapping[str, Translation | str] | None = None
+    ) -> list[Alert]:
+        """The candidate's alerts; ``translations`` maps a channel to its translation or
+        to the short reason it has none."""
+        out = []
+        for name, channel_matches in candidate.per_channel.items():
+            got = (translations or {}).get(name)
+            out.append(
+                render_alert(
+                    candidate.article,
+                    channel_matches,
+                    self.channels[name],
+                    candidate.priorities,
+                    translation=got if isinstance(got, Translation) else None,
+                    translation_note=got if isinstance(got, str) else None,
+                )
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A new article that matched, before rendering: its matches per channel."""
+
+    article: Article
+    per_channel: Mapping[str, list[Match]]
+    priorities: Mapping[str, Priority]
+
+
+#: The short note an untranslated alert carries, per failure kind (``failure_kind``).
+UNTRANSLATED_NOTES = {
+    "timeout": "the translation service did not answer in time",
+    "circuit_open": "the translation service is down",
+    "unavailable": "the translation service is unreachable",
+    "rate_limited": "the translation service asked us to slow down",
+    "auth_or_quota": "the translation key was refused or its quota is used up",
+    "http_5xx": "the translation service failed",
+    "too_long": "the text is too long to translate",
+    "not_configured": "translation is not configured",
+}
+_DEFAULT_NOTE = "the translation failed"
+
+
+async def translate_candidates(
+    candidates: list[Candidate], ruleset: Ruleset, translator: Translator | None
+) -> list[dict[str, Translation | str]]:
+    """Per candidate, each ``translate_to`` channel's translation or the note saying why not.
+
+    All calls run at once (nothing waits for another alert's translation); each
+    is bounded by the translator's timeout (plus a second as a guard), so the
+    whole batch waits at most about that long, and the translator's circuit
+    breaker makes the next batches fail at once while the backend is down.
+    """
+    jobs: list[tuple[int, str, Any]] = []
+    results: list[dict[str, Translation | str]] = [{} for _ in candidates]
+    problem = translator.problem if translator is not None else "no translate: block"
+    for i, candidate in enumerate(candidates):
+        for name, matches in candidate.per_channel.items():
+            channel = ruleset.channels[name]
+            if channel.translate_to is None:
+                continue
+            if translator is None or problem:
+                metrics.TRANSLATIONS.labels("failed").inc()
+                metrics.TRANSLATE_FAILURES.labels("not_configured").inc()
+                results[i][name] = UNTRANSLATED_NOTES["not_configured"]
+                continue
+            title, sentences = translation_request(candidate.article, matches, channel)
+            call = translator.translate_alert_text(
+                title, sentences, candidate.article.language, channel.translate_to
+            )
+            jobs.append((i, name, asyncio.wait_for(call, translator.timeout + 1.0)))
+    if not jobs:
+        return results
+    answers = await asyncio.gather(*(job for _, _, job in jobs), return_exceptions=True)
+    for (i, name, _), answer in zip(jobs, answers, strict=True):
+        if isinstance(answer, Translation):
+            outcome = "translated" if answer.translated else "same_language"
+            metrics.TRANSLATIONS.labels(outcome).inc()
+            results[i][name] = answer
+            continue
+        if isinstance(answer, TranslateError):
+            reason, kind = answer.reason, failure_kind(answer)
+        elif isinstance(answer, TimeoutError):
+            reason, kind = "timed out", "timeout"
+        elif isinstance(answer, asyncio.CancelledError):
+            raise answer
+        else:  # a bug in a backend: the alert must still go out
+            log.error("translation failed unexpectedly", exc_info=answer)
+            reason, kind = "unexpected error", "error"
+        metrics.TRANSLATIONS.labels("failed").inc()
+        metrics.TRANSLATE_FAILURES.labels(kind).inc()
+        log.info("channel %s: alert goes out untranslated (%s)", name, reason)
+        results[i][name] = UNTRANSLATED_NOTES.get(kind, _DEFAULT_NOTE)
+    return results
+
+
+def failure_kind(error: TranslateError) -> str:
+    """The ``/metrics`` label of a failed translation (the keys of ``UNTRANSLATED_NOTES``)."""
+    status = error.status
+    if status is None:
+        if error.reason.startswith("timed out"):
+            return "timeout"
+        if error.reason.startswith("paused"):
+            return "circuit_open"
+        if "too long" in error.reason:
+            return "too_long"
+        return "unavailable" if error.backend_down else "malformed"
+    if status == 429:
+        return "rate_limited"
+    if status in (401, 403, 456):
+        return "auth_or_quota"
+    return "http_5xx" if status >= 500 else "bad_request"
 
 
 @dataclass(frozen=True)
@@ -154,6 +278,7 @@ async def poll_feed(
     now: datetime,
     muted: Collection[str] = (),
     rng: random.Random | None = None,
+    translator: Translator | None = None,
     pages: PageFetcher | None = None,
 ) -> PollOutcome:
     """Poll one feed and queue alerts for its new entries; never raises for a feed's fault.
@@ -165,7 +290,15 @@ async def poll_feed(
     started = time.perf_counter()
     try:
         outcome = await _poll(
-            feed, store, fetcher, ruleset, now, muted, rng, pages or PageFetcher(fetcher)
+            feed,
+            store,
+            fetcher,
+            ruleset,
+            now,
+            muted,
+            rng,
+            translator,
+            pages or PageFetcher(fetcher),
         )
     finally:
         metrics.POLL_SECONDS.observe(time.perf_counter() - started)
@@ -189,6 +322,7 @@ async def _poll(
     now: datetime,
     muted: Collection[str],
     rng: random.Random | None,
+    translator: Translator | None,
     pages: PageFetcher,
 ) -> PollOutcome:
     jitter = (rng or random).uniform(0.0, 0.1)
@@ -206,14 +340,15 @@ async def _poll(
             return PollOutcome(feed.id, True, next_poll, not_modified=True, previous_errors=errors)
         if feed.kind is FeedKind.TELEGRAM:
             parsed = await _read_channel(feed, state, result, store, fetcher)
-            batch = await asyncio.to_thread(_prepare, feed, state, parsed, store, now, cap)
+            batch = await asyncio.to_thread(_select, feed, state, parsed, store, now, cap)
         else:
-            batch = await asyncio.to_thread(
-                _parse_and_prepare, feed, state, result, store, now, cap
-            )
+            batch = await asyncio.to_thread(_parse_and_select, feed, state, result, store, now, cap)
         fetched = await pages.fetch_pages(feed, batch.page_links)
-        new, queued, page_errors = await asyncio.to_thread(
-            _commit, feed, result, batch, fetched, store, ruleset(), now, jitter, muted
+        rules = ruleset()
+        prepared = await asyncio.to_thread(_prepare, feed, batch, fetched, rules, muted)
+        translations = await translate_candidates(prepared.candidates, rules, translator)
+        new, queued = await asyncio.to_thread(
+            _commit, feed, prepared, translations, result, store, rules, now, jitter
         )
     except FeedError as exc:
         retry_after = exc.retry_after if isinstance(exc, FetchError) else None
@@ -241,8 +376,8 @@ async def _poll(
         new_entries=new,
         alerts=queued,
         previous_errors=errors,
-        pages=len(fetched) - page_errors,
-        page_errors=page_errors,
+        pages=len(fetched) - prepared.page_errors,
+        page_errors=prepared.page_errors,
     )
 
 
@@ -251,13 +386,13 @@ class _Batch:
     """A parsed poll before matching: every entry, and which new ones may alert."""
 
     articles: list[Article]
-    candidates: list[Article]  # new, within backfill: matched once their pages are in
+    fresh: list[Article]  # new, within backfill: matched once their pages are in
     page_links: list[tuple[str, str]] = field(default_factory=list)  # (key, link) to fetch
     deferred: frozenset[str] = frozenset()  # keys left for the next poll (page cap)
     warning: str | None = None
 
 
-def _parse_and_prepare(
+def _parse_and_select(
     feed: FeedSource,
     state: FeedState | None,
     result: FetchResult,
@@ -267,10 +402,10 @@ def _parse_and_prepare(
 ) -> _Batch:
     """Parse (a feed, or a page's article links) and decide what is new (in a thread)."""
     parsed = _page_links(feed, result) if feed.kind is FeedKind.PAGE else parse_feed(result)
-    return _prepare(feed, state, parsed, store, now, cap)
+    return _select(feed, state, parsed, store, now, cap)
 
 
-def _prepare(
+def _select(
     feed: FeedSource,
     state: FeedState | None,
     parsed: ParsedFeed,
@@ -284,12 +419,12 @@ def _prepare(
     known = store.known_keys(feed.id, (a.key for a in articles))
     first_poll = state is None or state.first_success is None
     backfill = first_poll_backfill(feed)
-    candidates = [
+    fresh = [
         a
         for a in articles
         if a.key not in known and (not first_poll or in_backfill(a, backfill, now))
     ]
-    wanting = [a for a in candidates if wants_page(feed, a)]
+    wanting = [a for a in fresh if wants_page(feed, a)]
     over = wanting[cap:]
     deferred: frozenset[str] = frozenset()
     if over and feed.kind is FeedKind.PAGE:
@@ -305,29 +440,36 @@ def _prepare(
         )
     return _Batch(
         articles=[a for a in articles if a.key not in deferred],
-        candidates=[a for a in candidates if a.key not in deferred],
+        fresh=[a for a in fresh if a.key not in deferred],
         page_links=[(a.key, a.link or "") for a in wanting[:cap]],
         deferred=deferred,
         warning=parsed.warning,
     )
 
 
-def _commit(
+@dataclass(frozen=True)
+class _Prepared:
+    """A poll's articles and the new ones that matched (with their pages' text)."""
+
+    articles: list[Article]
+    candidates: list[Candidate]
+    warning: str | None
+    page_errors: int = 0
+    keep_validators: bool = True  # False when links wait for the next poll
+
+
+def _prepare(
     feed: FeedSource,
-    result: FetchResult,
     batch: _Batch,
     fetched: Mapping[str, PageResult],
-    store: Store,
     ruleset: Ruleset,
-    now: datetime,
-    jitter: float,
     muted: Collection[str],
-) -> tuple[int, int, int]:
-    """Match each new entry once (with its page's text when it came), render, commit
-    (in a thread); returns new entries, alerts queued and failed pages."""
-    alerts: list[Alert] = []
+) -> _Prepared:
+    """CPU-bound (runs in a thread): match each new entry once, with its page's text
+    when the page came."""
+    candidates: list[Candidate] = []
     page_errors = 0
-    for article in batch.candidates:
+    for article in batch.fresh:
         got = fetched.get(article.key)
         if got is not None:
             if got.page is not None:
@@ -335,28 +477,48 @@ def _commit(
             else:
                 page_errors += 1
                 log.info("feed %s: page %s: %s", feed.id, got.link, got.error)
-        alerts.extend(ruleset.alerts_for(article, muted))
+        candidate = ruleset.matches_for(article, muted)
+        if candidate.per_channel:
+            candidates.append(candidate)
+    return _Prepared(
+        batch.articles, candidates, batch.warning, page_errors, keep_validators=not batch.deferred
+    )
+
+
+def _commit(
+    feed: FeedSource,
+    prepared: _Prepared,
+    translations: list[dict[str, Translation | str]],
+    result: FetchResult,
+    store: Store,
+    ruleset: Ruleset,
+    now: datetime,
+    jitter: float,
+) -> tuple[int, int]:
+    """The last part (runs in a thread): render, drop repeated stories, commit."""
+    alerts: list[Alert] = []
+    for candidate, translated in zip(prepared.candidates, translations, strict=True):
+        alerts.extend(ruleset.render(candidate, translated))
     next_poll = next_poll_at(now, feed.interval, 0, None, result.max_age, jitter=jitter)
-    keep_validators = not batch.deferred
     with _story_lock:  # polls of two feeds carrying one story must not both pass the check
         inserted, queued = store.commit_poll(
             feed_id=feed.id,
             url=feed.url,
             now=now,
-            articles=batch.articles,
+            articles=prepared.articles,
             alerts=drop_repeated_stories(alerts, store, now),
             status=result.status,
-            etag=result.etag if keep_validators else None,
-            last_modified=result.last_modified if keep_validators else None,
-            content_hash=result.content_hash if keep_validators else None,
+            etag=result.etag if prepared.keep_validators else None,
+            last_modified=result.last_modified if prepared.keep_validators else None,
+            content_hash=result.content_hash if prepared.keep_validators else None,
             next_poll=next_poll,
-            page_errors=page_errors,
+            page_errors=prepared.page_errors,
         )
-    if batch.warning:
-        log.debug("feed %s parsed with a warning: %s", feed.id, batch.warning)
+    if prepared.warning:
+        log.debug("feed %s parsed with a warning: %s", feed.id, prepared.warning)
     if inserted:
         log.info("feed %s: %d new entries, %d alerts queued", feed.id, len(inserted), queued)
-    return len(inserted), queued, page_errors
+    return len(inserted), queued
 
 
 _CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:+-]{1,40})""", re.IGNORECASE)

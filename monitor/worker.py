@@ -40,6 +40,7 @@ from monitor.render import operator_alerts as operator
 from monitor.render.digest import DigestItem, digest_due, render_digest
 from monitor.render.operator_alerts import OPERATOR_CHANNEL
 from monitor.storage import Store
+from monitor.translate import Translator, build_translator
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,16 @@ def make_notifier(settings: Settings) -> Notifier:
     if settings.telegram.token:
         return TelegramNotifier(settings.telegram.token, settings.telegram.api_url)
     return ConsoleNotifier()
+
+
+def make_translator(settings: Settings) -> Translator | None:
+    """The ``translate:`` block's translator (its key read from the environment), or None."""
+    if settings.translate is None:
+        return None
+    translator = build_translator(settings.translate, os.environ)
+    if translator.problem:
+        log.warning("translation will fail until fixed: %s", translator.problem)
+    return translator
 
 
 def fetch_settings(settings: Settings) -> FetchSettings:
@@ -126,6 +137,7 @@ async def run_once(settings: Settings, notifier: Notifier | None = None) -> Once
     await asyncio.to_thread(store.migrate)
     notifier = notifier or make_notifier(settings)
     ruleset = Ruleset.from_settings(settings)
+    translator = make_translator(settings)
     now = utc_now()
     muted = frozenset(await asyncio.to_thread(store.active_mutes, now))
     try:
@@ -141,6 +153,7 @@ async def run_once(settings: Settings, notifier: Notifier | None = None) -> Once
                         ruleset=lambda: ruleset,
                         now=now,
                         muted=muted,
+                        translator=translator,
                         pages=pages,
                     )
                     for feed in settings.feeds
@@ -162,6 +175,8 @@ async def run_once(settings: Settings, notifier: Notifier | None = None) -> Once
             await sender.release()
         pending = await asyncio.to_thread(store.pending_count)
     finally:
+        if translator is not None:
+            await translator.aclose()
         await notifier.close()
         store.close()
     return OnceReport(tuple(outcomes), stats, pending)
@@ -180,6 +195,8 @@ class Worker:
     last_tick: datetime | None = None
     _sighup: bool = False
     _last_reload_error: str | None = None
+    translator: Translator | None = None
+    translate_down: bool = False  # reported to the operator once per change
 
     async def run(self) -> None:
         self.owner = _owner_id()
@@ -201,6 +218,7 @@ class Worker:
         await asyncio.to_thread(self.store.sync_feeds, self.settings.feeds, self.clock())
         await self.notifier.start()
         self.fetcher = Fetcher(fetch_settings(self.settings))
+        self.translator = make_translator(self.settings)
         self.pages = PageFetcher(self.fetcher)  # shared: per-host page limits span feeds
         self.sender = Sender(
             self.store,
@@ -252,6 +270,8 @@ class Worker:
                 await self.sender.release()
                 await asyncio.to_thread(self.store.release_feeds, self.owner)
             await self.fetcher.aclose()
+            if self.translator is not None:
+                await self.translator.aclose()
             await self.notifier.close()
             self.store.close()
             log.info("worker stopped")
@@ -369,6 +389,7 @@ class Worker:
                 ruleset=lambda: self.ruleset,
                 now=now,
                 muted=self.muted,
+                translator=self.translator,
             )
         except StorageError as exc:  # its lease expires; polled again then
             log.error("feed %s: database unavailable: %s", feed.id, exc)
@@ -381,6 +402,30 @@ class Worker:
         if outcome.alerts:
             self.wake_sender.set()
         await self._operator_feed_change(feed, outcome)
+        await self._operator_translate_change()
+
+    async def _operator_translate_change(self) -> None:
+        """Tell the operator once when translation goes down, and once when it is back."""
+        if self.translator is None:
+            return
+        stats = self.translator.stats()
+        down = stats.state != "closed"
+        if down == self.translate_down:
+            return
+        self.translate_down = down
+        if not self.settings.telegram.admin_chat:
+            return
+        now = self.clock()
+        if down:
+            message = operator.translation_down(stats.backend, stats.last_error, now)
+        else:
+            message = operator.translation_recovered(stats.backend, now)
+        try:
+            await asyncio.to_thread(self.store.queue_alert, message, now)
+        except StorageError as exc:
+            log.error("could not queue the operator alert about translation: %s", exc)
+            return
+        self.wake_sender.set()
 
     async def _operator_feed_change(self, feed: FeedSource, outcome: PollOutcome) -> None:
         if not self.settings.telegram.admin_chat:
@@ -523,6 +568,11 @@ class Worker:
             old = old_feeds.get(feed_id)
             if old is not None and old.interval != feed.interval:
                 await asyncio.to_thread(self.store.reschedule_feed, feed_id, now + feed.interval)
+        if settings.translate != self.settings.translate:
+            old_translator, self.translator = self.translator, make_translator(settings)
+            self.translate_down = False
+            if old_translator is not None:
+                await old_translator.aclose()
         self.settings, self.ruleset, self.feeds = settings, ruleset, new_feeds
         for warning in settings.warnings:
             log.warning("%s", warning)

@@ -718,6 +718,31 @@ GOLDEN_ARTICLES = {
         [("astana", "أستانا"), ("ceasefire", "وقف إطلاق النار")],
         Channel("news-ar", "@news_ar", language="ar", timezone="Asia/Damascus"),
     ),
+    # The feed's description is its content cut short ("…"): each sentence shows once.
+    "ar-truncated": (
+        Article(
+            key="https://example.org/ar/news/5678",
+            feed_id="example-ar",
+            title="تمديد الهدنة في الريف الشمالي أسبوعاً إضافياً",
+            summary=(
+                "أعلنت اللجنة المحلية تمديد الهدنة في قرى الريف الشمالي أسبوعاً إضافياً. "
+                "وقال عضو في اللجنة إن الهدنة صمدت رغم خروقات محدودة سجلت ليلة الخميس، "
+                "وإن فرق الإغاثة ستواصل…"
+            ),
+            content=(
+                "أعلنت اللجنة المحلية تمديد الهدنة في قرى الريف الشمالي أسبوعاً إضافياً. "
+                "وقال عضو في اللجنة إن الهدنة صمدت رغم خروقات محدودة سجلت ليلة الخميس، "
+                "وإن فرق الإغاثة ستواصل عملها في المنطقة حتى نهاية الشهر. "
+                "ويأمل الأهالي أن تتحول الهدنة إلى اتفاق دائم."
+            ),
+            link="https://example.org/ar/news/5678",
+            published=datetime(2026, 11, 28, 8, 30, tzinfo=UTC),
+            language="ar",
+            source="وكالة المثال",
+        ),
+        [("truce", "الهدنة")],
+        Channel("news-ar", "@news_ar", language="ar", timezone="Asia/Damascus"),
+    ),
     "ru": (
         Article(
             key="https://example.org/ru/2026/11/27/astana",

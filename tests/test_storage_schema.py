@@ -61,8 +61,8 @@ def create_v1(url: str, now: datetime) -> None:
         engine.dispose()
 
 
-def test_latest_version_is_three() -> None:
-    assert SCHEMA_VERSION == 3
+def test_latest_version_is_four() -> None:
+    assert SCHEMA_VERSION == 4
 
 
 def test_fresh_database_gets_the_latest_schema_at_once(database_url: str) -> None:
@@ -88,8 +88,10 @@ def test_version_1_database_steps_to_the_latest(database_url: str, now: datetime
         assert versions(store) == list(range(1, SCHEMA_VERSION + 1))
         assert "ix_alerts_created_at" in index_names(store, "alerts")
         assert store.recent_titles(["c"], now) == {"c": ["Talks resume in Astana"]}  # kept
+        [old] = store.recent_alerts(1)
+        assert (old.photo_url, old.photo_png, old.caption) == (None, None, None)  # migration 3
         columns = {c["name"] for c in sa.inspect(store.engine).get_columns("feeds")}
-        assert "page_errors" in columns
+        assert "page_errors" in columns  # migration 4
         assert store.migrate() == SCHEMA_VERSION
         assert versions(store) == list(range(1, SCHEMA_VERSION + 1))
     finally:
@@ -190,3 +192,23 @@ def test_prune_alerts_honours_a_shorter_retention(store: Store, now: datetime) -
     assert store.prune_alerts(now, keep=timedelta(hours=3)) == 0
     assert store.prune_alerts(now, keep=timedelta(hours=1)) == 1
     assert store.recent_alerts() == []
+
+
+def test_photo_alert_round_trips(database_url: str, now: datetime) -> None:
+    """Migration 3: an alert's photo (URL or PNG bytes) and caption are stored with it."""
+    store = Store(database_url)
+    try:
+        store.migrate()
+        png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+        photo = replace(
+            _alert("p"), photo_url="https://example.org/a.jpg", photo_png=png, caption="<b>c</b>"
+        )
+        assert store.queue_alert(photo, now)
+        [row] = store.due_alerts(now)
+        assert (row.photo_url, row.photo_png, row.caption) == (
+            "https://example.org/a.jpg",
+            png,
+            "<b>c</b>",
+        )
+    finally:
+        store.close()

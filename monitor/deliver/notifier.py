@@ -8,10 +8,13 @@ Telegram answer — flood control, a kicked bot, a missing chat are data.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import Protocol, TextIO
 
-from telegram import Bot, LinkPreviewOptions
+from telegram import Bot, InputFile, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -76,7 +79,33 @@ class Notifier(Protocol):
         self, alert_id: int, html: str, text: str, channel: Channel, silent: bool = False
     ) -> Delivery: ...
 
+    async def send_photo(
+        self,
+        alert_id: int,
+        caption: str,
+        text: str,
+        channel: Channel,
+        *,
+        photo_url: str | None = None,
+        photo_png: bytes | None = None,
+        silent: bool = False,
+    ) -> Delivery:
+        """Send a photo (by URL, else PNG bytes) with the alert as its HTML ``caption``.
+
+        A refusal (the image could not be fetched, the caption is too long) is a
+        permanent, not channel-broken ``Delivery``: the sender then sends ``html``.
+        """
+        ...
+
     async def close(self) -> None: ...
+
+
+def media_dir() -> Path:
+    """Where the console saves PNG images: ``$MONITOR_MEDIA_DIR``, else a temp folder."""
+    folder = os.environ.get("MONITOR_MEDIA_DIR") or os.path.join(
+        tempfile.gettempdir(), "monitor-media"
+    )
+    return Path(folder)
 
 
 class ConsoleNotifier:
@@ -97,6 +126,38 @@ class ConsoleNotifier:
         rule = "─" * 72
         print(f"{rule}\n[{channel.name} → {channel.chat}]\n{text}", file=stream, flush=True)
         return Delivery(alert_id=alert_id, ok=True, message_id=self.count)
+
+    async def send_photo(
+        self,
+        alert_id: int,
+        caption: str,
+        text: str,
+        channel: Channel,
+        *,
+        photo_url: str | None = None,
+        photo_png: bytes | None = None,
+        silent: bool = False,
+    ) -> Delivery:
+        """Print the image's URL, or save the PNG and print its path, then the alert."""
+        if photo_url:
+            where = photo_url
+        elif photo_png is not None:
+            folder = media_dir()
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / f"alert-{alert_id}.png"
+                path.write_bytes(photo_png)
+            except OSError as exc:
+                return Delivery(
+                    alert_id,
+                    ok=False,
+                    error=f"cannot save the image: {exc.strerror}",
+                    permanent=True,
+                )
+            where = str(path)
+        else:
+            return await self.send(alert_id, caption, text, channel, silent)
+        return await self.send(alert_id, caption, f"🖼 {where}\n{text}", channel, silent)
 
     async def close(self) -> None:
         return None
@@ -151,6 +212,45 @@ class TelegramNotifier:
                 text=html,
                 parse_mode=ParseMode.HTML,
                 link_preview_options=LinkPreviewOptions(is_disabled=not channel.link_preview),
+                message_thread_id=channel.thread_id,
+                disable_notification=silent,
+            )
+        except TelegramError as exc:
+            return delivery_from_error(alert_id, channel, exc)
+        return Delivery(alert_id=alert_id, ok=True, message_id=message.message_id)
+
+    async def send_photo(
+        self,
+        alert_id: int,
+        caption: str,
+        text: str,
+        channel: Channel,
+        *,
+        photo_url: str | None = None,
+        photo_png: bytes | None = None,
+        silent: bool = False,
+    ) -> Delivery:
+        """sendPhoto: by URL (Telegram fetches it) or a multipart upload of the PNG."""
+        if not self._started:
+            try:
+                await self.start()
+            except NotifyError as exc:
+                return Delivery(alert_id, ok=False, error=str(exc))
+            if not self._started:
+                return Delivery(alert_id, ok=False, error="network: Telegram is unreachable")
+        photo: str | InputFile
+        if photo_url:
+            photo = photo_url
+        elif photo_png is not None:
+            photo = InputFile(photo_png, filename="image.png")
+        else:
+            return Delivery(alert_id, ok=False, error="no image to send", permanent=True)
+        try:
+            message = await self.bot.send_photo(
+                chat_id=_chat_id(channel.chat),
+                photo=photo,
+                caption=caption,
+                parse_mode=ParseMode.HTML,
                 message_thread_id=channel.thread_id,
                 disable_notification=silent,
             )

@@ -236,9 +236,7 @@ class Sender:
                 self.pacer.start(chat)
             try:
                 silent = decision == Decision.SEND_SILENT
-                answer = await self.notifier.send(
-                    alert.id, alert.html, alert.text, channel, silent=silent
-                )
+                answer = await self._deliver(alert, channel, silent)
             finally:
                 if self.paced:
                     self.pacer.answered(chat, loop.time(), answer is not None and answer.ok)
@@ -273,6 +271,35 @@ class Sender:
             log.warning("channel %s: %s; retrying in %.0fs", channel.name, delivery.error, delay)
             self.store.mark_retry(alert.id, delivery.error or "", now + timedelta(seconds=delay))
             self.stats.retried += 1
+
+    async def _deliver(self, alert: OutboxAlert, channel: Channel, silent: bool) -> Delivery:
+        """Send one row: as a photo with its caption when it has one, else as text.
+
+        A photo Telegram refuses (it could not fetch the image, the caption is
+        too long …) is sent as text at once: a refused request was not posted,
+        so the alert is neither lost nor doubled.
+        """
+        has_photo = alert.photo_url is not None or alert.photo_png is not None
+        if has_photo and alert.caption:
+            answer = await self.notifier.send_photo(
+                alert.id,
+                alert.caption,
+                alert.text,
+                channel,
+                photo_url=alert.photo_url,
+                photo_png=alert.photo_png,
+                silent=silent,
+            )
+            if answer.ok or not answer.permanent or answer.channel_broken:
+                return answer
+            metrics.PHOTO_FALLBACKS.inc()
+            log.info(
+                "channel %s: the photo was refused (%s); sending alert %s as text",
+                channel.name,
+                answer.error,
+                alert.id,
+            )
+        return await self.notifier.send(alert.id, alert.html, alert.text, channel, silent=silent)
 
     def _channel_broken(
         self, channel: Channel, waiting: list[OutboxAlert], error: str, now: datetime

@@ -24,12 +24,27 @@ Why it is built this way (the primitives live in ``telegram_text``):
 
 The alert carries what it is: its kind, its story key (one alert per story and
 channel in the outbox) and its priority (high when a matched rule is high).
+
+Translation (a channel's ``translate_to``) is I/O and happens before this:
+``translation_request`` names the title and the sentences the alert will show,
+the pipeline has them translated in one request, and ``render_alert`` takes the
+``Translation`` back. The translated alert keeps the original title as the
+link and the original hit terms on the "Matched" line, shows the translated
+title under it, the translated summary, and a ``🌐 Translated from …`` mark.
+Hits are carried over sentence by sentence: a hit's own text is bolded where it
+appears verbatim in the translation (a name left as it was), else the whole
+translated sentence is bolded — word alignment is unknown, and a wrong bold
+word would be worse than a bold sentence.
+
+Images (a channel's ``images: true``): an article with an image also gets a
+``caption``, the same alert laid out within 1024 characters after parsing
+(the summary is shortened first); the full text alert stays the fallback.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from monitor.models import Alert, AlertKind, Article, Channel, Hit, Match, Priority
@@ -38,6 +53,7 @@ from monitor.render.telegram_text import (
     FSI,
     HREF_MAX,
     LRI,
+    MAX_CAPTION_LENGTH,
     MAX_HTML_BYTES,
     MAX_MESSAGE_LENGTH,
     PDI,
@@ -55,6 +71,7 @@ from monitor.render.telegram_text import (
 )
 from monitor.sentences import split_sentences
 from monitor.stories import story_key
+from monitor.translate import Translation, language_name
 
 __all__ = [
     "LABELS",
@@ -67,6 +84,7 @@ __all__ = [
     "rule_names",
     "safe_link",
     "summarize",
+    "translation_request",
 ]
 
 _TITLE_MAX = 400
@@ -79,12 +97,37 @@ _LEAD_EXTENSIONS = 3  # ... so up to two more sentences make up the lead
 _SENTENCE_END = tuple(".!?…؟؛。\"'»”’)")
 _MIN_PIECE = 24  # a trimmed sentence shorter than this is not worth showing
 _GAP = f" {ELLIPSIS} "
+_PREFIX_MIN = 20  # a truncated copy shorter than this is not recognised as one
+_PREFIX_CHECK = 64  # picked sentences a new one is compared with (bounded work)
+_TRAILING_CUT = (*"….!?؟؛。", "...")
+_TERMS_MAX = 6  # original hit terms shown on a translated alert's "Matched" line
+_TERM_MAX = 40
+_NOTE_MAX = 80
+_CAPTION_TITLE_MAX = 200
 
 #: Fixed labels per channel language.
 LABELS: dict[str, dict[str, str]] = {
-    "en": {"matched": "Matched", "source": "Source", "untitled": "(untitled)"},
-    "ar": {"matched": "القواعد", "source": "المصدر", "untitled": "(بلا عنوان)"},
-    "ru": {"matched": "Правила", "source": "Источник", "untitled": "(без заголовка)"},
+    "en": {
+        "matched": "Matched",
+        "source": "Source",
+        "untitled": "(untitled)",
+        "translated": "Translated from {language}",
+        "untranslated": "Not translated: {reason}",
+    },
+    "ar": {
+        "matched": "القواعد",
+        "source": "المصدر",
+        "untitled": "(بلا عنوان)",
+        "translated": "مترجم من {language}",
+        "untranslated": "لم تُترجم: {reason}",
+    },
+    "ru": {
+        "matched": "Правила",
+        "source": "Источник",
+        "untitled": "(без заголовка)",
+        "translated": "Перевод, язык оригинала: {language}",
+        "untranslated": "Без перевода: {reason}",
+    },
 }
 
 
@@ -97,33 +140,46 @@ def render_alert(
     matches: Sequence[Match],
     channel: Channel,
     priorities: Mapping[str, Priority] | None = None,
+    *,
+    translation: Translation | None = None,
+    translation_note: str | None = None,
 ) -> Alert:
     """The one message for ``article`` in ``channel``, naming every rule in ``matches``.
 
     ``priorities`` maps rule names to their priority: the alert is high when any
-    matched rule is (a rule missing from it counts as normal).
+    matched rule is (a rule missing from it counts as normal). ``translation``
+    is the answer to ``translation_request`` for this article and channel;
+    ``translation_note`` is the short reason shown when it could not be had.
+    With ``channel.images`` and an article image the alert also carries a
+    ``photo_url`` and its ``caption`` (None when even a bare caption cannot fit).
     """
     rules = tuple(dict.fromkeys(m.rule for m in matches))
     high = any((priorities or {}).get(rule) == Priority.HIGH for rule in rules)
     labels = LABELS.get(base_language(channel.language), LABELS["en"])
     link = safe_link(article.link)
     href = link if link and len(link) <= HREF_MAX else None
-    title_segments = _title_segments(article, matches, labels)
-    head = _head(rules, title_segments, href, article, channel, labels)
-    tail = _tail(href, link)
-    fixed_len = head.plain_len + tail.plain_len + 4  # two blank lines around the summary
-    budget = max(0, min(channel.summary_length, MAX_MESSAGE_LENGTH - fixed_len))
+    spans_by_field = _hit_spans(article, matches)
+    picked = _pick_sentences(article, spans_by_field)
+    parts = _Parts(rules, _title_segments(article, matches, labels), href, link, labels)
+    if translation is not None and translation.translated:
+        translated = _translated(article, matches, channel, picked, translation, parts)
+        if translated is not None:
+            parts, picked = translated
+        else:
+            translation_note = translation_note or "translation did not match the alert"
+    if translation_note and not parts.mark:
+        note = truncate(clean(translation_note)[0], _NOTE_MAX)
+        parts = parts.with_mark(labels["untranslated"].format(reason=note))
 
-    segments = summarize(article, matches, budget)
-    for bold in (True, False):
-        html_text, console = _assemble(head, tail, segments, bold)
-        if len(html_text.encode("utf-8")) <= MAX_HTML_BYTES:
-            break
-    else:  # pathological: thousands of escaped characters; halve the summary until it fits
-        while len(html_text.encode("utf-8")) > MAX_HTML_BYTES and budget > 0:
-            budget //= 2
-            segments = summarize(article, matches, budget)
-            html_text, console = _assemble(head, tail, segments, False)
+    html_text, console = _layout(article, channel, parts, picked, MAX_MESSAGE_LENGTH)
+    photo_url = safe_link(article.image) if channel.images and article.image else None
+    caption: str | None = None
+    if photo_url is not None:
+        short = parts.shortened(_CAPTION_TITLE_MAX)
+        fitted = _layout(article, channel, short, picked, MAX_CAPTION_LENGTH, strict=True)
+        caption = fitted[0] if fitted[0] else None
+        if caption is None:
+            photo_url = None
 
     return Alert(
         article_key=article.key,
@@ -139,7 +195,24 @@ def render_alert(
         published=article.published,
         kind=AlertKind.ARTICLE,
         story=story_key(article),
+        photo_url=photo_url,
+        caption=caption,
     )
+
+
+def translation_request(
+    article: Article, matches: Sequence[Match], channel: Channel
+) -> tuple[str, tuple[str, ...]]:
+    """The title and the summary sentences an alert for ``channel`` shows, to translate.
+
+    Only what the alert shows (its ``summary_length``), whole sentences, in order;
+    ``render_alert`` lines the ``Translation`` of these up with its own choice.
+    """
+    title = clean(article.title)[0]
+    picked = _pick_sentences(article, _hit_spans(article, matches))
+    budget = max(0, min(channel.summary_length, MAX_MESSAGE_LENGTH - 400))
+    _, shown = _fit_count(picked, budget)
+    return title, tuple(s.text for s in picked[:shown])
 
 
 def summarize(article: Article, matches: Sequence[Match], max_chars: int) -> list[Segment]:
@@ -267,6 +340,10 @@ def _pick_sentences(
             if not cleaned:
                 continue
             key = cleaned.casefold()
+            if key not in seen and (j := _same_as_prefix(cleaned, picked)) is not None:
+                picked[j] = _merge_prefix(picked[j], cleaned, moved)
+                seen[key] = j  # a truncated copy (or the whole of one): the same sentence
+                continue
             if key in seen:  # the content repeats the summary: merge highlights
                 i = seen[key]
                 if i < 0:
@@ -287,7 +364,57 @@ def _pick_sentences(
     return picked
 
 
+def _stem(text: str) -> str:
+    """``text`` without what a truncated copy or a sentence ends with (``…``, ``...``, ``.``)."""
+    stem = text.rstrip()
+    while stem.endswith(_TRAILING_CUT):
+        stem = stem[:-3] if stem.endswith("...") else stem[:-1]
+        stem = stem.rstrip()
+    return stem
+
+
+def _same_as_prefix(text: str, picked: Sequence[_Sentence]) -> int | None:
+    """The picked sentence that ``text`` is a prefix of, or that is a prefix of ``text``.
+
+    A feed's description is often its content cut short (``…``), so the same
+    sentence comes twice, once whole and once cut. Only the first
+    ``_PREFIX_CHECK`` picked sentences are compared (the alert shows fewer).
+    """
+    stem = _stem(text)
+    for i, old in enumerate(picked[:_PREFIX_CHECK]):
+        old_stem = _stem(old.text)
+        if len(stem) <= len(old_stem):
+            if len(stem) >= _PREFIX_MIN and old.text.startswith(stem):
+                return i
+        elif len(old_stem) >= _PREFIX_MIN and text.startswith(old_stem):
+            return i
+    return None
+
+
+def _merge_prefix(old: _Sentence, text: str, spans: Sequence[tuple[int, int]]) -> _Sentence:
+    """One sentence from two copies: the longer text, the hits of both."""
+    if len(_stem(text)) > len(_stem(old.text)):  # the new copy extends the old one
+        keep = len(_stem(old.text))
+        moved = [(a, min(b, keep)) for a, b in old.spans if a < keep]
+        return _Sentence(
+            text, tuple(_merge([*moved, *spans], touching=False)), old.field, old.index
+        )
+    keep = len(_stem(text))
+    moved = [(a, min(b, keep)) for a, b in spans if a < keep]
+    return _Sentence(
+        old.text, tuple(_merge([*old.spans, *moved], touching=False)), old.field, old.index
+    )
+
+
 def _fit(picked: list[_Sentence], max_chars: int) -> list[Segment]:
+    return _fit_count(picked, max_chars)[0]
+
+
+def _fit_count(picked: list[_Sentence], max_chars: int) -> tuple[list[Segment], int]:
+    """``_fit`` and how many of ``picked`` it showed (whole or cut)."""
+    if max_chars <= 0:
+        return [], 0
+    shown = 0
     out: list[Segment] = []
     used = 0
     previous: _Sentence | None = None
@@ -322,7 +449,8 @@ def _fit(picked: list[_Sentence], max_chars: int) -> list[Segment]:
         out.extend(_segments(text, spans))
         used += len(sep) + len(text)
         previous = sentence
-    return out
+        shown += 1
+    return out, shown
 
 
 def _rest_need(rest: Sequence[_Sentence]) -> int:
@@ -334,7 +462,7 @@ def _window(
 ) -> tuple[str, tuple[tuple[int, int], ...]]:
     """At most ``room`` characters of ``text`` cut at word boundaries, around the first hit."""
     first = spans[0] if spans else (0, 0)
-    if first[1] <= room - 1:  # the head of the sentence shows the hit
+    if first[1] <= room - 1 or first[0] == 0:  # the head of the sentence shows the hit
         cut = cut_before(text, room - 1)
         start, end, prefix = 0, cut, ""
     else:
@@ -395,27 +523,181 @@ def _title_segments(
     return _segments(title, moved)
 
 
-def _head(
-    rules: tuple[str, ...],
-    title: list[Segment],
-    href: str | None,
+@dataclass(frozen=True)
+class _Parts:
+    """What surrounds the summary: rules, titles, link and the translation mark."""
+
+    rules: tuple[str, ...]
+    title: list[Segment]
+    href: str | None
+    link: str | None
+    labels: dict[str, str]
+    terms: tuple[str, ...] = ()  # the original's hit terms (translated alerts)
+    translated_title: tuple[Segment, ...] | None = None
+    mark: str = ""  # "🌐 Translated from …" or "🌐 Not translated: …"
+
+    def with_mark(self, mark: str) -> _Parts:
+        return replace(self, mark=mark)
+
+    def shortened(self, title_max: int) -> _Parts:
+        """The same parts with titles cut to ``title_max`` (captions)."""
+        return replace(
+            self,
+            title=_shorten(self.title, title_max),
+            translated_title=(
+                tuple(_shorten(list(self.translated_title), title_max))
+                if self.translated_title is not None
+                else None
+            ),
+        )
+
+
+def _shorten(segments: list[Segment], limit: int) -> list[Segment]:
+    text = "".join(s.text for s in segments)
+    if len(text) <= limit:
+        return segments
+    spans, at = [], 0
+    for seg in segments:
+        if seg.bold:
+            spans.append((at, at + len(seg.text)))
+        at += len(seg.text)
+    short, moved = _window(text, spans, limit)
+    return _segments(short, moved)
+
+
+def _translated(
+    article: Article,
+    matches: Sequence[Match],
+    channel: Channel,
+    picked: list[_Sentence],
+    translation: Translation,
+    parts: _Parts,
+) -> tuple[_Parts, list[_Sentence]] | None:
+    """The parts and sentences of the translated alert; None if the translation does
+    not line up with what this alert shows (the caller renders the original)."""
+    title, sentences = translation_request(article, matches, channel)
+    if len(translation.sentences) != len(sentences):
+        return None
+    terms = _hit_terms(article, matches)
+    out: list[_Sentence] = []
+    for original, text in zip(picked, translation.sentences, strict=False):
+        shown = clean(text)[0]
+        if not shown:  # the backend sent nothing for it: the original is better than a gap
+            out.append(original)
+            continue
+        out.append(
+            _Sentence(
+                shown,
+                _carry_bold(shown, terms, bool(original.spans)),
+                original.field,
+                original.index,
+            )
+        )
+    translated_title: tuple[Segment, ...] | None = None
+    shown_title = clean(translation.title)[0]
+    if shown_title and shown_title != title:
+        had_hits = bool(_hit_spans(article, matches).get("title"))
+        spans = list(_carry_bold(shown_title, terms, had_hits))
+        if len(shown_title) > _TITLE_MAX:
+            shown_title, spans_t = _window(shown_title, spans, _TITLE_MAX)
+            spans = list(spans_t)
+        translated_title = tuple(_segments(shown_title, spans))
+    language = f"{FSI}{language_name(translation.source)}{PDI}"
+    mark = parts.labels["translated"].format(language=language)
+    return replace(parts, terms=terms, translated_title=translated_title, mark=mark), out
+
+
+def _hit_terms(article: Article, matches: Sequence[Match]) -> tuple[str, ...]:
+    """The original's distinct hit texts, title first, in order of appearance (capped)."""
+    found: list[tuple[int, int, str]] = []
+    order = {"title": 0, "summary": 1, "content": 2}
+    for match in matches:
+        for hit in match.hits[:200]:
+            text = truncate(clean(hit.text)[0], _TERM_MAX)
+            if text and hit.field in order:
+                found.append((order[hit.field], hit.start, text))
+    terms = dict.fromkeys(t for _, _, t in sorted(found))
+    return tuple(list(terms)[:_TERMS_MAX])
+
+
+def _carry_bold(text: str, terms: Sequence[str], had_hits: bool) -> tuple[tuple[int, int], ...]:
+    """Bold spans for a translated sentence: a term left verbatim (a whole word), else the
+    whole sentence when its original held a hit, else nothing."""
+    spans: list[tuple[int, int]] = []
+    for term in terms:
+        if len(term) < 2:
+            continue
+        at = text.find(term)
+        while at >= 0 and len(spans) < 50:
+            end = at + len(term)
+            before = at == 0 or not text[at - 1].isalnum()
+            after = end == len(text) or not text[end].isalnum()
+            if before and after:
+                spans.append((at, end))
+            at = text.find(term, end)
+    if spans:
+        return tuple(_merge(spans))
+    return ((0, len(text)),) if had_hits and text else ()
+
+
+def _layout(
     article: Article,
     channel: Channel,
-    labels: dict[str, str],
-) -> _Block:
-    names = rule_names(rules)
+    parts: _Parts,
+    picked: list[_Sentence],
+    limit: int,
+    strict: bool = False,
+) -> tuple[str, str]:
+    """The alert's HTML and console text within ``limit`` characters after parsing.
+
+    The summary gets what the fixed parts leave; with ``strict`` an alert whose
+    fixed parts alone exceed ``limit`` comes back empty (a caption that cannot be).
+    """
+    head = _head(parts, article, channel)
+    tail = _tail(parts)
+    fixed_len = head.plain_len + tail.plain_len + 4  # two blank lines around the summary
+    if strict and fixed_len > limit:
+        return "", ""
+    budget = max(0, min(channel.summary_length, limit - fixed_len))
+    segments = _fit(picked, budget)
+    for with_bold in (True, False):
+        html_text, console = _assemble(head, tail, segments, with_bold)
+        if len(html_text.encode("utf-8")) <= MAX_HTML_BYTES:
+            break
+    else:  # pathological: thousands of escaped characters; halve the summary until it fits
+        while len(html_text.encode("utf-8")) > MAX_HTML_BYTES and budget > 0:
+            budget //= 2
+            segments = _fit(picked, budget)
+            html_text, console = _assemble(head, tail, segments, False)
+    return html_text, console
+
+
+def _head(parts: _Parts, article: Article, channel: Channel) -> _Block:
+    labels = parts.labels
+    names = rule_names(parts.rules)
     matched = f"🔔 {labels['matched']}: "
     isolated = " · ".join(f"{FSI}{n}{PDI}" for n in names)
     html_parts = [f"🔔 <b>{esc(labels['matched'])}:</b> ", esc(isolated)]
     plain_parts = [matched, isolated]
     console_parts = [matched, " · ".join(names)]
+    if parts.terms:
+        terms = " — " + " · ".join(f"{FSI}{t}{PDI}" for t in parts.terms)
+        html_parts.append(esc(terms))
+        plain_parts.append(terms)
+        console_parts.append(" — " + " · ".join(parts.terms))
 
-    title_html = "".join(esc_segment(s, True) for s in title)
-    if href:
-        title_html = f'<a href="{href_attr(href)}">{title_html}</a>'
+    title_html = "".join(esc_segment(s, True) for s in parts.title)
+    if parts.href:
+        title_html = f'<a href="{href_attr(parts.href)}">{title_html}</a>'
     html_parts.append("\n" + title_html)
-    plain_parts.append("\n" + "".join(s.text for s in title))
-    console_parts.append("\n" + "".join(f"*{s.text}*" if s.bold else s.text for s in title))
+    plain_parts.append("\n" + "".join(s.text for s in parts.title))
+    console_parts.append("\n" + "".join(f"*{s.text}*" if s.bold else s.text for s in parts.title))
+    if parts.translated_title is not None:
+        html_parts.append("\n🌐 " + "".join(esc_segment(s, True) for s in parts.translated_title))
+        plain_parts.append("\n🌐 " + "".join(s.text for s in parts.translated_title))
+        console_parts.append(
+            "\n🌐 " + "".join(f"*{s.text}*" if s.bold else s.text for s in parts.translated_title)
+        )
 
     source = truncate(clean(article.source or article.feed_id)[0], _SOURCE_MAX)
     when = format_time(article.published, channel.timezone)
@@ -429,15 +711,30 @@ def _head(
     return _Block("".join(html_parts), "".join(console_parts), len("".join(plain_parts)))
 
 
-def _tail(href: str | None, link: str | None) -> _Block:
+def _tail(parts: _Parts) -> _Block:
+    mark_html = mark_console = ""
+    mark_len = 0
+    if parts.mark:
+        mark = f"🌐 {parts.mark}"
+        mark_html, mark_console, mark_len = (
+            esc(mark),
+            mark.replace(FSI, "").replace(PDI, ""),
+            len(mark),
+        )
+    href, link = parts.href, parts.link
     if not link:
-        return _Block("", "", 0)
+        return _Block(mark_html, mark_console, mark_len)
+    join = "\n" if parts.mark else ""
     if not href:  # too long to link: the console still gets it
-        return _Block("", f"🔗 {link}", 0)
+        return _Block(mark_html, mark_console + join + f"🔗 {link}", mark_len)
     shown = truncate(link_text(href), _LINK_TEXT_MAX)
     text = f"🔗 {LRI}{shown}{PDI}"
     html_text = f'🔗 {LRI}<a href="{href_attr(href)}">{esc(shown)}</a>{PDI}'
-    return _Block(html_text, f"🔗 {link}", len(text))
+    return _Block(
+        mark_html + join + html_text,
+        mark_console + join + f"🔗 {link}",
+        mark_len + len(join) + len(text),
+    )
 
 
 def _assemble(head: _Block, tail: _Block, segments: list[Segment], bold: bool) -> tuple[str, str]:

@@ -73,3 +73,24 @@ def reload_failed(problems: str, now: datetime) -> Alert:
         f"{problems}\nThe previous configuration keeps running.",
         now,
     )
+
+
+def translation_down(backend: str, error: str, now: datetime) -> Alert:
+    return operator_alert(
+        "translate-down",
+        backend,
+        f"monitor: translation by {backend} is failing",
+        f"Last error: {error or 'unknown'}\nAlerts go out untranslated (marked so) "
+        "until it answers again; `monitor channels` and /metrics show the failures.",
+        now,
+    )
+
+
+def translation_recovered(backend: str, now: datetime) -> Alert:
+    return operator_alert(
+        "translate-up",
+        backend,
+        f"monitor: translation by {backend} works again",
+        "New alerts are translated again.",
+        now,
+    )

@@ -30,6 +30,7 @@ __all__ = [
     "FSI",
     "HREF_MAX",
     "LRI",
+    "MAX_CAPTION_LENGTH",
     "MAX_HTML_BYTES",
     "MAX_MESSAGE_LENGTH",
     "PDI",
@@ -52,6 +53,8 @@ __all__ = [
 
 #: Telegram's limit on a message, in code points after entity parsing.
 MAX_MESSAGE_LENGTH = 4096
+#: Telegram's limit on a photo caption, counted the same way (sendPhoto ``caption``).
+MAX_CAPTION_LENGTH = 1024
 #: Telegram's limit on the submitted text, in UTF-8 bytes, before parsing.
 MAX_HTML_BYTES = 32768
 #: Longer links are shown in console text but not linked in Telegram.

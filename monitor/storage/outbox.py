@@ -51,6 +51,9 @@ class OutboxAlert:
     priority: str = "normal"
     source: str = ""
     published: datetime | None = None
+    photo_url: str | None = None
+    photo_png: bytes | None = None
+    caption: str | None = None
 
 
 class OutboxMixin(StoreBase):
@@ -270,6 +273,9 @@ def queue_row(conn: sa.Connection, alert: Alert, now: datetime) -> int:
             priority=DIGEST_PRIORITY if alert.kind == AlertKind.DIGEST else alert.priority,
             source=alert.source[:300],
             published=alert.published,
+            photo_url=alert.photo_url,
+            photo_png=alert.photo_png,
+            caption=alert.caption,
         )
         .on_conflict_do_nothing(index_elements=["channel", "story"])
         .returning(alerts_table.c.id)
@@ -298,6 +304,9 @@ def outbox_alert(row: Any) -> OutboxAlert:
         priority=row.priority,
         source=row.source,
         published=row.published,
+        photo_url=row.photo_url,
+        photo_png=row.photo_png,
+        caption=row.caption,
     )
 
 

@@ -35,7 +35,7 @@ feeds_table = sa.Table(
     sa.Column("last_success", UTCDateTime),  # entries not seen since then have left the feed
     sa.Column("lease_owner", sa.String(100)),  # the worker polling it now
     sa.Column("lease_until", UTCDateTime),  # a crashed worker's claim ends here
-    # linked pages (full_text, page sources) that failed, in all (migration 3)
+    # linked pages (full_text, page sources) that failed, in all (migration 4)
     sa.Column("page_errors", sa.Integer, nullable=False, server_default="0"),
 )
 sa.Index("ix_feeds_due", feeds_table.c.next_poll)
@@ -77,6 +77,9 @@ alerts_table = sa.Table(
     sa.Column("priority", sa.String(10), nullable=False, server_default="normal"),
     sa.Column("source", sa.Text, nullable=False, server_default=""),
     sa.Column("published", UTCDateTime),
+    sa.Column("photo_url", sa.Text),  # migration 3: sent as a photo with ``caption`` ...
+    sa.Column("photo_png", sa.LargeBinary),  # ... by URL or as these PNG bytes
+    sa.Column("caption", sa.Text),  # Telegram HTML ≤ 1024 characters; ``html`` is the fallback
     sa.UniqueConstraint("channel", "story", name="uq_alerts_channel_story"),
 )
 sa.Index("ix_alerts_due", alerts_table.c.status, alerts_table.c.next_attempt)
@@ -121,7 +124,16 @@ def _v2_alerts_created_index(conn: sa.Connection) -> None:
     alerts_created_index.create(conn, checkfirst=True)
 
 
-def _v3_feed_page_errors(conn: sa.Connection) -> None:
+def _v3_alert_photos(conn: sa.Connection) -> None:
+    """Photo alerts: the image (URL or PNG bytes) and the caption sent with it."""
+    existing = {c["name"] for c in sa.inspect(conn).get_columns("alerts")}
+    for column in ("photo_url", "photo_png", "caption"):
+        if column not in existing:
+            kind = alerts_table.c[column].type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE alerts ADD COLUMN {column} {kind}"))
+
+
+def _v4_feed_page_errors(conn: sa.Connection) -> None:
     if "page_errors" not in {c["name"] for c in sa.inspect(conn).get_columns("feeds")}:
         conn.execute(sa.text("ALTER TABLE feeds ADD COLUMN page_errors INTEGER NOT NULL DEFAULT 0"))
 
@@ -131,7 +143,8 @@ def _v3_feed_page_errors(conn: sa.Connection) -> None:
 #: database without any version gets the latest schema in one go instead.
 MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
     2: _v2_alerts_created_index,
-    3: _v3_feed_page_errors,
+    3: _v3_alert_photos,
+    4: _v4_feed_page_errors,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 _MIGRATION_LOCK = 7355608  # pg_advisory_xact_lock key: one migrating worker at a time

@@ -21,7 +21,17 @@ Choices where Telegram documents nothing (stated, not hidden):
   a channel in state ``not_admin`` refuses posts with 400 "need administrator
   rights in the channel chat" at the chat-access step.
 
-Methods: getMe, sendMessage, editMessageText, deleteMessage, getUpdates,
+sendPhoto follows the Bot API docs: ``photo`` is an HTTP URL (String) that the
+server fetches, or a multipart upload; ``caption`` is 0–1024 characters after
+entity parsing ("message caption is too long"); a ``photo`` that is not a URL
+nor a known file_id is "wrong file identifier/HTTP URL specified", a URL that
+cannot be fetched is "failed to get HTTP URL content", content that is not an
+image is "wrong type of the web page content" (URL) or "IMAGE_PROCESS_FAILED"
+(upload). Choices: the stand-in fetches only loopback URLs (anything else
+"cannot be fetched" here, as there is no internet), recognises PNG, JPEG, GIF
+and WebP by their magic bytes, and reports every photo as one 320×240 size.
+
+Methods: getMe, sendMessage, sendPhoto, editMessageText, deleteMessage, getUpdates,
 setWebhook, deleteWebhook, getWebhookInfo, getChat, getChatMember,
 setMyCommands, getMyCommands, deleteMyCommands, logOut, close.  Anything else
 is 404 like an unknown method.  ``/_fake/messages``, ``/_fake/rejected``,
@@ -69,6 +79,9 @@ __all__ = [
 
 DEFAULT_TOKEN = "123456789:TEST-fake-token_for-tests"
 TEXT_BYTES_MAX = 1 << 15
+CAPTION_LENGTH_MAX = 1024
+PHOTO_BYTES_MAX = 10 * 1024 * 1024
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 LONG_POLL_MAX_TIMEOUT = 50.0
 BOT_COMMANDS_MAX = 100
 
@@ -243,6 +256,30 @@ def _as_bool(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes")
     return bool(value)
+
+
+def _is_image(data: bytes) -> bool:
+    return data.startswith(_IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
+def _fetch_photo(url: str) -> bytes:
+    """What the Bot API server does with a photo given as an HTTP URL (loopback only here)."""
+    import urllib.error
+    import urllib.request
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _bad("wrong file identifier/HTTP URL specified")
+    if parts.hostname not in ("127.0.0.1", "localhost"):
+        raise _bad("failed to get HTTP URL content")
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            data = response.read(PHOTO_BYTES_MAX + 1)
+    except (urllib.error.URLError, OSError, ValueError):
+        raise _bad("failed to get HTTP URL content") from None
+    if len(data) > PHOTO_BYTES_MAX or not _is_image(data):
+        raise _bad("wrong type of the web page content")
+    return data
 
 
 def _rough_markdown_strip(text: str) -> str:
@@ -476,6 +513,11 @@ class FakeBotApi:
     def sent(self, chat: str | int | None = None) -> list[AcceptedMessage]:
         """Accepted sendMessage calls only."""
         return [m for m in self.messages(chat) if m.method == "sendmessage"]
+
+    def photos(self, chat: str | int | None = None) -> list[AcceptedMessage]:
+        """Accepted sendPhoto calls (``text``/``plain_text`` hold the caption; the photo,
+        a URL string or the uploaded bytes, is ``params["photo"]``)."""
+        return [m for m in self.messages(chat) if m.method == "sendphoto"]
 
     def rejected(self, method: str | None = None) -> list[RejectedRequest]:
         """Every refused request with its answer, in order."""
@@ -879,6 +921,60 @@ class FakeBotApi:
             chat.messages[message_id] = stored
             self._accepted.append(self._record("sendmessage", chat, stored, params))
             return self._message_json(chat, stored), None
+
+    def _m_sendphoto(self, params: dict) -> tuple[Any, None]:
+        caption = params.get("caption")
+        plain, entities = "", []
+        if caption not in (None, ""):
+            plain, entities = self._formatted_text(params, "caption")
+        chat = self._resolve_chat(params.get("chat_id"))
+        if len(plain) > CAPTION_LENGTH_MAX:
+            raise _bad("message caption is too long")
+        photo = params.get("photo")
+        if photo is None or photo == "":
+            raise _bad("there is no photo in the request")
+        if isinstance(photo, bytes):
+            if len(photo) > PHOTO_BYTES_MAX or not _is_image(photo):
+                raise _bad("IMAGE_PROCESS_FAILED")
+            size = len(photo)
+        else:
+            size = len(_fetch_photo(str(photo)))
+        thread = _as_int(params.get("message_thread_id"), "message thread identifier")
+        with self._lock:
+            now = self.clock()
+            wait = self._limiter.retry_after(chat, now)
+            if wait is not None:
+                raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
+            self._limiter.record(chat, now)
+            message_id = chat.next_message_id
+            chat.next_message_id += 1
+            stored = {
+                "message_id": message_id,
+                "date": int(self.wall_clock()),
+                "text": str(caption or ""),
+                "plain": plain,
+                "entities": entities,
+                "thread": thread if chat.is_forum else None,
+            }
+            chat.messages[message_id] = stored
+            self._accepted.append(self._record("sendphoto", chat, stored, params))
+            message = self._message_json(chat, stored)
+            del message["text"]
+            message.pop("entities", None)
+            message["photo"] = [
+                {
+                    "file_id": f"photo-{chat.id}-{message_id}",
+                    "file_unique_id": f"u{chat.id}x{message_id}",
+                    "width": 320,
+                    "height": 240,
+                    "file_size": size,
+                }
+            ]
+            if plain:
+                message["caption"] = plain
+            if entities:
+                message["caption_entities"] = entities
+            return message, None
 
     def _record(self, method: str, chat: FakeChat, stored: dict, params: dict) -> AcceptedMessage:
         link_preview = stored.get("link_preview_options")
