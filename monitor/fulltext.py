@@ -92,9 +92,6 @@ def wants_page(feed: FeedSource, article: Article) -> bool:
     return False
 
 
-_HAS_IMAGE = "image" in {f.name for f in dataclasses.fields(Article)}
-
-
 def with_page(feed: FeedSource, article: Article, page: PageText) -> Article:
     """The article with its page's text as the field ``page`` (and the page's image,
     title and language where the entry has none).
@@ -105,7 +102,7 @@ def with_page(feed: FeedSource, article: Article, page: PageText) -> Article:
     changes: dict[str, object] = {
         "page": new_paragraphs(page.text, f"{article.summary}\n{article.content}")
     }
-    if _HAS_IMAGE and page.image and not getattr(article, "image", None):
+    if page.image and not article.image:
         changes["image"] = page.image
     if feed.kind is FeedKind.PAGE:  # the entry is only a link and its text
         if page.title and not article.title:

@@ -168,6 +168,19 @@ async def test_the_page_field_in_hits_queries_and_fields(write_config) -> None:
     assert matches["astana"].hits[0].text == "Astana"
 
 
+def test_the_pages_image_title_and_language_fill_only_what_the_entry_lacks() -> None:
+    page = PageText("Text.", "The page's headline", "https://img.example/a.jpg", "ru")
+    rss = FeedSource(id="f", url="https://example.org/rss", full_text=FullText.ALWAYS)
+    listing = FeedSource(id="p", url="https://example.org/news/", kind=FeedKind.PAGE)
+    bare = Article(key="k", feed_id="f", title="", summary="", language="en")
+    own = Article(key="k", feed_id="f", title="Own", image="https://img.example/own.jpg")
+    assert with_page(rss, bare, page).image == "https://img.example/a.jpg"
+    assert with_page(rss, own, page).image == "https://img.example/own.jpg"
+    assert (with_page(rss, bare, page).title, with_page(rss, bare, page).language) == ("", "en")
+    got = with_page(listing, bare, page)
+    assert (got.title, got.language, got.page) == ("The page's headline", "ru", "Text.")
+
+
 async def test_every_failing_page_keeps_its_entry_and_counts(
     site: FeedServer, write_config, store: Store, sqlite_url: str, monkeypatch, capsys
 ) -> None:
