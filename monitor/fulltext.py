@@ -83,7 +83,7 @@ class PageResult:
 
 def wants_page(feed: FeedSource, article: Article) -> bool:
     """Whether this (new, may-alert) entry's linked page is fetched for its text."""
-    if not article.link or urlsplit(article.link).scheme.lower() not in ("http", "https"):
+    if not article.link or _http_host(article.link) is None:
         return False
     if feed.kind is FeedKind.PAGE or feed.full_text is FullText.ALWAYS:
         return True
@@ -110,6 +110,19 @@ def with_page(feed: FeedSource, article: Article, page: PageText) -> Article:
         if page.language and not feed.language:
             changes["language"] = page.language
     return dataclasses.replace(article, **changes)  # type: ignore[arg-type]
+
+
+def _http_host(link: str) -> str | None:
+    """The lower-case host of an http(s) link; None for anything else or a malformed one."""
+    try:
+        parts = urlsplit(link)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return None
+    return host.lower()
 
 
 _PARAGRAPHS = re.compile(r"\n[^\S\n]*\n\s*")
@@ -174,12 +187,11 @@ class PageFetcher:
 
     async def fetch_page(self, feed: FeedSource, link: str) -> PageResult:
         """One page's text, or the reason it has none; never raises for the page's fault."""
-        parts = urlsplit(link)
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        host = _http_host(link)
+        if host is None:
             return PageResult(link, error="not an http(s) link")
-        host = parts.hostname.lower()
         headers = {"Accept": PAGE_ACCEPT}
-        if host == (urlsplit(feed.url).hostname or "").lower():
+        if host == _http_host(feed.url):
             headers = {**headers, **feed.headers}
         source = FeedSource(id=feed.id, url=link, user_agent=feed.user_agent, headers=headers)
         try:

@@ -271,6 +271,35 @@ async def test_a_public_feeds_links_to_private_addresses_are_not_fetched(
     assert len(site.requests_to(f"{prefix}/public.html")) == 1
 
 
+@pytest.mark.parametrize(
+    "link",
+    [
+        "http://[::1",
+        "http://a.example:99999/x",
+        "https:///no-host",
+        "javascript:alert(1)",
+        "file:///etc/passwd",
+        "http://exa mple.com/" + "a" * 5000,
+        "http://%zz/",
+        "//relative.example/x",
+    ],
+)
+async def test_malformed_links_never_break_a_poll(
+    site: FeedServer, write_config, store: Store, link: str
+) -> None:
+    prefix = f"/{uuid.uuid4().hex}"
+    feed = site.add(
+        f"{prefix}/feed.xml",
+        rss_feed("Odd", [snippet(1, link, "Ministers met in Astana."), snippet(2, link)]),
+    )
+    settings = settings_for(
+        write_config, f"  - {{id: odd, url: '{feed}', backfill: all, full_text: always}}\n"
+    )
+    (outcome,) = await poll(settings, store, timeout=2.0)
+    assert outcome.ok, outcome.error
+    assert outcome.alerts == 1 and outcome.pages == 0
+
+
 async def test_auto_fetches_only_for_entries_with_little_text(
     site: FeedServer, write_config, store: Store
 ) -> None:
@@ -377,6 +406,10 @@ async def test_pages_per_poll_are_capped_and_the_rest_match_on_feed_text(
         (FeedKind.RSS, FullText.ALWAYS, None, "", False),
         (FeedKind.RSS, FullText.ALWAYS, "file:///etc/passwd", "", False),
         (FeedKind.RSS, FullText.ALWAYS, "/etc/passwd", "", False),
+        (FeedKind.RSS, FullText.ALWAYS, "http://[::1", "", False),
+        (FeedKind.RSS, FullText.ALWAYS, "http://a.example:99999/x", "", False),
+        (FeedKind.RSS, FullText.ALWAYS, "https:///no-host", "", False),
+        (FeedKind.RSS, FullText.ALWAYS, "javascript:alert(1)", "", False),
         (FeedKind.PAGE, FullText.ALWAYS, "http://a.example/2026/12/07/story", "", True),
     ],
 )
