@@ -128,6 +128,10 @@ class OnceReport:
             f"{queued} alerts queued, {self.sent.sent} sent, {self.sent.failed} failed, "
             f"{self.pending} pending"
         )
+        pages = sum(o.pages for o in self.outcomes)
+        page_errors = sum(o.page_errors for o in self.outcomes)
+        if pages or page_errors:
+            line += f"; {pages} linked pages read, {page_errors} failed"
         return line + "".join(f"\n  feed {o.feed_id}: {o.error}" for o in failing)
 
 

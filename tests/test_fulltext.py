@@ -9,6 +9,7 @@ fetched politely (per-host slots and pacing, a cap per poll).
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import uuid
@@ -21,6 +22,7 @@ import pytest
 
 from monitor import cli
 from monitor.config import Settings, load_settings
+from monitor.deliver.notifier import ConsoleNotifier
 from monitor.extract import PageText
 from monitor.fetch import Fetcher, FetchSettings, IPAddress, is_public_address
 from monitor.fulltext import (
@@ -34,6 +36,7 @@ from monitor.fulltext import (
 from monitor.models import Article, FeedKind, FeedSource, FullText
 from monitor.pipeline import PollOutcome, Ruleset, known_max_post, poll_feed
 from monitor.storage import Store
+from monitor.worker import run_once
 from tests.fakes.feedserver import FeedServer, Item, rss_feed
 
 PAGES = Path(__file__).parent / "data" / "pages"
@@ -417,6 +420,29 @@ def test_wants_page(kind, full_text, link, summary, expected) -> None:
     feed = FeedSource(id="f", url="https://a.example/", kind=kind, full_text=full_text)
     article = Article(key="k", feed_id="f", title="t", summary=summary, link=link)
     assert wants_page(feed, article) is expected
+
+
+async def test_run_once_reads_linked_pages_and_says_so(
+    site: FeedServer, write_config, sqlite_url: str, monkeypatch
+) -> None:
+    """The worker's path (one shared page fetcher, default politeness) end to end."""
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    prefix = f"/{uuid.uuid4().hex}"
+    good = site.add(
+        f"{prefix}/story.html",
+        (PAGES / "en-energy-talks.html").read_bytes(),
+        content_type="text/html",
+    )
+    items = [snippet(1, good), snippet(2, site.url("/status/404"))]
+    feed = site.add(f"{prefix}/feed.xml", rss_feed("Wire", items))
+    settings = settings_for(
+        write_config, f"  - {{id: wire, url: '{feed}', backfill: all, full_text: always}}\n"
+    )
+    out = io.StringIO()
+    report = await run_once(settings, ConsoleNotifier(out))
+    assert report.sent.sent == 1
+    assert "1 linked pages read, 1 failed" in report.summary()
+    assert "Astana" in out.getvalue() and "Wire item number 1" in out.getvalue()
 
 
 @pytest.mark.parametrize(
