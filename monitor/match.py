@@ -33,20 +33,43 @@ not hit ``Ukraine`` or ``Iranian``, ``Astana`` does not hit ``Astanabad``.
   also hits the word without it. Candidates are generated per token, never by
   blind stripping, so ``لافروف`` matches ``لافروف``.
 * Word forms (single words and each word of a phrase), matched as bases, not by
-  stemming both sides: Russian through pymorphy3 lemmas of the article's words
-  (``Астана`` hits ``Астане``, ``Астаны``; ``Лавров`` hits ``Лаврова`` but not
-  ``лавры``; ``Иран`` not ``иранский``); English/French through the bases an
-  article word may inflect from (``ceasefire`` hits ``ceasefires``, ``negotiate``
-  hits ``negotiating``, ``talks`` hits ``talk``, ``général`` hits ``généraux``);
-  Arabic through light suffixes on words of four or more letters (``مفاوضة`` hits
-  ``مفاوضات``, ``حكومة`` hits ``حكومته``, ``مسلح`` hits ``المسلحين``, ``موقف``
-  hits ``موقفها``), never the nisba ``ي``/``ية`` (``إيران`` does not hit
-  ``الإيراني`` or ``الإيرانية``) and never a bare final ``ه``, which after folding
-  is a ta marbuta (``قطر`` does not hit ``قطرة``, ``دول`` not ``دولة``). A Latin
-  term written with a capital is a proper noun and gets no forms (``Hama`` does not
-  hit ``Hamas``); the possessive ``'s`` and French elision (``l'Iran``) are
-  handled for every term. Forms follow the script of the word, whatever
-  ``Article.language`` says.
+  stemming both sides, in both directions: a term written in the plural hits the
+  singular and the other forms, and the reverse. Russian through pymorphy3 lemmas
+  of the article's words (``Астана`` hits ``Астане``, ``Астаны``; ``режим
+  прекращения огня`` hits ``режима прекращения огня``; ``Иран`` not ``иранский``).
+  A capitalised Russian term that pymorphy3 knows as a name in the nominative
+  (surname, first name, place, organisation, abbreviation) or does not know at all
+  is a name: it hits only capitalised words (any case, ALL CAPS too) through its
+  name parses, so ``Волков`` hits ``Волкова`` but not ``стая волков``, ``Лавров``
+  not ``Лавры``; a capitalised common noun (``Перемирие``) is not a name.
+  English/French through the bases an article word may inflect from
+  (``ceasefire`` hits ``ceasefires``, ``negotiate`` hits ``negotiating``, ``talks``
+  hits ``talk``, ``général`` hits ``généraux``), ``-es``/``-is`` (``crises`` ↔
+  ``crisis``), ``-men``/``-man`` (``gunmen`` ↔ ``gunman``), ``-ves``/``-f(e)`` and a
+  few irregular plurals (``children`` ↔ ``child``); derived words never
+  (``Iranian``, ``childhood``). Arabic through light suffixes on words of four or
+  more letters (``مفاوضة`` hits ``مفاوضات``, ``حكومة`` hits ``حكومته`` and
+  ``حكومتان``, ``مسلح`` hits ``المسلحين`` and ``مسلحو``, ``موقف`` hits ``موقفها``);
+  a term in the sound plural (``ون``/``ين``/``ات``) also hits its singular, dual and
+  construct forms (``مسلحين`` hits ``مسلح``, ``مسلحون``, ``مسلحان``, ``مسلحي``),
+  while a term ending in ``ان`` stays whole (``طالبان`` is not ``طالب``) and only the
+  bare word of an ``ال`` term gets forms (``البحرين`` does not hit ``البحر``). Never
+  the nisba ``ي``/``ية`` (``إيران`` does not hit ``الإيراني``, ``إيرانيون``) and never
+  a bare final ``ه``, which after folding is a ta marbuta (``قطر`` does not hit
+  ``قطرة``, ``دول`` not ``دولة``); the accusative ``ا`` is not taken off either. A
+  Latin term written with a capital is a proper noun and gets no forms (``Hama``
+  does not hit ``Hamas``); the possessive ``'s`` (``’s``, ``&#8217;s``) and French
+  elision (``l'Iran``) are handled for every term. Forms follow the script of the
+  word, whatever ``Article.language`` says.
+* Tokens (``monitor.text.token_parts``, shared by articles and terms): URLs and
+  e-mail addresses are not text (``https://…/astana-talks`` hits nothing), nor are
+  HTML entities left over from a feed (``Astana&nbsp;talks`` is ``Astana talks``,
+  ``&amp;`` is no word); ``_`` is a space (``#وقف_إطلاق_النار`` hits ``وقف إطلاق
+  النار``); a hashtag is its word (``#Astana``), and a camel-case hashtag is its
+  words (``#AstanaTalks`` hits ``Astana`` and ``Astana talks``); an Arabic word glued
+  to digits or Latin is split from them (``أستانا2024``). Soft hyphens, zero-width
+  (non-)joiners, direction marks and the BOM vanish inside a word; emoji and NBSP
+  separate words; a zero-width space (U+200B) is not a space.
 * ``=word`` turns word forms off (normalisation and Arabic proclitics still apply):
   ``=Астана`` hits ``Астана`` but not ``Астане``.
 * Phrases hit consecutive tokens separated only by spaces, at most one line break,
@@ -70,6 +93,9 @@ not hit ``Ukraine`` or ``Iranian``, ``Astana`` does not hit ``Astanabad``.
   word that starts so after normalisation (``Астан*`` hits ``Астану``; Arabic words
   also without their proclitics) — an opt-in scan of the article's distinct words.
 
+* Fuzzy never fires on an article word of fewer than five letters (``Lavr`` is not
+  ``Lavrov`` at any threshold).
+
 Every match carries its hits: the term as the rule wrote it, the matched original
 text, the field and the offsets into ``Article.field_text(field)``.
 
@@ -80,20 +106,30 @@ lemmas looked up in the index) and cached, so the per-article cost is one dict
 lookup per token plus the work for tokens that do hit, independent of the number
 of rules. Only rules touched by a hit (and the few that need no hit, e.g. a rule
 with only ``none``) are evaluated. Regex, wildcard and fuzzy terms are opt-in scans.
+
+Matching cost stays close to what it explains: the scan and the rule evaluation
+(``Matcher._matched``) deal in term ids and ``(start, end, token, token)`` tuples
+only; the loop visits just the tokens that can hit or start a phrase, and what a
+first word followed by a second one starts is computed once per word pair.
+``match`` builds ``Match``/``Hit`` objects (each hit once per article) for the alert
+path; ``match_names`` builds none; ``match_json`` writes the ``--jsonl`` output
+straight from the tuples with precomputed JSON for every term, rule and field.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import re
-import re._constants as _re_constants  # the stdlib's pattern parser, for regex_warnings
-import re._parser as _re_parser
+import re._constants as _re_constants  # type: ignore[import-not-found]  # stdlib parser internals
+import re._parser as _re_parser  # type: ignore[import-not-found]  # (for regex_warnings)
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import accumulate
+from itertools import accumulate, chain, compress, count
+from operator import itemgetter
 from typing import Any
 
 import regex
@@ -108,6 +144,10 @@ from monitor.models import FIELDS, Article, Hit, Match, Rule
 _LEMMA = "\x01"  # namespace of Russian lemma keys in the index
 _AR = "\x02"  # namespace of Arabic light-suffix stems
 _LAT = "\x03"  # namespace of English/French inflection bases
+_RU_NAME = "\x04"  # namespace of Russian names: capitalised article words only
+_RU_NAME_LEMMA = "\x05"  # … and of their lemmas
+_PAIR_LIMIT = 4096  # next words remembered per phrase-starting token
+_NO_PAIR: tuple = ((), (), frozenset())  # a word pair that starts no phrase
 _CACHE_LIMIT = 150_000  # prepared raw tokens kept per Matcher (~50 MB at most), then reset
 _FUZZY_MIN_LETTERS = 5
 _QUERY_FIELDS = {
@@ -123,7 +163,9 @@ _QUERY_FIELDS = {
 _SPACE = r"[^\S\n]|[\u200e\u200f\u061c\u2066-\u2069]"
 log = logging.getLogger(__name__)
 
-_GAP_RE = re.compile(rf"(?:['’ʼ][sS])?(?:{_SPACE})*(?:\r?\n(?:{_SPACE})*)?(?:[-‐‑](?:{_SPACE})*)?")
+_GAP_RE = re.compile(
+    rf"(?:{tx.APOSTROPHE}[sS])?(?:{_SPACE})*(?:\r?\n(?:{_SPACE})*)?(?:[-‐‑](?:{_SPACE})*)?"
+)
 _COMPOUND_GAP_RE = re.compile(r"[-‐‑]|[^\S\n]{1,2}")
 
 
@@ -171,11 +213,19 @@ def _word_keys_cached(word: str, capitalised: bool, exact: bool) -> frozenset[st
     """
     sc = tx.script(word)
     if sc == "arabic":
-        keys = set(tx.arabic_term_bases(word))
-        if not exact:
-            keys.update(_AR + stem for base in list(keys) for stem in tx.arabic_term_stems(base))
+        bases = tx.arabic_term_bases(word)
+        keys = set(bases)
+        if not exact:  # forms of the bare word only: البحرين is not البحر + ين
+            keys.update(_AR + stem for stem in tx.arabic_term_stems(bases[-1]))
         return frozenset(keys)
     if sc == "cyrillic":
+        if capitalised and tx.russian_is_name(word):
+            # a name hits capitalised words only: `Волков` not `волков` (of wolves)
+            keys = {_RU_NAME + word}
+            if not exact:
+                lemmas = tx.russian_name_lemmas(word) or (word,)
+                keys.update(_RU_NAME_LEMMA + lemma for lemma in lemmas)
+            return frozenset(keys)
         keys = {word}
         if not exact and tx.letter_count(word) >= 2:
             keys.update(_LEMMA + lemma for lemma in tx.russian_term_lemmas(word))
@@ -185,15 +235,24 @@ def _word_keys_cached(word: str, capitalised: bool, exact: bool) -> frozenset[st
     return frozenset((word,))
 
 
-def _token_keys(norm: str, sc: str, lemma_prefixes: frozenset[str]) -> frozenset[str]:
-    """Every key an article token can hit a term under (see ``_word_keys``)."""
+def _token_keys(
+    norm: str, sc: str, lemma_prefixes: frozenset[str], cap: bool = False
+) -> frozenset[str]:
+    """Every key an article token can hit a term under (see ``_word_keys``); ``cap``:
+    the token is capitalised, so it may be a Russian name."""
     if sc == "arabic":
         cands = tx.arabic_candidates(norm)
         return frozenset((*cands, *(_AR + st for c in cands for st in tx.arabic_stems(c))))
     if sc == "latin":
         return frozenset((norm, *(_LAT + st for st in tx.latin_stems(norm))))
-    if sc == "cyrillic" and norm[:3] in lemma_prefixes:
-        return frozenset((norm, *(_LEMMA + lem for lem in tx.russian_lemmas(norm))))
+    if sc == "cyrillic":
+        if norm[:3] not in lemma_prefixes:
+            return frozenset((norm, _RU_NAME + norm)) if cap else frozenset((norm,))
+        lemmas = tx.russian_lemmas(norm)
+        keys = (norm, *(_LEMMA + lem for lem in lemmas))
+        if cap:
+            keys = (*keys, _RU_NAME + norm, *(_RU_NAME_LEMMA + lem for lem in lemmas))
+        return frozenset(keys)
     return frozenset((norm,))
 
 
@@ -365,6 +424,7 @@ class _Terms:
 # ----------------------------------------------------------------------- query
 
 # compiled query nodes: ("t", term_id, scope) | ("and", kids) | ("or", kids)
+_QueryNode = tuple[Any, ...]
 # | ("not", kid) | ("near", term_ids, slop, scope); scope is a field tuple or None
 
 
@@ -372,7 +432,9 @@ def _phrase_words(value: str) -> str:
     return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
 
 
-def _compile_query(node: lq.Item, terms: _Terms, fuzzy: int | None, scope=None):
+def _compile_query(
+    node: lq.Item, terms: _Terms, fuzzy: int | None, scope: tuple[str, ...] | None = None
+) -> _QueryNode:
     if isinstance(node, (lq.Group, lq.FieldGroup)):
         return _compile_query(node.expr, terms, fuzzy, scope)
     if isinstance(node, lq.SearchField):
@@ -417,7 +479,9 @@ def _compile_query(node: lq.Item, terms: _Terms, fuzzy: int | None, scope=None):
     raise _TermError(f"unsupported query syntax: {node!s}")
 
 
-def _query_term_ids(node, negated: bool = False) -> Iterable[tuple[int, bool, tuple | None]]:
+def _query_term_ids(
+    node: _QueryNode, negated: bool = False
+) -> Iterable[tuple[int, bool, tuple[str, ...] | None]]:
     kind = node[0]
     if kind == "t":
         yield node[1], negated, node[2]
@@ -449,6 +513,7 @@ class _Rule:
     min_hits: int
     needs_hit: bool = True
     simple: int | None = None  # the term id of a rule that is just `any: [term]`
+    plain: bool = False  # simple, and no feeds or languages filter either
 
 
 def _compile_rule(rule: Rule, index: int, terms: _Terms, problems: list[RuleProblem]) -> _Rule:
@@ -514,6 +579,7 @@ def _compile_rule(rule: Rule, index: int, terms: _Terms, problems: list[RuleProb
         and compiled.fields == _ALL_FIELDS
     ):
         compiled.simple = any_ids[0]
+        compiled.plain = not compiled.feeds and not compiled.languages
     compiled.needs_hit = bool(any_ids or all_ids) or (
         query is not None and not _eval_query(query, {}, compiled.fields)
     )
@@ -594,7 +660,7 @@ def _compile_rules(rules: Sequence[Rule]) -> Matcher:
 _Hits = dict[int, dict[str, list[tuple[int, int, int, int]]]]
 
 
-def _eval_query(node, hits: _Hits, fields: frozenset[str]) -> bool:
+def _eval_query(node: _QueryNode, hits: _Hits, fields: frozenset[str]) -> bool:
     kind = node[0]
     if kind == "t":
         per_field = hits.get(node[1])
@@ -613,7 +679,9 @@ def _eval_query(node, hits: _Hits, fields: frozenset[str]) -> bool:
     return bool(_near_fields(ids, slop, hits, allowed))
 
 
-def _near_fields(ids, slop: int, hits: _Hits, allowed) -> list[str]:
+def _near_fields(
+    ids: Sequence[int], slop: int, hits: _Hits, allowed: Iterable[str]
+) -> list[str]:
     """Fields where every word of ``ids`` hits within a window of len(ids)+slop tokens."""
     out = []
     width = len(ids) - 1 + slop
@@ -659,9 +727,9 @@ class Matcher:
                     index[key].append(vid)
             for keys in term.variants[0] if term.variants else ():
                 for key in keys:
-                    if key[0] == _LEMMA:
+                    if key[0] == _LEMMA or key[0] == _RU_NAME_LEMMA:
                         lemma_prefixes.add(key[1:4])
-                    elif key[0] > _LAT and len(key) >= 4 and key[0] < "\u0600":
+                    elif key[0] > _RU_NAME_LEMMA and len(key) >= 4 and key[0] < "\u0600":
                         # a Latin/Cyrillic compound may arrive split ("cease fire")
                         for k in range(2, len(key) - 1):
                             heads[key[:k]].add(key[k : k + 2])
@@ -679,6 +747,7 @@ class Matcher:
                     term_rules[tid].add(r.index)
         self._term_rules = {tid: tuple(sorted(v)) for tid, v in term_rules.items()}
         self._always = tuple(r.index for r in rules if not r.needs_hit)
+        self._needs_language = any(r.languages for r in rules)
         self._regex_terms = [t for t in terms if t.regex is not None]
         #: ``re:`` terms that hit the time limit → how many articles they timed out on;
         #: the worker may turn new keys into an operator alert.
@@ -689,30 +758,42 @@ class Matcher:
         self._fuzzy_terms = [t for t in terms if t.fuzzy is not None]
         self._fuzzy_words = [t.fuzzy_word for t in self._fuzzy_terms]
         self._cache: dict[str, tuple] = {}
+        # JSON of every term and rule name, for match_json
+        self._term_json = [f'{{"term": {_encode(t.text)}, "text": ' for t in terms]
+        self._rule_json = [_encode(r.name) for r in rules]
 
     @property
     def rule_count(self) -> int:
         """How many rules the index holds."""
         return len(self._rules)
 
+    @property
+    def needs_language(self) -> bool:
+        """Whether any rule filters on language (else ``Article.language`` is unused)."""
+        return self._needs_language
+
     # -- tokens -----------------------------------------------------------------
 
     def _prepare(self, raw: str) -> tuple:
         """Everything the scan needs about one raw token, computed once and cached."""
-        prepared = self._prepare_norm("".join(tx._WORD_RE.findall(tx.normalize_token(raw))))
+        norm = "".join(tx._WORD_RE.findall(tx.normalize_token(raw)))
+        prepared = self._prepare_norm(norm, raw[:1].isupper())
+        if tx.split_glued(raw) is not None:  # scanned as its pieces: see _scan_field
+            prepared = (*prepared[:9], True)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[raw] = prepared
         return prepared
 
-    def _prepare_norm(self, norm: str) -> tuple:
+    def _prepare_norm(self, norm: str, cap: bool = False) -> tuple:
         """One token, ready to scan: (norm, keys, single-word term ids, continuations,
-        compound tails, script, anything to do?, keys that continue a phrase).
+        compound tails, script, anything to do?, keys that continue a phrase, the
+        phrase work per next word, glued to be split?).
 
         Continuations map a key of the *next* word to the phrase variants it continues,
         so a common first word ("في", "the") costs a set test, not one per phrase."""
         sc = tx.script(norm)
-        keys = _token_keys(norm, sc, self._lemma_prefixes)
+        keys = _token_keys(norm, sc, self._lemma_prefixes, cap)
         singles: set[int] = set()
         nexts: dict[str, set[int]] = {}
         for key in keys:
@@ -727,7 +808,9 @@ class Matcher:
         frozen = {k: tuple(sorted(v)) for k, v in nexts.items()} or None
         todo = bool(singles or frozen or head)
         next_keys = frozenset(frozen) if frozen else None
-        return (norm, keys, tuple(sorted(singles)), frozen, head, sc, todo, next_keys)
+        pairs: dict | None = {} if frozen else None  # next word → _pair(), filled by the scan
+        prepared = (norm, keys, tuple(sorted(singles)), frozen, head, sc, todo, next_keys, pairs)
+        return (*prepared, False)
 
     def _joined(self, a: tuple, b: tuple) -> tuple | None:
         """The prepared compound of two adjacent tokens, when the rules know it."""
@@ -742,83 +825,188 @@ class Matcher:
 
     # -- scanning ---------------------------------------------------------------
 
-    def _scan_field(self, name: str, text: str, hits: _Hits, vocab) -> None:
+    def _scan_field(
+        self, name: str, text: str, hits: _Hits, vocab: dict[str, list[tuple[str, int]]] | None
+    ) -> None:
+        # tokens as tx.token_parts makes them (URLs, entities and `_` blanked, camel-case
+        # hashtags and Arabic glued to digits/Latin split), the common case kept cheap
+        text = tx.clean_for_tokens(text)
         parts = tx.TOKEN_SPLIT_RE.split(text)
+        if "#" in text:
+            parts = tx.split_hashtags(parts)
         raws = parts[1::3]
         if not raws:
             return
         cache = self._cache
-        preps = [cache.get(r) or self._prepare(r) for r in raws]
+        # one C-level pass finds the prepared tokens; only new tokens cost Python work
+        preps: list[Any] = list(map(cache.get, raws))
+        if None in preps:
+            prepare = self._prepare
+            preps = [p if p is not None else prepare(r) for p, r in zip(preps, raws, strict=True)]
+        if any(map(_GLUED, preps)):  # rare: an Arabic word glued to digits or Latin
+            glued = {k: tx.split_glued(raws[k]) for k in compress(count(), map(_GLUED, preps))}
+            parts = tx.resplit(parts, glued)  # type: ignore[arg-type]
+            raws = parts[1::3]
+            preps = [cache.get(r) or self._prepare(r) for r in raws]
         if vocab is not None:
             for i, p in enumerate(preps):
                 if p[0]:
                     for key in p[1] if p[5] == "arabic" else (p[0],):
                         if key[0] > _LAT:
                             vocab.setdefault(key, []).append((name, i))
-        if not any(p[6] for p in preps):
+        # the tokens that can hit, start a phrase or a compound: usually few
+        todo = list(compress(count(), map(_TODO, preps)))
+        if not todo:
             return
         # offsets from the split pieces: token k is parts[3k + 1]
         acc = list(accumulate(map(len, parts)))
         starts = acc[0::3]
         ends = acc[1::3]
         n = len(preps)
-        for i in [i for i, p in enumerate(preps) if p[2]]:
-            found = (starts[i], ends[i], i, i + 1)
-            for tid in preps[i][2]:
-                per_field = hits.get(tid)
-                if per_field is None:
-                    hits[tid] = {name: [found]}
-                elif name in per_field:
-                    per_field[name].append(found)
-                else:
-                    per_field[name] = [found]
-        follow = preps[1:]
-        for i in [
-            i
-            for i, (p, q) in enumerate(zip(preps, follow, strict=False))
-            if p[7] is not None
-            and (not p[7].isdisjoint(q[1]) or (q[4] is not None and _joins(q, preps, i + 1)))
-        ]:
-            self._phrases(preps[i], i, i + 1, preps, starts, ends, text, name, hits)
-        for i in [i for i, p in enumerate(preps[:-1]) if p[4] and preps[i + 1][0][:2] in p[4]]:
-            if not _COMPOUND_GAP_RE.fullmatch(text, ends[i], starts[i + 1]):
+        last = n - 1
+        for i in todo:
+            p = preps[i]
+            singles = p[2]
+            if singles:
+                found = (starts[i], ends[i], i, i + 1)
+                for tid in singles:
+                    per_field = hits.get(tid)
+                    if per_field is None:
+                        hits[tid] = {name: [found]}
+                    elif name in per_field:
+                        per_field[name].append(found)
+                    else:
+                        per_field[name] = [found]
+            if i == last:
                 continue
-            joined = self._joined(preps[i], preps[i + 1])
-            if joined is not None:
-                for tid in joined[2]:
-                    found_list = hits.setdefault(tid, {}).setdefault(name, [])
-                    found_list.append((starts[i], ends[i + 1], i, i + 2))
-                if joined[3] is not None and i + 2 < n:
-                    self._phrases(joined, i, i + 2, preps, starts, ends, text, name, hits)
+            q = preps[i + 1]
+            pairs = p[8]
+            if pairs is not None:  # p starts phrases: _phrases, its common case inlined
+                pair = pairs.get(q[0]) or self._pair(p, q)
+                if pair is not _NO_PAIR:
+                    if pair[0]:
+                        a = ends[i]
+                        b = starts[i + 1]
+                        if (b - a == 1 and text[a] == " ") or _GAP_RE.fullmatch(text, a, b):
+                            found = (starts[i], ends[i + 1], i, i + 2)
+                            for tid in pair[0]:
+                                per_field = hits.get(tid)
+                                if per_field is None:
+                                    hits[tid] = {name: [found]}
+                                elif name in per_field:
+                                    per_field[name].append(found)
+                                else:
+                                    per_field[name] = [found]
+                    if pair[1]:
+                        self._phrase_rest(p, pair, i, i + 1, preps, starts, ends, text, name, hits)
+                if q[4] is not None and _joins(q, preps, i + 1):
+                    rest = (preps, starts, ends, text, name, hits, True)
+                    self._phrase_rest(p, pair, i, i + 1, *rest)
+            head = p[4]
+            if head and q[0][:2] in head:
+                if not _COMPOUND_GAP_RE.fullmatch(text, ends[i], starts[i + 1]):
+                    continue
+                joined = self._joined(p, q)
+                if joined is not None:
+                    for tid in joined[2]:
+                        found_list = hits.setdefault(tid, {}).setdefault(name, [])
+                        found_list.append((starts[i], ends[i + 1], i, i + 2))
+                    if joined[3] is not None and i + 2 < n:
+                        self._phrases(joined, i, i + 2, preps, starts, ends, text, name, hits)
 
-    def _phrases(self, p, i, nxt, preps, starts, ends, text, name, hits) -> None:
-        """Phrase variants whose first word is ``p`` at token ``i``, going on at ``nxt``."""
+    def _phrases(
+        self,
+        p: tuple[Any, ...],
+        i: int,
+        nxt: int,
+        preps: list[tuple[Any, ...]],
+        starts: list[int],
+        ends: list[int],
+        text: str,
+        name: str,
+        hits: _Hits,
+    ) -> None:
+        """Phrase variants whose first word is ``p`` at token ``i``, going on at ``nxt``
+        (``_scan_field`` inlines this for ``nxt == i + 1``)."""
         q = preps[nxt]
-        nexts = p[3]
+        pair = p[8].get(q[0]) or self._pair(p, q)
+        if pair[0] and _gap_ok(text, ends[nxt - 1], starts[nxt]):  # the common case
+            found = (starts[i], ends[nxt], i, nxt + 1)
+            for tid in pair[0]:
+                hits.setdefault(tid, {}).setdefault(name, []).append(found)
+        if pair[1]:
+            self._phrase_rest(p, pair, i, nxt, preps, starts, ends, text, name, hits)
+        if q[4] is not None and _joins(q, preps, nxt):
+            self._phrase_rest(p, pair, i, nxt, preps, starts, ends, text, name, hits, True)
+
+    def _phrase_rest(
+        self,
+        p: tuple,
+        pair: tuple,
+        i: int,
+        nxt: int,
+        preps: list[Any],
+        starts: list[int],
+        ends: list[int],
+        text: str,
+        name: str,
+        hits: _Hits,
+        joined: bool = False,
+    ) -> None:
+        """The variants of three words or more that ``pair`` lists or, with ``joined``,
+        the ones whose second word is a compound split in the text ("cease fire")."""
+        if joined:
+            second = self._joined(preps[nxt], preps[nxt + 1])
+            if second is None:
+                return
+            more: set[int] = set()
+            nexts = p[3]
+            for k in p[7] & second[1]:
+                more.update(nexts[k])
+            more.difference_update(pair[2])
+            vids: Iterable[int] = sorted(more)
+        else:
+            vids = pair[1]
+        for vid in vids:
+            tid, slots = self._variants[vid]
+            end = self._extend(slots, nxt, preps, starts, ends, text)
+            if end >= 0:
+                hits.setdefault(tid, {}).setdefault(name, []).append(
+                    (starts[i], ends[end - 1], i, end)
+                )
+
+    def _pair(self, p: tuple, q: tuple) -> tuple[tuple[int, ...], tuple[int, ...], frozenset]:
+        """What first word ``p`` followed by word ``q`` starts: the two-word terms it
+        completes, the longer variants to extend and every variant id; computed once
+        per word pair and kept in ``p[8]`` (news repeats its word pairs)."""
         direct: set[int] = set()
+        nexts = p[3]
         for k in p[7] & q[1]:
             direct.update(nexts[k])
-        cands = direct
-        if _joins(q, preps, nxt):  # the second word may be a split compound
-            joined = self._joined(q, preps[nxt + 1])
-            if joined is not None:
-                cands = set(direct)
-                for k in p[7] & joined[1]:
-                    cands.update(nexts[k])
-        if not cands:
-            return
-        gap_ok = _gap_ok(text, ends[nxt - 1], starts[nxt])
-        for vid in cands:
+        two: list[int] = []
+        longer: list[int] = []
+        for vid in sorted(direct):
             tid, slots = self._variants[vid]
-            if len(slots) == 2 and vid in direct:  # the common case: checked already
-                end = nxt + 1 if gap_ok else -1
+            if len(slots) == 2:
+                two.append(tid)
             else:
-                end = self._extend(slots, nxt, preps, starts, ends, text)
-            if end >= 0:
-                found = hits.setdefault(tid, {}).setdefault(name, [])
-                found.append((starts[i], ends[end - 1], i, end))
+                longer.append(vid)
+        pair = (tuple(dict.fromkeys(two)), tuple(longer), frozenset(direct)) if direct else _NO_PAIR
+        pairs = p[8]
+        if len(pairs) >= _PAIR_LIMIT:
+            pairs.clear()
+        pairs[q[0]] = pair
+        return pair
 
-    def _extend(self, slots, pos: int, preps, starts, ends, text: str) -> int:
+    def _extend(
+        self,
+        slots: tuple[frozenset[str], ...],
+        pos: int,
+        preps: list[tuple[Any, ...]],
+        starts: list[int],
+        ends: list[int],
+        text: str,
+    ) -> int:
         """Token index after the whole variant, or -1 when the next words do not follow."""
         n = len(preps)
         for s in range(1, len(slots)):
@@ -889,7 +1077,9 @@ class Matcher:
                 if self.on_regex_timeout is not None:
                     self.on_regex_timeout(text)
 
-    def _scan_vocab(self, vocab, fields_text: dict[str, str], hits: _Hits) -> None:
+    def _scan_vocab(
+        self, vocab: dict[str, list[tuple[str, int]]], fields_text: dict[str, str], hits: _Hits
+    ) -> None:
         """Wildcard and fuzzy terms against the article's distinct words, in one batch."""
         if not vocab:
             return
@@ -911,15 +1101,22 @@ class Matcher:
             for word in words:
                 if term.wildcard.match(word):
                     add(term.id, word)
-        if self._fuzzy_terms:
-            for r, c, score in _fuzzy_pairs(self._fuzzy_terms, self._fuzzy_words, words):
+        # fuzzy never fires on a short word: "Lavr" is not "Lavrov" at any threshold
+        long_words = [w for w in words if tx.letter_count(w) >= _FUZZY_MIN_LETTERS]
+        if self._fuzzy_terms and long_words:
+            for r, c, score in _fuzzy_pairs(self._fuzzy_terms, self._fuzzy_words, long_words):
                 if score >= (self._fuzzy_terms[r].fuzzy or 0):
-                    add(self._fuzzy_terms[r].id, words[c])
+                    add(self._fuzzy_terms[r].id, long_words[c])
+        for tid, per_field in hits.items():  # keep every term's fields in field order
+            if len(per_field) > 1:
+                hits[tid] = {f: per_field[f] for f in FIELDS if f in per_field}
 
     # -- rules ------------------------------------------------------------------
 
-    def match(self, article: Article, feed_tags: Sequence[str] = ()) -> list[Match]:
-        """The rules this article matches, in config order, each with its hits."""
+    def _matched(self, article: Article, feed_tags: Sequence[str]) -> tuple[list, _Hits, dict]:
+        """Scan once, evaluate the touched rules: ``(rule, report)`` per matching rule in
+        config order (``report`` is None for a simple rule: its one term, every field),
+        the raw hits and the field texts. Nothing here builds a Match or a Hit."""
         hits: _Hits = {}
         vocab: dict[str, list[tuple[str, int]]] | None = (
             {} if self._fuzzy_terms or self._wild_terms else None
@@ -938,6 +1135,9 @@ class Matcher:
             self._regex_timed_out(timed_out, hits)
         if vocab:
             self._scan_vocab(vocab, texts, hits)
+        matched: list[tuple[_Rule, list | None]] = []
+        if not hits and not self._always:
+            return matched, hits, texts
         candidates = set(self._always)
         term_rules = self._term_rules
         for tid in hits:
@@ -945,14 +1145,16 @@ class Matcher:
             if found:
                 candidates.update(found)
         if not candidates:
-            return []
+            return matched, hits, texts
         language = article.language or None
         language_guessed = False
         feed_ids = {article.feed_id, *feed_tags}
-        term_hits: dict[int, tuple[Hit, ...]] = {}
-        matches: list[Match] = []
+        rules = self._rules
         for ri in sorted(candidates):
-            rule = self._rules[ri]
+            rule = rules[ri]
+            if rule.plain:  # the common rule: one `any` term, no filters
+                matched.append((rule, None))
+                continue
             if rule.feeds and rule.feeds.isdisjoint(feed_ids):
                 continue
             if rule.languages:
@@ -961,54 +1163,126 @@ class Matcher:
                     language = tx.guess_language(" ".join(texts.values()))
                 if not any(tx.language_matches(w, language) for w in rule.languages):
                     continue
-            simple = rule.simple
-            if simple is not None:  # one `any` term, every field, nothing else
-                found_hits = term_hits.get(simple)
-                if found_hits is None:
-                    found_hits = term_hits[simple] = self._term_hits(simple, hits, texts)
-                matches.append(Match(rule.name, found_hits))
+            if rule.simple is not None:  # one `any` term, every field, nothing else
+                matched.append((rule, None))
                 continue
-            found = self._evaluate(rule, hits)
-            if found is None:
-                continue
-            parts = []
-            for tid, scope in found:
-                all_hits = term_hits.get(tid)
-                if all_hits is None:
-                    all_hits = term_hits[tid] = self._term_hits(tid, hits, texts)
-                if scope is not None:
-                    all_hits = tuple(h for h in all_hits if h.field in scope)
-                if all_hits:
-                    parts.append(all_hits)
-            if len(parts) == 1:
-                merged = parts[0]
+            report = self._evaluate(rule, hits)
+            if report is not None:
+                matched.append((rule, report))
+        return matched, hits, texts
+
+    def match(self, article: Article, feed_tags: Sequence[str] = ()) -> list[Match]:
+        """The rules this article matches, in config order, each with its hits."""
+        matched, hits, texts = self._matched(article, feed_tags)
+        if not matched:
+            return []
+        cache: dict[int, tuple[_Place, ...]] = {}
+        made: dict[_Place, Hit] = {}
+        simple: dict[int, tuple[Hit, ...]] = {}
+        matches: list[Match] = []
+        for rule, report in matched:
+            if report is None:
+                found = simple.get(rule.simple)  # type: ignore[arg-type]
+                if found is None:
+                    places = self._term_places(rule.simple, hits, cache)  # type: ignore[arg-type]
+                    found = simple[rule.simple] = _make_hits(places, texts, made)  # type: ignore[index]
             else:
-                merged = tuple(
-                    sorted(
-                        {h: None for part in parts for h in part},
-                        key=lambda h: (_FIELD_ORDER[h.field], h.start, h.end, h.term),
-                    )
-                )
-            matches.append(Match(rule=rule.name, hits=merged))
+                found = _make_hits(self._rule_places(report, hits, cache), texts, made)
+            matches.append(Match(rule.name, found))
         return matches
 
-    def _term_hits(self, tid: int, hits: _Hits, texts: dict[str, str]) -> tuple[Hit, ...]:
-        """Every hit of one term in this article, in field order then by position."""
-        term = self._terms[tid].text
-        per_field = hits[tid]
-        items = per_field.items()
-        if len(per_field) > 1:
-            items = sorted(items, key=lambda kv: _FIELD_ORDER[kv[0]])
-        out: list[Hit] = []
-        for f, found in items:
-            text = texts[f]
-            if len(found) == 1:
-                a, b = found[0][0], found[0][1]
-                out.append(Hit(term, text[a:b], f, a, b))
+    def match_names(self, article: Article, feed_tags: Sequence[str] = ()) -> list[str]:
+        """The names of the rules ``match`` would return, without building any hit."""
+        return [rule.name for rule, _ in self._matched(article, feed_tags)[0]]
+
+    def match_json(self, article: Article, feed_tags: Sequence[str] = ()) -> str:
+        """``match`` as the JSON array ``monitor match --json``/``--jsonl`` prints.
+
+        The same text as ``json.dumps([{"rule": …, "hits": [{"term", "text", "field",
+        "start", "end"}, …]}, …], ensure_ascii=False)``, written straight from the raw
+        hits: no Match, Hit or dict per hit, each hit serialised once per article
+        however many rules report it, terms and rule names encoded once per Matcher.
+        """
+        matched, hits, texts = self._matched(article, feed_tags)
+        if not matched:
+            return "[]"
+        cache: dict[int, tuple[_Place, ...]] = {}
+        simple: dict[int, str] = {}
+        out: list[str] = []
+        rule_json = self._rule_json
+        term_json = self._term_json
+        for rule, report in matched:
+            if report is None:
+                tid: int = rule.simple  # type: ignore[assignment]
+                body = simple.get(tid)
+                if body is None:  # _term_json_hits, inlined: the hot loop of --jsonl
+                    head = term_json[tid]
+                    pieces = []
+                    for f, spans in hits[tid].items():
+                        text = texts[f]
+                        mid = _FIELD_MID[f]
+                        if len(spans) > 1:
+                            spans = sorted(set(spans))
+                        for a, b, _, _ in spans:
+                            pieces.append(f'{head}{_encode(text[a:b])}{mid}{a}, "end": {b}}}')
+                    body = simple[tid] = ", ".join(pieces)
             else:
-                places = sorted({(h[0], h[1]) for h in found})
-                out.extend(Hit(term, text[a:b], f, a, b) for a, b in places)
-        return tuple(out)
+                places = self._rule_places(report, hits, cache)
+                body = ", ".join(
+                    f'{{"term": {_encode(term)}, "text": {_encode(texts[FIELDS[fo]][a:b])}'
+                    f'{_FIELD_MID[FIELDS[fo]]}{a}, "end": {b}}}'
+                    for fo, a, b, term in places
+                )
+            out.append(f'{{"rule": {rule_json[rule.index]}, "hits": [{body}]}}')
+        return "[" + ", ".join(out) + "]"
+
+    def _term_json_hits(self, tid: int, hits: _Hits, texts: dict[str, str]) -> str:
+        """The JSON objects of one term's hits (as ``_term_places`` orders them), joined.
+
+        A term's fields are in field order (the scan goes field by field and
+        ``_scan_vocab`` restores the order); spans are sorted and made unique here."""
+        head = self._term_json[tid]
+        out = []
+        for f, spans in hits[tid].items():
+            text = texts[f]
+            mid = _FIELD_MID[f]
+            if len(spans) > 1:
+                spans = sorted(set(spans))  # (start, end) fix the tokens: no two ways
+            for a, b, _, _ in spans:
+                out.append(f'{head}{_encode(text[a:b])}{mid}{a}, "end": {b}}}')
+        return ", ".join(out)
+
+    def _term_places(
+        self, tid: int, hits: _Hits, cache: dict[int, tuple[_Place, ...]]
+    ) -> tuple[_Place, ...]:
+        """Every place one term hit, in field order then by position, once each."""
+        found = cache.get(tid)
+        if found is not None:
+            return found
+        term = self._terms[tid].text
+        out: list[_Place] = []
+        for f, spans in hits[tid].items():  # in field order, as _term_json_hits says
+            fo = _FIELD_ORDER[f]
+            if len(spans) > 1:
+                spans = sorted(set(spans))
+            out.extend([(fo, s[0], s[1], term) for s in spans])
+        found = cache[tid] = tuple(out)
+        return found
+
+    def _rule_places(
+        self, report: list, hits: _Hits, cache: dict[int, tuple[_Place, ...]]
+    ) -> tuple[_Place, ...]:
+        """The places a rule's report covers, merged and sorted (field, start, end, term)."""
+        parts = []
+        for tid, scope in report:
+            places = self._term_places(tid, hits, cache)
+            if scope is not None:
+                places = tuple(p for p in places if FIELDS[p[0]] in scope)
+            if places:
+                parts.append(places)
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(sorted(dict.fromkeys(chain.from_iterable(parts))))
 
     def _evaluate(self, rule: _Rule, hits: _Hits) -> list[tuple[int, frozenset | None]] | None:
         """The (term, fields) whose hits a match reports, or None if the rule fails."""
@@ -1060,6 +1334,28 @@ def _joins(p: tuple, preps: list, i: int) -> bool:
 
 
 _FIELD_ORDER = {name: i for i, name in enumerate(FIELDS)}
+_TODO = itemgetter(6)  # a prepared token's "anything to do?" flag
+_GLUED = itemgetter(9)  # … and its "Arabic glued to digits/Latin" flag
+_FIELD_MID = {f: f', "field": {json.dumps(f)}, "start": ' for f in FIELDS}
+_encode = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses
+
+# where a term hit: (field order, start, end, term as written); sorts as hits are shown
+_Place = tuple[int, int, int, str]
+
+
+def _make_hits(
+    places: tuple[_Place, ...], texts: dict[str, str], made: dict[_Place, Hit]
+) -> tuple[Hit, ...]:
+    """Hit objects for places, each built once per article."""
+    out = []
+    for place in places:
+        hit = made.get(place)
+        if hit is None:
+            fo, a, b, term = place
+            field = FIELDS[fo]
+            hit = made[place] = Hit(term, texts[field][a:b], field, a, b)
+        out.append(hit)
+    return tuple(out)
 
 
 def _fuzzy_pairs(terms: list[_Term], words_a: list, words_b: list) -> list[tuple[int, int, int]]:

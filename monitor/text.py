@@ -57,27 +57,133 @@ def _mark_class() -> str:
 
 
 _MARKS = _mark_class()
-#: Characters that belong to a word: letters, digits (and ``_``, as ``\w`` has it),
-#: combining marks, tatweel, ZWNJ/ZWJ and the soft hyphen. One class keeps ``re`` fast.
-_WORD_CHAR = rf"[\w{_MARKS}\u0640\u200c\u200d\u00ad]"
+#: Characters that belong to a word: letters, digits (and ``_``, as ``\w`` has it,
+#: though ``token_parts`` reads it as a space), combining marks, tatweel, ZWNJ/ZWJ,
+#: the soft hyphen and the invisible direction marks, word joiner and BOM (which
+#: vanish in normalisation: pasted text carries them inside words). One class keeps
+#: ``re`` fast.
+_WORD_CHAR = rf"[\w{_MARKS}\u0640\u200c-\u200f\u00ad\u061c\u2060\u2066-\u2069\ufeff]"
 #: One token; group 1 is the word, an English possessive ``'s`` after it is swallowed.
-TOKEN_RE = re.compile(rf"({_WORD_CHAR}+)(?:['’ʼ][sS](?!{_WORD_CHAR}))?")
+#: An apostrophe, also as an HTML entity left over from a feed (``Lavrov&#8217;s``).
+APOSTROPHE = r"(?:['’ʼ]|&(?:#39|#x27|#8217|#x2019|apos|rsquo);)"
+TOKEN_RE = re.compile(rf"({_WORD_CHAR}+)(?:{APOSTROPHE}[sS](?!{_WORD_CHAR}))?")
 _WORD_RE = re.compile(rf"{_WORD_CHAR}+")
 #: The same with the possessive as a second group, for ``re.split``: the pieces are
 #: ``[gap, word, possessive, gap, word, possessive, …, gap]`` and their lengths add up
 #: to the offsets, which is much cheaper than a match object per token.
-TOKEN_SPLIT_RE = re.compile(rf"({_WORD_CHAR}+)((?:['’ʼ][sS](?!{_WORD_CHAR}))?)")
+TOKEN_SPLIT_RE = re.compile(rf"({_WORD_CHAR}+)((?:{APOSTROPHE}[sS](?!{_WORD_CHAR}))?)")
+
+
+#: What is not text to match, blanked out (same length, so offsets hold): a URL
+#: (``https://…/astana-talks`` names no talks) or an e-mail address, an HTML entity
+#: left over from a feed
+#: (``Astana&nbsp;talks``; an apostrophe entity before ``s`` stays for the possessive)
+#: and ``_``, which hashtags write for a space (``#وقف_إطلاق_النار``).
+_BLANK_RE = re.compile(
+    r"(?:https?://|www\.)[^\s<>\"]+"
+    r"|&(?!(?:#39|#x27|#8217|#x2019|apos|rsquo);[sS](?!\w))"
+    r"(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z]{2,10}[0-9]{0,2});"
+    r"|(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # starts a run only: linear
+    r"|_+"
+)
+#: a hashtag's camel-case parts: ``#AstanaTalks`` → ``Astana``, ``Talks``
+_CAMEL_RE = re.compile(r"[A-ZА-ЯЁ]?[a-zа-яё]+|[A-ZА-ЯЁ]+(?![a-zа-яё])|[^A-Za-zА-Яа-яЁё]+")
+#: Arabic letters (and what rides on them) as against digits and other scripts
+_ARABIC_RUN_RE = re.compile(
+    "[\u0600-\u065f\u066a-\u06ef\u06fa-\u06ff\u0750-\u077f\u08a0-\u08ff"
+    "\ufb50-\ufdff\ufe70-\ufefe\u200c-\u200f\u00ad\u061c\u2060\u2066-\u2069]+"
+    "|[^\u0600-\u065f\u066a-\u06ef\u06fa-\u06ff\u0750-\u077f\u08a0-\u08ff"
+    "\ufb50-\ufdff\ufe70-\ufefe\u200c-\u200f\u00ad\u061c\u2060\u2066-\u2069]+"
+)
+_HAS_ARABIC_RE = re.compile("[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufefe]")
+_HAS_OTHER_RE = re.compile("[0-9A-Za-z\u00c0-\u024f\u0400-\u04ff\u0660-\u0669\u06f0-\u06f9]")
+
+
+def _blank(m: re.Match[str]) -> str:
+    return " " * (m.end() - m.start())
+
+
+def clean_for_tokens(text: str) -> str:
+    """``text`` with URLs, leftover HTML entities and ``_`` blanked out (same length);
+    plain text comes back as is after a few substring tests."""
+    if "_" in text or "&" in text or "://" in text or "www." in text or "@" in text:
+        return _BLANK_RE.sub(_blank, text)
+    return text
+
+
+@lru_cache(maxsize=1 << 14)
+def split_glued(token: str) -> tuple[str, ...] | None:
+    """An Arabic word glued to digits or another script, in its runs
+    (``أستانا2024`` → ``أستانا``, ``2024``); None for any other token."""
+    if _HAS_ARABIC_RE.search(token) is None or _HAS_OTHER_RE.search(token) is None:
+        return None
+    runs = tuple(_ARABIC_RUN_RE.findall(token))
+    return runs if len(runs) > 1 else None
+
+
+def _split_camel(token: str) -> tuple[str, ...] | None:
+    runs = tuple(_CAMEL_RE.findall(token))
+    return runs if len(runs) > 1 and "".join(runs) == token else None
+
+
+def resplit(parts: list[str], splits: dict[int, tuple[str, ...]]) -> list[str]:
+    """``parts`` (``[gap, word, possessive, …, gap]``) with word ``k`` replaced by the
+    pieces ``splits[k]``, joined by empty gaps: offsets and the piece layout hold."""
+    out: list[str] = []
+    last = 0
+    for k in sorted(splits):
+        at = 3 * k + 1
+        out.extend(parts[last:at])
+        pieces = splits[k]
+        out.append(pieces[0])
+        for piece in pieces[1:]:
+            out.extend(("", "", piece))
+        last = at + 1
+    out.extend(parts[last:])
+    return out
+
+
+def split_hashtags(parts: list[str]) -> list[str]:
+    """``parts`` with each camel-case word after a ``#`` split into its words."""
+    splits: dict[int, tuple[str, ...]] = {}
+    for k in range(len(parts) // 3):
+        if parts[3 * k].endswith("#"):
+            camel = _split_camel(parts[3 * k + 1])
+            if camel is not None:
+                splits[k] = camel
+    return resplit(parts, splits) if splits else parts
+
+
+def token_parts(text: str) -> tuple[str, list[str]]:
+    """The cleaned text (``clean_for_tokens``) and its pieces ``[gap, word, possessive,
+    gap, word, …, gap]``: the one tokenisation the matcher and terms share.
+
+    Beyond ``TOKEN_SPLIT_RE``: a camel-case hashtag is split into its words
+    (``#AstanaTalks`` → ``Astana``, ``Talks``; ``#Astana`` is just ``Astana``), and
+    an Arabic word glued to digits or Latin is split (``أستانا2024``). The matcher's
+    scan does the same, finding glued words through its per-token cache.
+    """
+    clean = clean_for_tokens(text)
+    parts = TOKEN_SPLIT_RE.split(clean)
+    if "#" in clean:
+        parts = split_hashtags(parts)
+    glued = {}
+    for k, word in enumerate(parts[1::3]):
+        pieces = split_glued(word)
+        if pieces is not None:
+            glued[k] = pieces
+    return clean, resplit(parts, glued) if glued else parts
 
 
 def token_spans(text: str) -> list[tuple[int, int]]:
     """Original ``(start, end)`` offsets of the tokens of ``text``, in order."""
-    acc = list(accumulate(map(len, TOKEN_SPLIT_RE.split(text))))
+    acc = list(accumulate(map(len, token_parts(text)[1])))
     return list(zip(acc[0::3], acc[1::3], strict=False))
 
 
 def raw_tokens(text: str) -> list[str]:
     """The tokens of ``text`` as written (not normalised), aligned with ``token_spans``."""
-    return TOKEN_RE.findall(text)
+    return token_parts(text)[1][1::3]
 
 
 # --------------------------------------------------------------------- normalisation
@@ -89,10 +195,24 @@ _ARABIC_MAP = {
     "\u06a9": "\u0643",  # ک Persian kaf → ك
     "\u06cc": "\u064a",  # ی Persian yeh → ي
     "\u06c0": "\u0647",  # ۀ heh with yeh above → ه
+    "\u06c1": "\u0647",  # ہ Urdu heh goal → ه
+    "\u06be": "\u0647",  # ھ heh doachashmee → ه
+    "\u06c3": "\u0647",  # ۃ Urdu ta marbuta goal → ه
+    "\u06d2": "\u064a",  # ے Urdu yeh barree → ي
+    "\u06d3": "\u064a",  # ۓ → ي
     "\u0640": "",  # tatweel
     "\u200c": "",  # zero-width non-joiner
     "\u200d": "",  # zero-width joiner
     "\u00ad": "",  # soft hyphen
+    "\u200e": "",  # left-to-right mark
+    "\u200f": "",  # right-to-left mark
+    "\u061c": "",  # Arabic letter mark
+    "\u2060": "",  # word joiner
+    "\u2066": "",  # directional isolates
+    "\u2067": "",
+    "\u2068": "",
+    "\u2069": "",
+    "\ufeff": "",  # zero-width no-break space (BOM)
 }
 for _i in range(10):
     _ARABIC_MAP[chr(0x0660 + _i)] = str(_i)  # Arabic-Indic digits
@@ -349,7 +469,8 @@ _MIN_SUFFIX_STEM = 4
 def arabic_stems(word: str) -> tuple[str, ...]:
     """The word and what it may be without one light suffix (for article tokens).
 
-    Plural/dual ``ات ون ين ان`` and pronoun suffixes ``ها هم هما هن كم كما نا``; a
+    Plural/dual ``ات ون ين ان``, the plural in construct ``و`` (``مراقبو``) and
+    pronoun suffixes ``ها هم هما هن كم كما نا``; a
     ``ت`` left before a suffix is a ta marbuta again (``حكومته``, ``حكومتها`` and
     ``حكومتان`` → ``حكومه``), and a sound feminine plural gives its singular
     (``مفاوضات`` → ``مفاوضه``). A bare final ``ه`` is never taken for "his": after
@@ -365,6 +486,8 @@ def arabic_stems(word: str) -> tuple[str, ...]:
                 found.append(stem + "ه")
             elif stem.endswith("ت"):  # dual of a feminine noun: حكومتان
                 found.append(stem[:-1] + "ه")
+    if word.endswith("و") and len(word) - 1 >= _MIN_SUFFIX_STEM:
+        found.append(word[:-1])  # plural in construct: مراقبو الأمم المتحدة
     for suffix in _AR_PRONOUNS:
         if word.endswith(suffix) and len(word) - len(suffix) >= _MIN_SUFFIX_STEM:
             stem = word[: -len(suffix)]
@@ -378,9 +501,22 @@ def arabic_stems(word: str) -> tuple[str, ...]:
 
 def arabic_term_stems(word: str) -> tuple[str, ...]:
     """The stems an Arabic *term* word is indexed under: itself, and the singular of a
-    sound feminine plural (``مفاوضات`` → ``مفاوضه``) so the singular hits it too."""
-    if word.endswith("ات") and len(word) - 2 >= _MIN_SUFFIX_STEM:
+    plural or dual, so a term written in the plural hits the singular and every other
+    form: ``مفاوضات`` → ``مفاوضه``, ``مسلحين`` → ``مسلح`` (hits ``مسلح``, ``مسلحون``,
+    ``مسلحان``, ``مسلحي``), ``حكومتين`` → ``حكومه``. Four letters must be left, as in
+    ``arabic_stems``, so ``لبنان`` or ``إيران`` stay whole; a term ending in ``ان`` is
+    kept whole too (``طالبان`` is not ``طالب``, ``سليمان`` not ``سليم``): rules name
+    plurals, and a dual in a rule is rarer than a name that looks like one."""
+    if len(word) - 2 < _MIN_SUFFIX_STEM:
+        return (word,)
+    if word.endswith("ات"):
         return (word, word[:-2] + "ه")
+    if word.endswith(("ين", "ون")):
+        stem = word[:-2]
+        if stem.endswith("ت"):  # dual of a feminine noun: حكومتين
+            return (word, stem[:-1] + "ه")
+        # the plural in construct, genitive or nominative: مسلحي المنطقة, مسلحو
+        return (word, stem, stem + "ي", stem + "و")
     return (word,)
 
 
@@ -423,15 +559,51 @@ def latin_stems(word: str) -> tuple[str, ...]:
         found.append(word[:-3] + "al")
     if word.endswith(("eaux", "eux")):
         found.append(word[:-1])
+    if word.endswith("es") and n > 4:
+        found.append(word[:-2] + "is")  # crises → crisis, analyses → analysis
+    if word.endswith("men") and n > 4:
+        found.append(word[:-3] + "man")  # gunmen → gunman, women → woman
+    if word.endswith("ves") and n > 4:
+        found.append(word[:-3] + "f")  # halves → half, lives → life
+        found.append(word[:-3] + "fe")
+    irregular = _LATIN_IRREGULAR.get(word)
+    if irregular:
+        found.append(irregular)
     return tuple(dict.fromkeys(f for f in found if len(f) >= 3))
+
+
+#: English plurals no suffix rule undoes (article word → singular); the rules do
+#: ``-es`` → ``-is``, ``-men`` → ``-man`` and ``-ves`` → ``-f``/``-fe``.
+_LATIN_IRREGULAR = {
+    "children": "child",
+    "feet": "foot",
+    "teeth": "tooth",
+    "mice": "mouse",
+    "geese": "goose",
+    "oxen": "ox",
+    "criteria": "criterion",
+    "phenomena": "phenomenon",
+    "nuclei": "nucleus",
+}
 
 
 def latin_term_bases(word: str) -> tuple[str, ...]:
     """The bases a Latin *term* word is indexed under: itself and, for a plural,
-    its singular (``talks`` → ``talk``, ``parties`` → ``party``), so either hits."""
+    its singular (``talks`` → ``talk``, ``parties`` → ``party``, ``crises`` →
+    ``crisis``, ``children`` → ``child``, ``gunmen`` → ``gunman``), so either hits."""
     found = [word]
     n = len(word)
+    irregular = _LATIN_IRREGULAR.get(word)
+    if irregular:
+        found.append(irregular)
     if n > 4 and word.isalpha():
+        if word.endswith("ses") and not word.endswith("sses"):
+            found.append(word[:-2] + "is")
+        if word.endswith("men"):
+            found.append(word[:-3] + "man")
+        if word.endswith("ves"):
+            found.append(word[:-3] + "f")
+            found.append(word[:-3] + "fe")
         if word.endswith("ies"):
             found.append(word[:-3] + "y")
         elif word.endswith(("sses", "xes", "zes", "ches", "shes")):
@@ -485,6 +657,40 @@ def russian_lemmas(word: str) -> tuple[str, ...]:
     if morph is None:
         return (word,)
     return tuple(dict.fromkeys(p.normal_form.replace("ё", "е") for p in morph.parse(word)))
+
+
+_NAME_TAGS = frozenset({"Surn", "Name", "Patr", "Geox", "Orgn", "Abbr", "Trad"})
+
+
+@lru_cache(maxsize=1 << 14)
+def russian_is_name(word: str) -> bool:
+    """Whether a capitalised Russian term word is a name: pymorphy3 has a parse of it
+    as a surname, first name, place, organisation or abbreviation (``Волков``,
+    ``Зайцев``, ``Астана``, ``ООН``), or the word is unknown to it (most foreign
+    names). A common noun written with a capital (``Перемирие``) is not."""
+    morph = _analyzer()
+    if morph is None:
+        return False
+    if not morph.word_is_known(word):
+        return True
+    return bool(russian_name_lemmas(word))
+
+
+@lru_cache(maxsize=1 << 14)
+def russian_name_lemmas(word: str) -> tuple[str, ...]:
+    """The dictionary forms of a word's name parses in the nominative, as a rule
+    writes a name (``зайцев`` → ``зайцев``, not ``заяц``; ``лавров`` → ``лавров``, not
+    the first name ``Лавр``): a name's forms, never another word's."""
+    morph = _analyzer()
+    if morph is None:
+        return ()
+    return tuple(
+        dict.fromkeys(
+            p.normal_form.replace("ё", "е")
+            for p in morph.parse(word)
+            if "nomn" in p.tag and any(t in p.tag for t in _NAME_TAGS)
+        )
+    )
 
 
 @lru_cache(maxsize=1 << 16)
@@ -545,6 +751,7 @@ def language_matches(wanted: str, actual: str | None) -> bool:
 
 
 __all__ = [
+    "APOSTROPHE",
     "ARABIC_RANGES",
     "CYRILLIC_RANGES",
     "PROCLITICS",
@@ -556,6 +763,7 @@ __all__ = [
     "arabic_term_stems",
     "char_class",
     "char_script",
+    "clean_for_tokens",
     "guess_language",
     "language_matches",
     "latin_stems",
@@ -565,9 +773,15 @@ __all__ = [
     "normalize_map",
     "normalize_token",
     "raw_tokens",
+    "resplit",
+    "russian_is_name",
     "russian_lemmas",
+    "russian_name_lemmas",
     "russian_term_lemmas",
     "script",
+    "split_glued",
+    "split_hashtags",
+    "token_parts",
     "token_spans",
     "words",
 ]

@@ -124,3 +124,16 @@ def test_send_test_without_token_prints_to_console(tmp_path):
         "[syria → @syria_watch]" in result.stdout
         and "sent a sample alert to the console" in result.stdout
     )
+
+
+def test_match_jsonl_survives_lone_surrogates_and_invisible_text():
+    """A ``\\ud800`` escape in the input cannot be written as UTF-8: the line comes out
+    escaped (still JSON), not as a traceback; hits point into the text as given."""
+    text = "Talks in Astana\ud800 resume \x00 #AstanaTalks"
+    stdin = json.dumps({"id": "\ud800", "title": "", "text": text}) + "\n"
+    result = monitor("match", "--jsonl", stdin=stdin)
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    (record,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert record["id"] == "\ud800"
+    hits = [h for m in record["matches"] for h in m["hits"]]
+    assert hits and all(text[h["start"] : h["end"]] == h["text"] for h in hits)

@@ -334,3 +334,107 @@ def test_offset_map_covers_the_original(text: str) -> None:
     assert len(norm) == len(starts) == len(ends)
     assert all(0 <= a < b <= len(text) for a, b in zip(starts, ends, strict=True))
     assert starts == sorted(starts)
+
+
+# ------------------------------------------------------- tokens beyond the feed's text
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("#AstanaTalks today", ["Astana", "Talks", "today"]),
+        ("#Astana today", ["Astana", "today"]),
+        ("AstanaTalks without a hash", ["AstanaTalks", "without", "a", "hash"]),
+        ("#وقف_إطلاق_النار", ["وقف", "إطلاق", "النار"]),
+        ("أستانا2024", ["أستانا", "2024"]),
+        ("٢١أستانا", ["٢١", "أستانا"]),
+        ("كوروناCOVID", ["كورونا", "COVID"]),
+        ("G20 summit", ["G20", "summit"]),
+        ("see https://x.example/astana-talks now", ["see", "now"]),
+        ("mail astana@example.org now", ["mail", "now"]),
+        ("Astana&nbsp;talks &amp; more", ["Astana", "talks", "more"]),
+        ("Lavrov&#8217;s visit", ["Lavrov", "visit"]),
+        ("Ast\u200eana", ["Ast\u200eana"]),
+    ],
+)
+def test_token_parts_beyond_the_plain_text(text: str, tokens: list[str]) -> None:
+    assert tx.raw_tokens(text) == tokens
+    assert [text[a:b] for a, b in tx.token_spans(text)] == tokens
+
+
+@given(st.text(alphabet=st.sampled_from(list("aZ_#&;:/.@'’s 2أس\u200e\nhtpw")), max_size=80))
+@settings(max_examples=300, deadline=None)
+def test_token_parts_keep_offsets(text: str) -> None:
+    """Blanking keeps the length and the pieces add up to the cleaned text, so every
+    token offset points into the original."""
+    clean, parts = tx.token_parts(text)
+    assert len(clean) == len(text)
+    assert "".join(parts) == clean
+    assert len(parts) % 3 == 1
+    for (a, b), raw in zip(tx.token_spans(text), parts[1::3], strict=True):
+        assert text[a:b] == raw
+
+
+@pytest.mark.parametrize(
+    ("word", "bases"),
+    [
+        ("crises", {"crisis"}),
+        ("analyses", {"analysis"}),
+        ("gunmen", {"gunman"}),
+        ("children", {"child"}),
+        ("lives", {"life"}),
+        ("halves", {"half"}),
+    ],
+)
+def test_latin_plural_forms_both_ways(word: str, bases: set[str]) -> None:
+    assert bases <= set(tx.latin_stems(word))
+    assert bases <= set(tx.latin_term_bases(word))
+
+
+@pytest.mark.parametrize(
+    ("word", "stems"),
+    [
+        ("مسلحين", {"مسلح", "مسلحي", "مسلحو"}),
+        ("مراقبون", {"مراقب", "مراقبي", "مراقبو"}),
+        ("حكومتين", {"حكومه"}),
+        ("مفاوضات", {"مفاوضه"}),
+        ("طالبان", set()),  # a name, not the dual of طالب
+        ("لبنان", set()),
+        ("ايران", set()),
+    ],
+)
+def test_arabic_plural_terms_index_their_singular(word: str, stems: set[str]) -> None:
+    found = set(tx.arabic_term_stems(word)) - {word}
+    assert found == stems
+
+
+@pytest.mark.parametrize(
+    ("word", "name"),
+    [("волков", True), ("зайцев", True), ("астана", True), ("оон", True),
+     ("перемирие", False), ("переговоры", False), ("хьюстонград", True)],
+)
+def test_russian_names(word: str, name: bool) -> None:
+    assert tx.russian_is_name(word) is name
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 100_000 + " @",
+        "x@" + "a" * 100_000,
+        "&" + "a" * 100_000,
+        "a." * 50_000 + "@",
+        "http://" + "a" * 100_000,
+        "#" + "Ab" * 50_000,
+        "#" + "A" * 100_000 + "b",
+        "أ1" * 50_000,
+        "_" * 100_000,
+    ],
+)
+def test_token_parts_of_hostile_text_in_one_pass(text: str) -> None:
+    """Long runs that would make a backtracking pattern quadratic (an e-mail pattern
+    tried at every position of a word, say) still tokenise, offsets intact: a
+    quadratic pattern would take minutes here, not milliseconds."""
+    clean, parts = tx.token_parts(text)
+    assert len(clean) == len(text)
+    assert "".join(parts) == clean
