@@ -8,6 +8,8 @@
     /recent [RULE]          the last alerts, optionally of one rule           (admins)
     /mute TARGET DURATION   silence a rule or a channel for a while           (admins)
     /unmute TARGET          lift a mute                                       (admins)
+    /search QUERY           archived articles of the last 7 days that match   (admins)
+    /backtest RULE [7d]     what a rule would have alerted on the archive     (admins)
 
 Why it is built this way:
 
@@ -47,6 +49,9 @@ from telegram.constants import MessageEntityType, MessageLimit, ParseMode
 from telegram.error import InvalidToken, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, CommandHandler, ContextTypes, filters
 
+from monitor.archive import QueryError, RuleBacktest, SearchResult, snippet_pieces
+from monitor.archive import backtest as archive_backtest
+from monitor.archive import search as archive_search
 from monitor.articles import detect_language
 from monitor.config import Settings, parse_duration
 from monitor.exceptions import NotifyError, StorageError
@@ -79,11 +84,13 @@ __all__ = [
     "BotContext",
     "Command",
     "build_application",
+    "render_backtest",
     "render_feeds",
     "render_help",
     "render_mutes",
     "render_recent",
     "render_rules",
+    "render_search",
     "render_status",
     "render_test",
     "resolve_target",
@@ -125,6 +132,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("recent", "The last alerts (optionally of one rule)", True, "[rule]"),
     Command("mute", "Silence a rule or channel for a while", True, "<rule|channel> <duration>"),
     Command("unmute", "Lift a mute", True, "<rule|channel>"),
+    Command("search", "Archived articles that match a query", True, "<query>"),
+    Command("backtest", "What a rule would have alerted (archive)", True, "<rule> [7d]"),
 )
 
 
@@ -431,6 +440,77 @@ class _Handlers:
             await _reply(update, f"🔔 Unmuted {muted.kind} <b>{esc(muted.name)}</b>.")
         else:
             await _reply(update, f"The {muted.kind} <b>{esc(muted.name)}</b> was not muted.")
+
+    async def search(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """``/search QUERY``: archived articles of the last 7 days that match, newest first."""
+        message = update.effective_message
+        query = _command_text(message) if message else ""
+        if not query.strip():
+            await _reply(update, _SEARCH_USAGE)
+            return
+        try:
+            result = await asyncio.to_thread(
+                archive_search,
+                self.ctx.store,
+                query,
+                now=self.ctx.clock(),
+                since=SEARCH_WINDOW,
+                limit=SEARCH_LIMIT,
+            )
+        except QueryError as exc:
+            await _reply(update, f"Bad query: {esc(_cap(str(exc), 300))}\n\n{_SEARCH_USAGE}")
+            return
+        await _reply(update, render_search(query, result, SEARCH_WINDOW))
+
+    async def backtest(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """``/backtest RULE [DURATION]``: what the rule would have alerted on the archive."""
+        args = context.args or []
+        ruleset = self.ctx.get_ruleset()
+        if not args:
+            await _reply(update, _BACKTEST_USAGE + "\n" + _names_hint("Rules", ruleset.rules, ""))
+            return
+        rule = ruleset.rules.get(args[0])
+        if rule is None:
+            await _reply(
+                update,
+                f"No rule named <b>{esc(_cap(args[0], 80))}</b>. "
+                + _names_hint("Rules", ruleset.rules, args[0]),
+            )
+            return
+        since = SEARCH_WINDOW
+        if len(args) > 1:
+            try:
+                since = parse_duration("".join(args[1:]))
+            except ValueError as exc:
+                await _reply(update, f"{esc(str(exc))}\n\n{_BACKTEST_USAGE}")
+                return
+            if since <= timedelta(0):
+                await _reply(update, f"The duration must be more than 0.\n\n{_BACKTEST_USAGE}")
+                return
+        (result,) = await asyncio.to_thread(
+            archive_backtest,
+            self.ctx.store,
+            [rule],
+            now=self.ctx.clock(),
+            since=since,
+            feed_tags=ruleset.feed_tags,
+            limit=BACKTEST_LIMIT,
+        )
+        await _reply(update, render_backtest(result, since))
+
+
+SEARCH_WINDOW = timedelta(days=7)
+SEARCH_LIMIT = 10
+BACKTEST_LIMIT = 20
+_SEARCH_USAGE = (
+    "Usage: <code>/search &lt;query&gt;</code>, e.g. <code>/search Astana AND talks</code> or "
+    '<code>/search "وقف إطلاق النار" NOT football</code>: the archive of the last 7 days, '
+    "with the rules' semantics (word forms, Arabic clitics, phrases, AND/OR/NOT)."
+)
+_BACKTEST_USAGE = (
+    "Usage: <code>/backtest &lt;rule&gt; [duration]</code>, e.g. <code>/backtest astana 3d</code> "
+    "(default 7d): the archived articles the rule would have alerted."
+)
 
 
 _MUTE_USAGE = (
@@ -911,3 +991,66 @@ def _span(delta: timedelta) -> str:
     if minutes:
         return f"{minutes}m"
     return f"{secs}s"
+
+
+# --------------------------------------------------------------------------- archive
+
+
+def render_search(query: str, result: SearchResult, since: timedelta) -> str:
+    """The /search answer: the newest matches with their hits in bold, then "+N more"."""
+    window = _span(since)
+    if not result.results:
+        return (
+            f"No archived article of the last {window} matches "
+            f"<code>{esc(_cap(query, 200))}</code> ({result.examined} checked)."
+        )
+    noun = "article matches" if result.total == 1 else "articles match"
+    head = (
+        f"<b>{result.total}</b> {noun} <code>{esc(_cap(query, 200))}</code> "
+        f"(last {window}), newest first:"
+    )
+    items = []
+    for found in result.results:
+        pieces = snippet_pieces(found.article, found.hits)
+        quoted = "".join(
+            f"<b>{esc(_cap(text, 200))}</b>" if hit else esc(_cap(text, 200))
+            for text, hit in pieces
+        )
+        items.append(f"{_archive_line(found.ref)}\n   {quoted}")
+    return _fit_counted(head, items, result.total)
+
+
+def render_backtest(result: RuleBacktest, since: timedelta) -> str:
+    """The /backtest answer: how many articles the rule would have alerted, the newest."""
+    window = _span(since)
+    name = esc(_cap(result.rule, 80))
+    if not result.count:
+        return f"Rule <b>{name}</b> would have alerted nothing in the last {window}."
+    noun = "article" if result.count == 1 else "articles"
+    head = (
+        f"Rule <b>{name}</b> would have alerted <b>{result.count}</b> {noun} "
+        f"in the last {window}, newest first:"
+    )
+    return _fit_counted(head, [_archive_line(a) for a in result.articles], result.count)
+
+
+def _archive_line(ref: Any) -> str:
+    title = esc(_cap(ref.title or "(untitled)", 200))
+    href = safe_link(ref.link)
+    linked = f'<a href="{html.escape(href, quote=True)}">{title}</a>' if href else title
+    source = esc(_cap(ref.source or ref.feed, 60))
+    return f"• {_when(ref.at)} · {source} · {linked}"
+
+
+def _fit_counted(head: str, items: Sequence[str], total: int) -> str:
+    """``head`` and the items that fit, then "+N more" for the rest of ``total``."""
+    text, shown = head, 0
+    room = MAX_REPLY - len("\n+1000000000 more")
+    for item in items:
+        if len(text) + 1 + len(item) > room:
+            break
+        text += "\n" + item
+        shown += 1
+    if total > shown:
+        text += f"\n+{total - shown} more"
+    return text

@@ -1,5 +1,5 @@
 """The ``monitor`` command: run | check | match | feeds [import|export] | channels |
-send-test | migrate.
+send-test | migrate | search | backtest.
 
 Exit codes: 0 ok, 1 user error (bad config, bad input, a refused send), 2 usage
 error. A user's mistake is one clear line (or one line per located problem),
@@ -99,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--channel", metavar="NAME", help="channel name (default: the first)")
 
     command("migrate", "apply database migrations", cmd_migrate)
+
+    from monitor.archive_cli import add_arguments
+
+    search = command("search", "archived articles that match a query, newest first", cmd_search)
+    add_arguments(search, query=True)
+    backtest = command("backtest", "what each rule would have alerted on the archive", cmd_backtest)
+    add_arguments(backtest, query=False)
     return parser
 
 
@@ -491,6 +498,18 @@ def cmd_send_test(args: argparse.Namespace) -> int:
         f"Telegram refused the sample alert for channel {name!r}: {delivery.error}", file=sys.stderr
     )
     return 1
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from monitor.archive_cli import run_search
+
+    return run_search(args, _settings(args))
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from monitor.archive_cli import run_backtest
+
+    return run_backtest(args, _settings(args))
 
 
 # --------------------------------------------------------------------------- output helpers

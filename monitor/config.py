@@ -64,6 +64,7 @@ class Defaults:
     timezone: str = "UTC"
     summary_length: int = 600
     allow_private_redirects: bool = False  # see the README's redirect guard
+    keep_text: timedelta = timedelta(days=30)  # archive of article text; 0 keeps none
     full_text: FullText = FullText.NEVER  # fetch linked articles: never, auto, always
 
 
@@ -412,6 +413,7 @@ DEFAULTS = Section(
         Option("max_bytes", _integer(1024), "largest feed body read (bytes, at least 1024)"),
         Option("timezone", _timezone, "IANA time zone channels inherit"),
         _SUMMARY,
+        Option("keep_text", lambda ld, n: ld.duration(n), "how long article text is archived"),
         Option(
             "allow_private_redirects",
             _boolean,
@@ -1158,3 +1160,32 @@ def _compose(data: bytes, text: str, name: str) -> _Node | None:
         finally:
             loader.dispose()
     return node
+
+
+def load_draft_rules(path: str | Path, env: Mapping[str, str] | None = None) -> tuple[Rule, ...]:
+    """The rules of a file being drafted (``monitor backtest --rules FILE``).
+
+    Validated like the configuration's rules (every problem as FILE:LINE:COL),
+    except that ``notify`` may name channels that do not exist yet and ``feeds``
+    may name feeds defined in the real configuration.
+    """
+    env = os.environ if env is None else env
+    return _DraftLoader(Path(path), env).load().rules
+
+
+class _DraftLoader(_Loader):
+    """A loader that skips the cross-checks a drafted rules file cannot pass."""
+
+    def cross_check(
+        self,
+        rules: list[Rule],
+        rule_items: list[dict[str, _Node]],
+        channels: Mapping[str, Channel],
+        feeds: list[FeedSource],
+    ) -> None:
+        from monitor.match import check_rules
+
+        for index, problem in check_rules(rules):
+            rule, items = rules[index], rule_items[index]
+            node = _item_node(items, problem.key, problem.index) or items["name"]
+            self.fail(node, f"rule {rule.name!r}: {problem.message}")

@@ -1,7 +1,10 @@
 """``GET /healthz`` and ``GET /metrics`` on ``$PORT`` (only when PORT is set).
 
 Healthy means the scheduler ticked recently and the database answers; a
-platform's health check can then restart a wedged worker.
+platform's health check can then restart a wedged worker. The database ping
+runs on the endpoint's own thread, so polls busy in the shared thread pool never
+delay the answer; during a database outage the answer is 503 with
+``"database": "unreachable"`` and ``outage_since``, and 200 again once it is back.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 from aiohttp import web
@@ -23,20 +27,26 @@ STALE_TICK_SECONDS = 30.0
 async def serve_health(worker: Any, port: int, host: str = "0.0.0.0") -> AsyncIterator[int]:
     """Serve the two endpoints for as long as the context is open; yields the bound port."""
 
+    pinger = ThreadPoolExecutor(max_workers=2, thread_name_prefix="healthz")
+
     async def healthz(_: web.Request) -> web.Response:
         now = worker.clock()
         last = worker.last_tick
         ticking = last is not None and (now - last).total_seconds() < STALE_TICK_SECONDS
+        loop = asyncio.get_running_loop()
         try:
-            database = await asyncio.wait_for(asyncio.to_thread(worker.store.ping), 5)
+            database = await asyncio.wait_for(loop.run_in_executor(pinger, worker.store.ping), 5)
         except Exception:
             database = False
+        outage = getattr(worker, "outage", None)
+        since = outage.down_since if outage is not None and not database else None
         healthy = ticking and database
         body = {
             "status": "ok" if healthy else "unhealthy",
             "scheduler": "ok" if ticking else "stalled",
             "database": "ok" if database else "unreachable",
             "last_tick": last.isoformat(timespec="seconds") if last else None,
+            "outage_since": since.isoformat(timespec="seconds") if since else None,
             "config_version": worker.settings.version,
         }
         return web.json_response(body, status=200 if healthy else 503)
@@ -59,3 +69,4 @@ async def serve_health(worker: Any, port: int, host: str = "0.0.0.0") -> AsyncIt
         yield bound
     finally:
         await runner.cleanup()
+        pinger.shutdown(wait=False)

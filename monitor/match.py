@@ -1388,3 +1388,177 @@ __all__ = [
     "regex_warnings",
     "rule_warnings",
 ]
+
+
+
+# ------------------------------------------------------------ archive index keys
+#
+# The archive's search index stores, per article, the keys its tokens offer the
+# index above (``_token_keys``, with every Russian lemma and every adjacent-token
+# compound the scan could join), and a rule is turned into a boolean expression
+# over the keys its terms are indexed under. Every article a rule matches
+# satisfies that expression, so the index only narrows the candidates; the
+# ``Matcher`` still decides. Terms it cannot serve (regex, wildcard, fuzzy, a
+# clause under NOT) leave their clause unconstrained.
+
+#: A boolean expression over index keys: a set of keys (any of them) or
+#: ``("and" | "or", children)``.
+KeyExpr = frozenset[str] | tuple[str, tuple["KeyExpr", ...]]
+
+#: Text fields the archive indexes: the matcher's fields and the fetched page.
+INDEX_FIELDS: tuple[str, ...] = tuple(dict.fromkeys((*FIELDS, "page")))
+_EXPR_DEPTH = 32  # deeper query nesting is left unconstrained (scanned)
+
+
+@lru_cache(maxsize=1 << 16)
+def _index_keys_of(norm: str, cap: bool = False) -> frozenset[str]:
+    """Every key one normalised article token can hit a term under (``cap``: the
+    token is capitalised, so it may also be a Russian name; see ``_token_keys``)."""
+    sc = tx.script(norm)
+    if sc == "cyrillic":
+        lemmas = tx.russian_lemmas(norm)
+        keys: tuple[str, ...] = (norm, *(_LEMMA + lem for lem in lemmas))
+        if cap:
+            keys = (*keys, _RU_NAME + norm, *(_RU_NAME_LEMMA + lem for lem in lemmas))
+        return frozenset(keys)
+    return _token_keys(norm, sc, frozenset(), cap)
+
+
+def _norm_token(raw: str) -> str:
+    return "".join(tx._WORD_RE.findall(tx.normalize_token(raw)))
+
+
+def text_index_keys(text: str) -> set[str]:
+    """The index keys of one text: its tokens' and its joinable token pairs'."""
+    text, parts = tx.token_parts(text)  # the scan's own tokens (see Matcher._scan_field)
+    raws = parts[1::3]
+    if not raws:
+        return set()
+    norms = [_norm_token(r) for r in raws]
+    keys: set[str] = set()
+    for norm, cap in {(n, r[:1].isupper()) for n, r in zip(norms, raws, strict=True)}:
+        if norm:
+            keys.update(_index_keys_of(norm, cap))
+    acc = list(accumulate(map(len, parts)))
+    starts, ends = acc[0::3], acc[1::3]
+    for i in range(len(norms) - 1):
+        a, b = norms[i], norms[i + 1]
+        # what Matcher._joined can join: a Latin/Cyrillic-range head, same script
+        if len(a) < 2 or len(b) < 2 or not "\x03" < a[0] < "\u0600":
+            continue
+        if tx.script(a) != tx.script(b):
+            continue
+        if _COMPOUND_GAP_RE.fullmatch(text, ends[i], starts[i + 1]):
+            keys.update(_index_keys_of(a + b, raws[i][:1].isupper()))
+    return keys
+
+
+def article_index_keys(article: Article) -> frozenset[str]:
+    """Every key under which some term could hit this article (the archive index)."""
+    keys: set[str] = set()
+    for name in INDEX_FIELDS:
+        value = getattr(article, name, None)
+        if isinstance(value, str) and value:
+            keys.update(text_index_keys(value))
+    return frozenset(keys)
+
+
+def _and(parts: list[KeyExpr]) -> KeyExpr | None:
+    flat: list[KeyExpr] = []
+    for p in parts:
+        if isinstance(p, tuple) and p[0] == "and":
+            flat.extend(p[1])
+        else:
+            flat.append(p)
+    flat = list(dict.fromkeys(flat))
+    if not flat:
+        return None
+    return flat[0] if len(flat) == 1 else ("and", tuple(flat))
+
+
+def _or(parts: list[KeyExpr]) -> KeyExpr:
+    leaves: set[str] = set()
+    rest: list[KeyExpr] = []
+    for p in parts:
+        if isinstance(p, frozenset):
+            leaves.update(p)
+        elif p[0] == "or":
+            for q in p[1]:
+                if isinstance(q, frozenset):
+                    leaves.update(q)
+                else:
+                    rest.append(q)
+        else:
+            rest.append(p)
+    if leaves:
+        rest.insert(0, frozenset(leaves))
+    rest = list(dict.fromkeys(rest))
+    return rest[0] if len(rest) == 1 else ("or", tuple(rest))
+
+
+def _term_expr(term: _Term) -> KeyExpr | None:
+    """Keys an article must hold for this term to hit; None when the index cannot tell."""
+    if term.regex is not None or term.wildcard is not None or term.fuzzy is not None:
+        return None
+    if not term.variants:
+        return None
+    options = [_and(list(slots)) for slots in term.variants]
+    if any(o is None for o in options):
+        return None
+    return _or([o for o in options if o is not None])
+
+
+def _query_expr(node: tuple, terms: list[_Term], depth: int = 0) -> KeyExpr | None:
+    if depth > _EXPR_DEPTH:
+        return None
+    kind = node[0]
+    if kind == "t":
+        return _term_expr(terms[node[1]])
+    if kind == "near":
+        return _and([e for e in (_term_expr(terms[t]) for t in node[1]) if e is not None])
+    if kind == "and":
+        kids = [_query_expr(k, terms, depth + 1) for k in node[1]]
+        return _and([k for k in kids if k is not None])
+    if kind == "or":
+        kids = [_query_expr(k, terms, depth + 1) for k in node[1]]
+        if any(k is None for k in kids):
+            return None
+        return _or([k for k in kids if k is not None])
+    return None  # "not": an absence cannot be looked up
+
+
+def index_query(matcher: Matcher, rule: str) -> KeyExpr | None:
+    """What the archive index must hold for ``rule`` to match, or None to scan.
+
+    Exact in one direction: every article the rule matches satisfies the
+    expression (given ``article_index_keys``); the ``Matcher`` confirms each.
+    """
+    found = [r for r in matcher._rules if r.name == rule]
+    if not found:
+        raise KeyError(rule)
+    compiled = found[0]
+    if not compiled.needs_hit:
+        return None
+    terms = matcher._terms
+    parts: list[KeyExpr] = []
+    if compiled.any:
+        options = [_term_expr(terms[t]) for t in compiled.any]
+        if all(o is not None for o in options):
+            parts.append(_or([o for o in options if o is not None]))
+    for tid in compiled.all:
+        expr = _term_expr(terms[tid])
+        if expr is not None:
+            parts.append(expr)
+    if compiled.query is not None:
+        expr = _query_expr(compiled.query, terms)
+        if expr is not None:
+            parts.append(expr)
+    return _and(parts)
+
+
+def rule_names(matcher: Matcher) -> list[str]:
+    """The compiled rules' names, in configuration order."""
+    return [r.name for r in matcher._rules]
+
+
+__all__ += ["INDEX_FIELDS", "KeyExpr", "article_index_keys", "index_query", "rule_names"]

@@ -33,12 +33,14 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from monitor import metrics
+from monitor.archive import archive_entries
 from monitor.articles import to_articles
 from monitor.config import Settings
 from monitor.exceptions import FeedError, FetchError, ParseError, TranslateError
@@ -74,6 +76,18 @@ log = logging.getLogger(__name__)
 #: the publisher brings it back; the operator hears of it after ``feed_down_after``.
 GONE_RETRY = timedelta(hours=6)
 
+#: Seconds of processing (parse, entries to articles, match, render) one poll of one
+#: feed may take. The caps bound each step; this bounds their sum over a hostile or
+#: enormous feed. Checked between steps and between entries: a feed over it is
+#: abandoned for this poll as failed (counted, backed off, shown in ``monitor feeds``).
+POLL_BUDGET = 20.0
+
+#: One poll at a time does CPU-bound work (parse, articles, match) in this process.
+#: Python threads share one GIL: several CPU-bound threads at once made the event
+#: loop (sender, bot, /healthz) wait up to 1.5 s for it, one at a time ~0.1–0.3 s,
+#: for ~7 % less throughput (bench/loop_stall.py). Hold it with ``cpu_slot()``.
+CPU_LOCK = threading.Lock()
+
 _story_lock = threading.Lock()
 
 
@@ -86,6 +100,7 @@ class Ruleset:
     matcher: Matcher
     feed_tags: Mapping[str, tuple[str, ...]]
     version: str = ""
+    keep_text: timedelta = timedelta(days=30)  # article text kept in the archive; 0: none
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Ruleset:
@@ -95,6 +110,7 @@ class Ruleset:
             matcher=compile_rules(settings.rules),
             feed_tags={feed.id: feed.tags for feed in settings.feeds},
             version=settings.version,
+            keep_text=settings.defaults.keep_text,
         )
 
     def alerts_for(self, article: Article, muted: Collection[str] = ()) -> list[Alert]:
@@ -279,6 +295,7 @@ async def poll_feed(
     muted: Collection[str] = (),
     rng: random.Random | None = None,
     translator: Translator | None = None,
+    budget: float = POLL_BUDGET,
     pages: PageFetcher | None = None,
 ) -> PollOutcome:
     """Poll one feed and queue alerts for its new entries; never raises for a feed's fault.
@@ -298,6 +315,7 @@ async def poll_feed(
             muted,
             rng,
             translator,
+            budget,
             pages or PageFetcher(fetcher),
         )
     finally:
@@ -323,6 +341,7 @@ async def _poll(
     muted: Collection[str],
     rng: random.Random | None,
     translator: Translator | None,
+    budget: float,
     pages: PageFetcher,
 ) -> PollOutcome:
     jitter = (rng or random).uniform(0.0, 0.1)
@@ -338,17 +357,18 @@ async def _poll(
             )
             _log_recovery(feed, errors)
             return PollOutcome(feed.id, True, next_poll, not_modified=True, previous_errors=errors)
+        spent = ProcessingBudget(feed, budget)
         if feed.kind is FeedKind.TELEGRAM:
-            parsed = await _read_channel(feed, state, result, store, fetcher)
-            batch = await asyncio.to_thread(_select, feed, state, parsed, store, now, cap)
+            parsed = await _read_channel(feed, state, result, store, fetcher, spent)
         else:
-            batch = await asyncio.to_thread(_parse_and_select, feed, state, result, store, now, cap)
+            parsed = await asyncio.to_thread(_parse, feed, result, spent)
+        batch = await asyncio.to_thread(_select, feed, state, parsed, store, now, cap, spent)
         fetched = await pages.fetch_pages(feed, batch.page_links)
         rules = ruleset()
-        prepared = await asyncio.to_thread(_prepare, feed, batch, fetched, rules, muted)
+        prepared = await asyncio.to_thread(_prepare, feed, batch, fetched, rules, muted, spent)
         translations = await translate_candidates(prepared.candidates, rules, translator)
         new, queued = await asyncio.to_thread(
-            _commit, feed, prepared, translations, result, store, rules, now, jitter
+            _commit, feed, prepared, translations, result, store, rules, now, jitter, spent
         )
     except FeedError as exc:
         retry_after = exc.retry_after if isinstance(exc, FetchError) else None
@@ -386,23 +406,19 @@ class _Batch:
     """A parsed poll before matching: every entry, and which new ones may alert."""
 
     articles: list[Article]
-    fresh: list[Article]  # new, within backfill: matched once their pages are in
+    new: list[Article]  # not seen before in this feed
+    to_match: list[Article]  # new and within backfill: matched once their pages are in
     page_links: list[tuple[str, str]] = field(default_factory=list)  # (key, link) to fetch
     deferred: frozenset[str] = frozenset()  # keys left for the next poll (page cap)
     warning: str | None = None
 
 
-def _parse_and_select(
-    feed: FeedSource,
-    state: FeedState | None,
-    result: FetchResult,
-    store: Store,
-    now: datetime,
-    cap: int,
-) -> _Batch:
-    """Parse (a feed, or a page's article links) and decide what is new (in a thread)."""
-    parsed = _page_links(feed, result) if feed.kind is FeedKind.PAGE else parse_feed(result)
-    return _select(feed, state, parsed, store, now, cap)
+def _parse(feed: FeedSource, result: FetchResult, spent: ProcessingBudget) -> ParsedFeed:
+    """A feed document, or a page's article links, as entries (in a thread, CPU slot held)."""
+    with spent.cpu_slot():
+        parsed = _page_links(feed, result) if feed.kind is FeedKind.PAGE else parse_feed(result)
+        spent.check("parsing")
+    return parsed
 
 
 def _select(
@@ -412,19 +428,23 @@ def _select(
     store: Store,
     now: datetime,
     cap: int,
+    spent: ProcessingBudget,
 ) -> _Batch:
     """Which entries are new and may alert, and which of those (at most ``cap``) need
-    their page."""
-    articles = list({a.key: a for a in to_articles(feed, parsed, now)}.values())
-    known = store.known_keys(feed.id, (a.key for a in articles))
+    their page (in a thread)."""
+    with spent.cpu_slot():
+        by_key: dict[str, Article] = {}
+        for entry in parsed.entries:  # one at a time, so the budget is checked between
+            for article in to_articles(feed, replace(parsed, entries=(entry,)), now):
+                by_key.setdefault(article.key, article)
+            spent.check("reading entries")
+    articles = list(by_key.values())
+    known = store.known_keys(feed.id, list(by_key))
     first_poll = state is None or state.first_success is None
     backfill = first_poll_backfill(feed)
-    fresh = [
-        a
-        for a in articles
-        if a.key not in known and (not first_poll or in_backfill(a, backfill, now))
-    ]
-    wanting = [a for a in fresh if wants_page(feed, a)]
+    new = [a for a in articles if a.key not in known]
+    to_match = [a for a in new if not first_poll or in_backfill(a, backfill, now)]
+    wanting = [a for a in to_match if wants_page(feed, a)]
     over = wanting[cap:]
     deferred: frozenset[str] = frozenset()
     if over and feed.kind is FeedKind.PAGE:
@@ -440,7 +460,8 @@ def _select(
         )
     return _Batch(
         articles=[a for a in articles if a.key not in deferred],
-        fresh=[a for a in fresh if a.key not in deferred],
+        new=[a for a in new if a.key not in deferred],
+        to_match=[a for a in to_match if a.key not in deferred],
         page_links=[(a.key, a.link or "") for a in wanting[:cap]],
         deferred=deferred,
         warning=parsed.warning,
@@ -456,6 +477,7 @@ class _Prepared:
     warning: str | None
     page_errors: int = 0
     keep_validators: bool = True  # False when links wait for the next poll
+    fresh: list[Article] = field(default_factory=list)  # new here: archived if inserted
 
 
 def _prepare(
@@ -464,24 +486,37 @@ def _prepare(
     fetched: Mapping[str, PageResult],
     ruleset: Ruleset,
     muted: Collection[str],
+    spent: ProcessingBudget,
 ) -> _Prepared:
     """CPU-bound (runs in a thread): match each new entry once, with its page's text
-    when the page came."""
+    when the page came.
+
+    Raises ``FeedError`` when the work outgrows the poll's budget (see
+    ``POLL_BUDGET``); nothing is committed then, so the next poll starts over.
+    """
     candidates: list[Candidate] = []
     page_errors = 0
-    for article in batch.fresh:
-        got = fetched.get(article.key)
-        if got is not None:
-            if got.page is not None:
-                article = with_page(feed, article, got.page)
-            else:
-                page_errors += 1
-                log.info("feed %s: page %s: %s", feed.id, got.link, got.error)
-        candidate = ruleset.matches_for(article, muted)
-        if candidate.per_channel:
-            candidates.append(candidate)
+    read: dict[str, Article] = {}
+    with spent.cpu_slot():
+        for article in batch.to_match:
+            got = fetched.get(article.key)
+            if got is not None:
+                if got.page is not None:
+                    article = read[article.key] = with_page(feed, article, got.page)
+                else:
+                    page_errors += 1
+                    log.info("feed %s: page %s: %s", feed.id, got.link, got.error)
+            candidate = ruleset.matches_for(article, muted)
+            if candidate.per_channel:
+                candidates.append(candidate)
+            spent.check("matching")
     return _Prepared(
-        batch.articles, candidates, batch.warning, page_errors, keep_validators=not batch.deferred
+        batch.articles,
+        candidates,
+        batch.warning,
+        page_errors,
+        keep_validators=not batch.deferred,
+        fresh=[read.get(a.key, a) for a in batch.new],
     )
 
 
@@ -494,11 +529,15 @@ def _commit(
     ruleset: Ruleset,
     now: datetime,
     jitter: float,
+    spent: ProcessingBudget,
 ) -> tuple[int, int]:
     """The last part (runs in a thread): render, drop repeated stories, commit."""
     alerts: list[Alert] = []
-    for candidate, translated in zip(prepared.candidates, translations, strict=True):
-        alerts.extend(ruleset.render(candidate, translated))
+    with spent.cpu_slot():
+        for candidate, translated in zip(prepared.candidates, translations, strict=True):
+            alerts.extend(ruleset.render(candidate, translated))
+        archive = archive_entries(prepared.fresh, now, ruleset.keep_text)
+        spent.check("rendering")
     next_poll = next_poll_at(now, feed.interval, 0, None, result.max_age, jitter=jitter)
     with _story_lock:  # polls of two feeds carrying one story must not both pass the check
         inserted, queued = store.commit_poll(
@@ -513,6 +552,7 @@ def _commit(
             content_hash=result.content_hash if prepared.keep_validators else None,
             next_poll=next_poll,
             page_errors=prepared.page_errors,
+            archive=archive,
         )
     if prepared.warning:
         log.debug("feed %s parsed with a warning: %s", feed.id, prepared.warning)
@@ -555,11 +595,12 @@ async def _read_channel(
     result: FetchResult,
     store: Store,
     fetcher: Fetcher,
+    spent: ProcessingBudget,
 ) -> ParsedFeed:
     """A channel's preview and, when more than a page of posts arrived since the last
     poll, its older pages (``?before=ID``, at most ``telegram.MAX_BEFORE_PAGES``)."""
     name = feed.telegram or telegram.channel_name(feed.url) or feed.id
-    first = await asyncio.to_thread(telegram.parse_channel_page, result.content, name)
+    first = await asyncio.to_thread(_parse_channel, result.content, name, spent)
     if not first.available:
         raise ParseError(
             "no public preview: the page shows no channel posts (a private or unknown "
@@ -585,7 +626,7 @@ async def _read_channel(
                     headers=feed.headers,
                 )
                 body = (await fetcher.fetch(older, None)).content
-                page = await asyncio.to_thread(telegram.parse_channel_page, body, name)
+                page = await asyncio.to_thread(_parse_channel, body, name, spent)
                 pages, cursor = pages + 1, nxt
                 entries[:0] = page.entries  # older posts first
     except TimeoutError as exc:
@@ -599,10 +640,51 @@ async def _read_channel(
     return ParsedFeed(title=first.title, link=feed.url, entries=tuple(entries))
 
 
+def _parse_channel(body: bytes, name: str, spent: ProcessingBudget) -> telegram.ChannelPage:
+    """One preview page, parsed holding the CPU slot (in a thread)."""
+    with spent.cpu_slot():
+        page = telegram.parse_channel_page(body, name)
+        spent.check("parsing")
+    return page
+
+
 def _scheme(url: str) -> str:
     """The lower-case scheme of ``url`` ("" for a local path)."""
     head, sep, _ = url.partition("://")
     return head.lower() if sep else ""
+
+
+class ProcessingBudget:
+    """The CPU time one poll has used, counted only while it holds ``CPU_LOCK`` (time
+    spent waiting for the lock or for the database is not the feed's fault)."""
+
+    def __init__(self, feed: FeedSource, seconds: float = POLL_BUDGET) -> None:
+        self.feed = feed
+        self.seconds = seconds
+        self.used = 0.0
+        self._since: float | None = None
+
+    @contextmanager
+    def cpu_slot(self) -> Iterator[ProcessingBudget]:
+        """Hold the process's CPU slot (see ``CPU_LOCK``) and count the time against us."""
+        with CPU_LOCK:
+            self._since = time.monotonic()
+            try:
+                yield self
+            finally:
+                self.used += time.monotonic() - self._since
+                self._since = None
+
+    def check(self, stage: str) -> None:
+        """Raise ``FeedError`` once the budget is spent (call it between units of work)."""
+        used = self.used + (time.monotonic() - self._since if self._since is not None else 0.0)
+        if used > self.seconds:
+            raise FeedError(
+                f"processing took longer than {self.seconds:g} s (while {stage}); "
+                "abandoned for this poll",
+                feed_id=self.feed.id,
+                url=self.feed.url,
+            )
 
 
 def drop_repeated_stories(alerts: list[Alert], store: Store, now: datetime) -> list[Alert]:

@@ -34,7 +34,9 @@ from monitor.deliver.sender import Sender, SendStats
 from monitor.exceptions import ConfigError, NotifyError, StorageError
 from monitor.fetch import DEFAULT_USER_AGENT, Fetcher, FetchSettings
 from monitor.fulltext import PageFetcher
+from monitor.match import REGEX_TIMEOUT
 from monitor.models import Channel, FeedSource, utc_now
+from monitor.outage import OutageLog
 from monitor.pipeline import PollOutcome, Ruleset, poll_feed
 from monitor.render import operator_alerts as operator
 from monitor.render.digest import DigestItem, digest_due, render_digest
@@ -52,6 +54,15 @@ RELOAD_POLL_SECONDS = 2.0  # config files are checked this often (plus SIGHUP)
 SHUTDOWN_GRACE = 6.0  # seconds in-flight polls get to finish on SIGTERM
 DIGEST_LEASE = timedelta(seconds=60)
 BOT_LEASE = timedelta(seconds=30)  # one worker answers Telegram commands; renewed every 10 s
+MIN_FEED_LEASE = timedelta(seconds=60)  # a claimed feed's lease, renewed every third of it
+
+
+def feed_lease(settings: FetchSettings) -> timedelta:
+    """How long a claimed feed stays ours without renewal: longer than one fetch, and
+    renewed every third of it while the poll runs, so a slow poll (a fetch near its
+    timeout, then up to ``POLL_BUDGET`` of processing) is never polled twice at once;
+    a crashed worker's feeds pass on when it lapses."""
+    return max(MIN_FEED_LEASE, timedelta(seconds=settings.timeout * 2 + 10))
 
 
 def make_notifier(settings: Settings) -> Notifier:
@@ -182,7 +193,7 @@ async def run_once(settings: Settings, notifier: Notifier | None = None) -> Once
         if translator is not None:
             await translator.aclose()
         await notifier.close()
-        store.close()
+        await asyncio.to_thread(store.close)
     return OnceReport(tuple(outcomes), stats, pending)
 
 
@@ -201,6 +212,7 @@ class Worker:
     _last_reload_error: str | None = None
     translator: Translator | None = None
     translate_down: bool = False  # reported to the operator once per change
+    outage: OutageLog = field(default_factory=OutageLog)
 
     async def run(self) -> None:
         self.owner = _owner_id()
@@ -212,7 +224,11 @@ class Worker:
 
     async def _run(self) -> None:
         self.notifier = self.notifier or make_notifier(self.settings)
-        self.ruleset = Ruleset.from_settings(self.settings)
+        self.loop = asyncio.get_running_loop()
+        self._regex_reported: set[str] = set()
+        self.ruleset = self._watch_regex(Ruleset.from_settings(self.settings))
+        self._unreleased: set[str] = set()  # feeds whose poll ended in an outage
+        self._polling: set[str] = set()  # feeds with a poll in flight
         self.feeds = {feed.id: feed for feed in self.settings.feeds}
         self.muted: frozenset[str] = frozenset()
         self.in_flight: set[asyncio.Task[None]] = set()
@@ -231,6 +247,7 @@ class Worker:
             paced=self.settings.telegram.token is not None,
             owner=self.owner,
         )
+        self.sender.outage = self.outage
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.scheduler.add_job(
             self._tick,
@@ -242,7 +259,7 @@ class Worker:
             next_run_time=self.clock(),
         )
         self.scheduler.add_job(
-            self._prune, "interval", hours=6, id="prune", next_run_time=self.clock()
+            self._prune, "interval", hours=1, id="prune", next_run_time=self.clock()
         )
         self.scheduler.add_job(
             self._digests, "interval", seconds=30, id="digests", max_instances=1, coalesce=True
@@ -277,7 +294,8 @@ class Worker:
             if self.translator is not None:
                 await self.translator.aclose()
             await self.notifier.close()
-            self.store.close()
+            with contextlib.suppress(StorageError):
+                await asyncio.to_thread(self.store.close)
             log.info("worker stopped")
 
     async def _start_extras(self, stack: contextlib.AsyncExitStack) -> None:
@@ -314,8 +332,8 @@ class Worker:
                     held = await asyncio.to_thread(
                         self.store.hold_lease, "bot", self.owner, self.clock(), BOT_LEASE
                     )
-                except StorageError as exc:
-                    log.error("database unavailable: %s", exc)
+                except StorageError as exc:  # keep what we have; retried in a third of the lease
+                    self.outage.failed(exc, "bot lease")
                     held = bot is not None
                 if held and bot is None:
                     bot = contextlib.AsyncExitStack()
@@ -351,11 +369,16 @@ class Worker:
         loop = asyncio.get_running_loop()
         budget_end = loop.time() + TICK_BUDGET
         capacity = self.fetcher.settings.concurrency * 2
-        lease = timedelta(seconds=self.fetcher.settings.timeout * 2 + 10)
+        lease = feed_lease(self.fetcher.settings)
         self.last_tick = self.clock()
         try:
             self.muted = frozenset(await asyncio.to_thread(self.store.active_mutes, self.clock()))
             metrics.ALERTS_PENDING.set(await asyncio.to_thread(self.store.pending_count))
+            self.outage.ok()
+            if self._unreleased:  # polls cut short by an outage: poll them again now
+                idle = self._unreleased - self._polling
+                await asyncio.to_thread(self.store.release_feeds, self.owner, idle)
+                self._unreleased -= idle
             while not self.stop.is_set():
                 room = capacity - len(self.in_flight)
                 claimed = []
@@ -371,7 +394,7 @@ class Worker:
                     set(self.in_flight), timeout=1.0, return_when=asyncio.FIRST_COMPLETED
                 )
         except StorageError as exc:
-            log.error("database unavailable: %s", exc)
+            self.outage.failed(exc, "schedule")
 
     async def _start_polls(self, feed_ids: list[str], now: datetime) -> None:
         for feed_id in feed_ids:
@@ -384,6 +407,8 @@ class Worker:
             task.add_done_callback(self.in_flight.discard)
 
     async def _poll(self, feed: FeedSource, now: datetime) -> None:
+        renewer = asyncio.create_task(self._renew_lease(feed.id))
+        self._polling.add(feed.id)
         try:
             outcome = await poll_feed(
                 feed,
@@ -395,14 +420,18 @@ class Worker:
                 muted=self.muted,
                 translator=self.translator,
             )
-        except StorageError as exc:  # its lease expires; polled again then
-            log.error("feed %s: database unavailable: %s", feed.id, exc)
+        except StorageError as exc:  # released (and so polled again) once the database is back
+            self.outage.failed(exc, f"poll of feed {feed.id}")
+            self._unreleased.add(feed.id)
             return
         except Exception:
             log.exception("feed %s: unexpected error while polling (a bug; please report)", feed.id)
             with contextlib.suppress(StorageError):
                 await asyncio.to_thread(self.store.release_feeds, self.owner, [feed.id])
             return
+        finally:
+            self._polling.discard(feed.id)
+            await _cancel(renewer)
         if outcome.alerts:
             self.wake_sender.set()
         await self._operator_feed_change(feed, outcome)
@@ -428,6 +457,48 @@ class Worker:
             await asyncio.to_thread(self.store.queue_alert, message, now)
         except StorageError as exc:
             log.error("could not queue the operator alert about translation: %s", exc)
+            return
+        self.wake_sender.set()
+
+    async def _renew_lease(self, feed_id: str) -> None:
+        """Keep a running poll's feed leased to us (see ``feed_lease``); ends with the poll."""
+        lease = feed_lease(self.fetcher.settings)
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            try:
+                ours = await asyncio.to_thread(
+                    self.store.renew_feed, self.owner, feed_id, self.clock(), lease
+                )
+            except StorageError as exc:
+                self.outage.failed(exc, f"lease of feed {feed_id}")
+                continue
+            if not ours:
+                log.warning("feed %s: lost its lease while the poll was still running", feed_id)
+                return
+
+    def _watch_regex(self, ruleset: Ruleset) -> Ruleset:
+        """Hook the matcher so a ``re:`` term that times out reaches the operator once."""
+        ruleset.matcher.on_regex_timeout = self._regex_timed_out
+        return ruleset
+
+    def _regex_timed_out(self, term: str) -> None:
+        """Called from the matching thread (the matcher has logged it already): hand the
+        operator alert to the loop, so the matching thread never waits for the database."""
+        with contextlib.suppress(RuntimeError):  # the loop is closing
+            asyncio.run_coroutine_threadsafe(self._report_regex_timeout(term), self.loop)
+
+    async def _report_regex_timeout(self, term: str) -> None:
+        """One operator alert per slow term for the worker's lifetime (reloads included)."""
+        if term in self._regex_reported or not self.settings.telegram.admin_chat:
+            return
+        self._regex_reported.add(term)
+        now = self.clock()
+        alert = operator.regex_timeout(term, REGEX_TIMEOUT, now)
+        try:
+            await asyncio.to_thread(self.store.queue_alert, alert, now)
+        except StorageError as exc:
+            log.error("could not queue the operator alert for term %r: %s", term, exc)
+            self._regex_reported.discard(term)  # a later timeout (after a reload) tries again
             return
         self.wake_sender.set()
 
@@ -458,16 +529,32 @@ class Worker:
 
     async def _digests(self) -> None:
         channels = delivery_channels(self.settings, self.ruleset)
-        queued = await asyncio.to_thread(
-            flush_digests, self.store, channels, self.owner, self.clock()
-        )
+        try:
+            queued = await asyncio.to_thread(
+                flush_digests, self.store, channels, self.owner, self.clock()
+            )
+        except StorageError as exc:  # the next run (30 s) tries again
+            self.outage.failed(exc, "digests")
+            return
         if queued:
             self.wake_sender.set()
 
     async def _prune(self) -> None:
-        removed = await asyncio.to_thread(self.store.prune_entries, self.clock(), RETENTION)
-        if removed:
-            log.info("forgot %d entries that left their feeds over %s ago", removed, RETENTION)
+        """Hourly housekeeping: seen entries, finished alerts, the article archive."""
+        now, keep_text = self.clock(), self.settings.defaults.keep_text
+        jobs: list[tuple[str, Callable[[], int]]] = [
+            ("entries that left their feeds", lambda: self.store.prune_entries(now, RETENTION)),
+            ("finished alerts", lambda: self.store.prune_alerts(now)),
+            ("archived articles", lambda: self.store.prune_archive(now, keep_text)),
+        ]
+        for what, job in jobs:
+            try:
+                removed = await asyncio.to_thread(job)
+            except StorageError as exc:  # the next round tries again
+                self.outage.failed(exc, f"pruning {what}")
+                continue
+            if removed:
+                log.info("pruned %d %s", removed, what)
 
     # ---- reloads
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -502,6 +589,9 @@ class Worker:
                 if woken or current != seen:  # an unchanged file reloads as a no-op
                     try:
                         await self.reload(announce=sighup)
+                    except StorageError as exc:  # not swapped: tried again on the next round
+                        self.outage.failed(exc, "configuration reload")
+                        continue
                     except Exception:  # a bug in a reload must never stop the worker
                         log.exception(
                             "configuration reload crashed; the previous one keeps running"
@@ -577,7 +667,7 @@ class Worker:
             self.translate_down = False
             if old_translator is not None:
                 await old_translator.aclose()
-        self.settings, self.ruleset, self.feeds = settings, ruleset, new_feeds
+        self.settings, self.ruleset, self.feeds = settings, self._watch_regex(ruleset), new_feeds
         for warning in settings.warnings:
             log.warning("%s", warning)
         self.sender.channels = delivery_channels(settings, ruleset)

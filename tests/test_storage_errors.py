@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from monitor.exceptions import StorageError, StorageUnavailable
 from monitor.models import Alert, Article, FeedSource
-from monitor.storage import Store
+from monitor.storage import ArchiveEntry, Store
 from tests.fakes.tcpproxy import TcpProxy
 
 #: close() only hands pooled connections back; it never opens one.
@@ -56,6 +56,7 @@ def plausible_calls(now: datetime) -> dict[str, Callable[[Store], Any]]:
         "reschedule_feed": lambda s: s.reschedule_feed("f", now + minute),
         "claim_due_feeds": lambda s: s.claim_due_feeds("w1", now, minute, 10),
         "release_feeds": lambda s: s.release_feeds("w1", ["f"]),
+        "renew_feed": lambda s: s.renew_feed("w1", "f", now, minute),
         "known_keys": lambda s: s.known_keys("f", ["k1"]),
         "latest_keys": lambda s: s.latest_keys("f"),
         "commit_poll": lambda s: s.commit_poll(
@@ -98,6 +99,14 @@ def plausible_calls(now: datetime) -> dict[str, Callable[[Store], Any]]:
         "active_mutes": lambda s: s.active_mutes(now),
         "rule_alert_counts": lambda s: s.rule_alert_counts(now - minute),
         "last_alert_at": lambda s: s.last_alert_at(),
+        "archive_articles": lambda s: s.archive_articles(
+            [ArchiveEntry(Article(key="k1", feed_id="f", title="Astana"), frozenset({"astana"}))],
+            now,
+        ),
+        "prune_archive": lambda s: s.prune_archive(now, timedelta(days=30)),
+        "search_candidates": lambda s: s.search_candidates(frozenset({"astana"}), now - minute),
+        "archived_articles": lambda s: s.archived_articles([1, 2]),
+        "archive_count": lambda s: s.archive_count(now - minute),
     }
 
 

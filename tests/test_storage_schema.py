@@ -61,8 +61,8 @@ def create_v1(url: str, now: datetime) -> None:
         engine.dispose()
 
 
-def test_latest_version_is_four() -> None:
-    assert SCHEMA_VERSION == 4
+def test_latest_version_is_five() -> None:
+    assert SCHEMA_VERSION == 5
 
 
 def test_fresh_database_gets_the_latest_schema_at_once(database_url: str) -> None:
@@ -91,7 +91,7 @@ def test_version_1_database_steps_to_the_latest(database_url: str, now: datetime
         [old] = store.recent_alerts(1)
         assert (old.photo_url, old.photo_png, old.caption) == (None, None, None)  # migration 3
         columns = {c["name"] for c in sa.inspect(store.engine).get_columns("feeds")}
-        assert "page_errors" in columns  # migration 4
+        assert "page_errors" in columns  # migration 5
         assert store.migrate() == SCHEMA_VERSION
         assert versions(store) == list(range(1, SCHEMA_VERSION + 1))
     finally:

@@ -19,7 +19,9 @@ from datetime import datetime, timedelta
 
 from monitor import metrics
 from monitor.deliver.notifier import Notifier
+from monitor.exceptions import StorageError
 from monitor.models import Channel, Decision, Delivery, stored_kind, utc_now
+from monitor.outage import OutageLog
 from monitor.render import operator_alerts as operator
 from monitor.render.digest import delivery_decision
 from monitor.render.operator_alerts import OPERATOR_CHANNEL
@@ -141,6 +143,7 @@ class Sender:
         self.stats = SendStats()
         self._broken_logged: set[str] = set()
         self._owned: set[str] = set()  # channels whose pace history this sender knows
+        self.outage = OutageLog()  # the worker shares its own, so an outage is logged once
 
     async def drain(self, until: datetime | None = None) -> SendStats:
         """Send everything due now; keep going for retries due before ``until``."""
@@ -157,8 +160,8 @@ class Sender:
             orphans = await asyncio.to_thread(self.store.due_alerts, now, 50)
             for alert in orphans:
                 if alert.channel not in self.channels:
-                    self._not_configured(alert)
-            upcoming = self.store.next_due()
+                    await asyncio.to_thread(self._not_configured, alert)
+            upcoming = await asyncio.to_thread(self.store.next_due)
             if upcoming is None or until is None or upcoming > until:
                 return self.stats
             await asyncio.sleep(min(max(0.0, (upcoming - now).total_seconds()), 60.0))
@@ -170,8 +173,12 @@ class Sender:
         while not stop.is_set():
             try:
                 await self.drain()
-            except Exception:  # a bug or a database outage must not end the loop
+            except StorageError as exc:  # an outage: logged once, retried on the next wake
+                self.outage.failed(exc, "sender")
+            except Exception:  # a bug must not end the loop either
                 log.exception("sender: unexpected error; retrying shortly")
+            else:
+                self.outage.ok()
             wake.clear()
             waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
             await asyncio.wait(waiters, timeout=idle, return_when=asyncio.FIRST_COMPLETED)
@@ -201,7 +208,7 @@ class Sender:
         for alert in due:
             channel = self.channels.get(alert.channel)
             if channel is None:
-                self._not_configured(alert)
+                await asyncio.to_thread(self._not_configured, alert)
                 continue
             by_chat[channel.chat].append(alert)
         await asyncio.gather(*(self._send_chat(chat, alerts) for chat, alerts in by_chat.items()))
@@ -253,23 +260,31 @@ class Sender:
                 metrics.TELEGRAM_429.inc()
                 self.pacer.block(chat, loop.time() + delivery.retry_after)
                 log.warning("channel %s: %s", channel.name, delivery.error)
-                self.store.mark_retry(
-                    alert.id, delivery.error or "", now + timedelta(seconds=delivery.retry_after)
+                await asyncio.to_thread(
+                    self.store.mark_retry,
+                    alert.id,
+                    delivery.error or "",
+                    now + timedelta(seconds=delivery.retry_after),
                 )
                 self.stats.retried += 1
                 continue
             if delivery.channel_broken:
-                self._channel_broken(channel, alerts[index:], delivery.error or "", now)
+                await asyncio.to_thread(
+                    self._channel_broken, channel, alerts[index:], delivery.error or "", now
+                )
                 return
             if delivery.permanent:
                 log.error("alert %s to %s failed: %s", alert.id, channel.name, delivery.error)
-                self.store.mark_failed(alert.id, delivery.error or "permanent failure")
+                await asyncio.to_thread(
+                    self.store.mark_failed, alert.id, delivery.error or "permanent failure"
+                )
                 self.stats.failed += 1
                 metrics.ALERTS_FAILED.inc()
                 continue
             delay = retry_delay(alert.attempts + 1)
             log.warning("channel %s: %s; retrying in %.0fs", channel.name, delivery.error, delay)
-            self.store.mark_retry(alert.id, delivery.error or "", now + timedelta(seconds=delay))
+            retry_at = now + timedelta(seconds=delay)
+            await asyncio.to_thread(self.store.mark_retry, alert.id, delivery.error or "", retry_at)
             self.stats.retried += 1
 
     async def _deliver(self, alert: OutboxAlert, channel: Channel, silent: bool) -> Delivery:
@@ -304,7 +319,9 @@ class Sender:
     def _channel_broken(
         self, channel: Channel, waiting: list[OutboxAlert], error: str, now: datetime
     ) -> None:
-        """Report once; hold its alerts for the operator, fail those older than the grace."""
+        """Report once; hold its alerts for the operator, fail those older than the grace.
+
+        Runs in a thread (it only talks to the database)."""
         newly_broken = self.store.mark_channel_broken(channel.name, now, error)
         if newly_broken or channel.name not in self._broken_logged:
             log.error(

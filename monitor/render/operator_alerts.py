@@ -94,3 +94,16 @@ def translation_recovered(backend: str, now: datetime) -> Alert:
         "New alerts are translated again.",
         now,
     )
+
+
+def regex_timeout(term: str, seconds: float, now: datetime) -> Alert:
+    """A ``re:`` term hit the time limit: it finds nothing in such articles until fixed."""
+    return operator_alert(
+        "regex-timeout",
+        term,
+        "monitor: a rule's regular expression is too slow",
+        f"The term {term} took longer than {seconds:g} s on one article and was skipped "
+        "for it (and will be for any like it). `monitor check` flags nested quantifiers "
+        "such as (\\w+\\s?)+; simplify the expression.",
+        now,
+    )

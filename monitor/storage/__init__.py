@@ -2,11 +2,19 @@
 
 ``store.py`` assembles the parts: ``base`` (engine, UTC type, error
 translation), ``schema`` (tables, migrations), ``feeds``, ``entries``,
-``outbox``, ``digests``, ``leases``, ``mutes``, ``reports``.
+``outbox``, ``digests``, ``leases``, ``mutes``, ``reports``, ``archive``.
 """
 
+from monitor.storage.archive import ArchivedArticle, ArchiveEntry
 from monitor.storage.outbox import ALERT_RETENTION, OutboxAlert
 from monitor.storage.schema import SCHEMA_VERSION
 from monitor.storage.store import Store
 
-__all__ = ["ALERT_RETENTION", "SCHEMA_VERSION", "OutboxAlert", "Store"]
+__all__ = [
+    "ALERT_RETENTION",
+    "SCHEMA_VERSION",
+    "ArchiveEntry",
+    "ArchivedArticle",
+    "OutboxAlert",
+    "Store",
+]

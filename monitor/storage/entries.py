@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from monitor.models import Alert, Article
+from monitor.storage.archive import ArchiveEntry, insert_archive
 from monitor.storage.base import StoreBase, chunks, insert
 from monitor.storage.feeds import ensure_feed, success_values
 from monitor.storage.outbox import queue_row
@@ -63,6 +64,7 @@ class EntriesMixin(StoreBase):
         last_modified: str | None,
         content_hash: str | None,
         next_poll: datetime,
+        archive: Sequence[ArchiveEntry] = (),
         page_errors: int = 0,
     ) -> tuple[set[str], int]:
         """Record a successful poll atomically: new entries, their alerts, feed state.
@@ -70,8 +72,9 @@ class EntriesMixin(StoreBase):
         ``alerts`` carry their story key (``Alert.story``). Only alerts of
         entries that this call actually inserted are queued, so concurrent or
         repeated polls of the same feed never queue an alert twice. Returns the
-        keys inserted and the number of alerts queued. ``page_errors`` (linked
-        pages that failed in this poll) is added to the feed's count.
+        keys inserted and the number of alerts queued. ``archive`` holds the text of
+        articles to keep; only the ones inserted now are archived, in the same transaction.
+        ``page_errors`` (linked pages that failed in this poll) is added to the feed's count.
         """
         with self.engine.begin() as conn:
             ensure_feed(conn, feed_id, url)
@@ -102,6 +105,7 @@ class EntriesMixin(StoreBase):
                     .where(entries_table.c.feed_id == feed_id, entries_table.c.key.in_(chunk))
                     .values(last_seen=now)
                 )
+            insert_archive(conn, now, [e for e in archive if e.article.key in inserted])
             queued = 0
             for alert in alerts:
                 if alert.article_key not in inserted:

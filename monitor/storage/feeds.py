@@ -153,6 +153,17 @@ class FeedsMixin(StoreBase):
             ).scalars()
             return list(claimed)
 
+    def renew_feed(self, owner: str, feed_id: str, now: datetime, lease: timedelta) -> bool:
+        """Extend our lease on a feed whose poll is still running; False once it is not
+        ours (the poll finished and released it, or the lease lapsed and was taken)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                feeds_table.update()
+                .where(feeds_table.c.feed_id == feed_id, feeds_table.c.lease_owner == owner)
+                .values(lease_until=now + lease)
+            )
+        return bool(result.rowcount)
+
     def release_feeds(self, owner: str, feed_ids: Iterable[str] | None = None) -> None:
         """Give back leases (shutdown, or a feed that left the configuration)."""
         with self.engine.begin() as conn:

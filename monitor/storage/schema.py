@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import TSVECTOR
 
 from monitor.exceptions import StorageUnavailable
 from monitor.storage.base import StoreBase, UTCDateTime, redact, utcnow
@@ -35,7 +36,7 @@ feeds_table = sa.Table(
     sa.Column("last_success", UTCDateTime),  # entries not seen since then have left the feed
     sa.Column("lease_owner", sa.String(100)),  # the worker polling it now
     sa.Column("lease_until", UTCDateTime),  # a crashed worker's claim ends here
-    # linked pages (full_text, page sources) that failed, in all (migration 4)
+    # linked pages (full_text, page sources) that failed, in all (migration 5)
     sa.Column("page_errors", sa.Integer, nullable=False, server_default="0"),
 )
 sa.Index("ix_feeds_due", feeds_table.c.next_poll)
@@ -112,6 +113,46 @@ mutes_table = sa.Table(
     sa.Column("created_by", sa.String(100)),
 )
 
+#: Article text kept for ``defaults.keep_text`` (search and backtest). ``at`` is the
+#: publication time, or the first-seen time when there is none (or it is later):
+#: ``--since``, "newest first" and pruning go by it. The search index holds the
+#: matcher's own word keys (``monitor.storage.archive``): on PostgreSQL the
+#: ``index_keys`` ``tsvector`` under a GIN index; on SQLite (where ``index_keys``
+#: stays empty) one contentless FTS5 table per day of ``at``, ``archive_fts_YYYYMMDD``,
+#: created as articles arrive and dropped whole by pruning.
+archive_table = sa.Table(
+    "archive",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("feed_id", sa.String(200), nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False, server_default=""),
+    sa.Column("summary", sa.Text, nullable=False, server_default=""),
+    sa.Column("content", sa.Text, nullable=False, server_default=""),
+    sa.Column("page", sa.Text),  # the fetched page's text (full_text), when there is one
+    sa.Column("link", sa.Text),
+    sa.Column("published", UTCDateTime),
+    sa.Column("seen_at", UTCDateTime, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("language", sa.String(35)),
+    sa.Column("source", sa.Text, nullable=False, server_default=""),
+    sa.Column("index_keys", sa.LargeBinary().with_variant(TSVECTOR(), "postgresql")),
+    sa.Column("indexed", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.UniqueConstraint("feed_id", "key", name="uq_archive_feed_key"),
+    sqlite_autoincrement=True,  # an id is never reused, so a stale index entry stays stale
+)
+sa.Index("ix_archive_at", archive_table.c.at, archive_table.c.id)
+sa.Index("ix_archive_keys", archive_table.c.index_keys, postgresql_using="gin").ddl_if(
+    dialect="postgresql"
+)
+#: the few articles too big to index are candidates of every search in their window
+sa.Index(
+    "ix_archive_unindexed",
+    archive_table.c.at,
+    sqlite_where=archive_table.c.indexed.is_(False),
+    postgresql_where=archive_table.c.indexed.is_(False),
+)
+
 schema_table = sa.Table(
     "schema_version",
     metadata,
@@ -133,7 +174,11 @@ def _v3_alert_photos(conn: sa.Connection) -> None:
             conn.execute(sa.text(f"ALTER TABLE alerts ADD COLUMN {column} {kind}"))
 
 
-def _v4_feed_page_errors(conn: sa.Connection) -> None:
+def _v4_archive(conn: sa.Connection) -> None:
+    archive_table.create(conn, checkfirst=True)
+
+
+def _v5_feed_page_errors(conn: sa.Connection) -> None:
     if "page_errors" not in {c["name"] for c in sa.inspect(conn).get_columns("feeds")}:
         conn.execute(sa.text("ALTER TABLE feeds ADD COLUMN page_errors INTEGER NOT NULL DEFAULT 0"))
 
@@ -144,7 +189,8 @@ def _v4_feed_page_errors(conn: sa.Connection) -> None:
 MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
     2: _v2_alerts_created_index,
     3: _v3_alert_photos,
-    4: _v4_feed_page_errors,
+    4: _v4_archive,
+    5: _v5_feed_page_errors,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 _MIGRATION_LOCK = 7355608  # pg_advisory_xact_lock key: one migrating worker at a time

@@ -8,6 +8,7 @@ when the database cannot be reached), never a raw SQLAlchemy error.
 
 from __future__ import annotations
 
+from monitor.storage.archive import ArchiveMixin
 from monitor.storage.digests import DigestsMixin
 from monitor.storage.entries import EntriesMixin
 from monitor.storage.feeds import FeedsMixin
@@ -27,5 +28,6 @@ class Store(
     LeasesMixin,
     MutesMixin,
     ReportsMixin,
+    ArchiveMixin,
 ):
     """The one gateway to the database; every method is a short transaction."""

@@ -2,7 +2,8 @@
 
 The database server keeps running; only the relay in front of it stops
 listening and drops every open connection, which is what a client sees when a
-server host goes down or a network path breaks.
+server host goes down or a network path breaks. ``restore`` listens again on
+the same port: the server is back.
 """
 
 from __future__ import annotations
@@ -71,6 +72,13 @@ class TcpProxy:
                 sock.close()
         for thread in self.threads:
             thread.join(timeout=5)
+
+    def restore(self) -> None:
+        """Listen again on the same port after :meth:`cut`: the server is back."""
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        with self.lock:
+            self.sockets = []
+        self._start(self._accept)
 
     def __enter__(self) -> TcpProxy:
         return self
