@@ -21,7 +21,8 @@ the matcher as the field ``page``.
   with 50 new entries does not hammer its site; at most
   ``PagePolicy.max_per_poll`` pages per poll, and the pages of one poll get one
   budget of time (the fetcher's timeout) so a poll stays within its lease.
-- Extraction (``monitor.extract``) runs in a thread, never on the event loop.
+- Extraction (``monitor.extract``) runs in a thread, never on the event loop,
+  holding the pipeline's CPU slot (one CPU-bound task at a time).
 - A page that fails (HTTP error, hang, too big, not HTML, no text) is a
   ``PageResult`` with an ``error``, never an exception: the entry is matched on
   what the feed carried and the failure counted per feed.
@@ -34,6 +35,7 @@ import contextlib
 import dataclasses
 import logging
 import re
+import threading
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -154,9 +156,17 @@ class _Gate:
 class PageFetcher:
     """One per worker (shared by its polls, so limits hold across feeds of one site)."""
 
-    def __init__(self, fetcher: Fetcher, policy: PagePolicy | None = None) -> None:
+    def __init__(
+        self,
+        fetcher: Fetcher,
+        policy: PagePolicy | None = None,
+        cpu_lock: threading.Lock | None = None,
+    ) -> None:
+        """``cpu_lock`` is held while a page is extracted (the pipeline's ``CPU_LOCK``:
+        one CPU-bound task at a time, so the event loop is not starved of the GIL)."""
         self.fetcher = fetcher
         self.policy = policy or PagePolicy()
+        self.cpu_lock = cpu_lock
         self._gates: dict[str, _Gate] = {}
 
     async def fetch_pages(
@@ -203,7 +213,7 @@ class PageFetcher:
             return PageResult(link, error=str(exc))
         try:
             page = await asyncio.to_thread(
-                extract_page, result.content, result.url, result.headers.get("content-type")
+                self._extract, result.content, result.url, result.headers.get("content-type")
             )
         except PageError as exc:
             return PageResult(link, error=str(exc))
@@ -213,6 +223,13 @@ class PageFetcher:
         if not page.text.strip():
             return PageResult(link, page=None, error="no article text on the page")
         return PageResult(link, page=page)
+
+    def _extract(self, body: bytes, url: str, content_type: str | None) -> PageText:
+        """``extract_page`` in a worker thread, holding the CPU slot when there is one."""
+        if self.cpu_lock is None:
+            return extract_page(body, url, content_type)
+        with self.cpu_lock:
+            return extract_page(body, url, content_type)
 
     @contextlib.asynccontextmanager
     async def _slot(self, host: str) -> AsyncIterator[None]:

@@ -316,7 +316,7 @@ async def poll_feed(
             rng,
             translator,
             budget,
-            pages or PageFetcher(fetcher),
+            pages or PageFetcher(fetcher, cpu_lock=CPU_LOCK),
         )
     finally:
         metrics.POLL_SECONDS.observe(time.perf_counter() - started)

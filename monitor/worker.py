@@ -37,7 +37,7 @@ from monitor.fulltext import PageFetcher
 from monitor.match import REGEX_TIMEOUT
 from monitor.models import Channel, FeedSource, utc_now
 from monitor.outage import OutageLog
-from monitor.pipeline import PollOutcome, Ruleset, poll_feed
+from monitor.pipeline import CPU_LOCK, PollOutcome, Ruleset, poll_feed
 from monitor.render import operator_alerts as operator
 from monitor.render.digest import DigestItem, digest_due, render_digest
 from monitor.render.operator_alerts import OPERATOR_CHANNEL
@@ -158,7 +158,7 @@ async def run_once(settings: Settings, notifier: Notifier | None = None) -> Once
     try:
         await notifier.start()
         async with Fetcher(fetch_settings(settings)) as fetcher:
-            pages = PageFetcher(fetcher)  # one politeness budget per host for all feeds
+            pages = PageFetcher(fetcher, cpu_lock=CPU_LOCK)  # one politeness budget per host
             outcomes = await asyncio.gather(
                 *(
                     poll_feed(
@@ -239,7 +239,7 @@ class Worker:
         await self.notifier.start()
         self.fetcher = Fetcher(fetch_settings(self.settings))
         self.translator = make_translator(self.settings)
-        self.pages = PageFetcher(self.fetcher)  # shared: per-host page limits span feeds
+        self.pages = PageFetcher(self.fetcher, cpu_lock=CPU_LOCK)  # per-host limits span feeds
         self.sender = Sender(
             self.store,
             self.notifier,

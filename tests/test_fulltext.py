@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -443,6 +444,24 @@ async def test_run_once_reads_linked_pages_and_says_so(
     assert report.sent.sent == 1
     assert "1 linked pages read, 1 failed" in report.summary()
     assert "Astana" in out.getvalue() and "Wire item number 1" in out.getvalue()
+
+
+async def test_extraction_waits_for_the_cpu_slot(site: FeedServer) -> None:
+    """A page is extracted only while holding the CPU slot it was given."""
+    link = site.add(
+        f"/{uuid.uuid4().hex}/slot.html",
+        (PAGES / "en-energy-talks.html").read_bytes(),
+        content_type="text/html",
+    )
+    feed = FeedSource(id="f", url=site.url("/feed.xml"), full_text=FullText.ALWAYS)
+    lock = threading.Lock()
+    async with Fetcher(FetchSettings(timeout=5.0)) as fetcher:
+        pages = PageFetcher(fetcher, PagePolicy(interval=0.0), cpu_lock=lock)
+        with lock:  # another feed's CPU work holds the slot
+            held = await pages.fetch_pages(feed, [("k", link)], budget=0.5)
+        free = await pages.fetch_pages(feed, [("k", link)], budget=5.0)
+    assert held["k"].page is None and "timed out" in (held["k"].error or "")
+    assert free["k"].page is not None and "Astana" in free["k"].page.text
 
 
 @pytest.mark.parametrize(
