@@ -1,5 +1,5 @@
-"""The ``monitor`` command: run | check | match | feeds | channels | send-test | migrate |
-search | backtest | trend.
+"""The ``monitor`` command: run | check | match | feeds [import|export] | channels |
+send-test | migrate | search | backtest | trend.
 
 Exit codes: 0 ok, 1 user error (bad config, bad input, a refused send), 2 usage
 error. A user's mistake is one clear line (or one line per located problem),
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -79,8 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--jsonl", action="store_true", help="input and output are JSON Lines")
 
-    feeds = command("feeds", "feeds and their health", cmd_feeds)
-    feeds.add_argument("--json", action="store_true", help="print JSON")
+    feeds = command(
+        "feeds",
+        "feeds and their health; `feeds import FILE.opml` prints YAML feeds: entries, "
+        "`feeds export` prints the configured feeds as OPML 2.0",
+        cmd_feeds,
+    )
+    feeds.add_argument(
+        "action", nargs="?", choices=("import", "export"), help="OPML in (to YAML) or out"
+    )
+    feeds.add_argument("file", nargs="?", metavar="FILE.opml", help="the OPML file to import")
+    feeds.add_argument("--json", action="store_true", help="print JSON (health listing)")
 
     channels = command("channels", "channels and their delivery health", cmd_channels)
     channels.add_argument("--json", action="store_true", help="print JSON")
@@ -331,7 +341,17 @@ def _match_human(article: Any, matches: Iterable[Any], color: bool) -> str:
 def cmd_feeds(args: argparse.Namespace) -> int:
     from monitor.storage import Store
 
+    if args.action == "import":
+        return _feeds_import(args)
+    if args.file is not None:
+        raise MonitorError(f"unexpected argument {args.file!r} (did you mean `feeds import`?)")
     settings = _settings(args)
+    if args.action == "export":
+        from monitor.sources.opml import export_opml
+
+        sys.stdout.buffer.write(export_opml(settings.feeds))
+        sys.stdout.flush()
+        return 0
     states = _read_store(settings, Store.feed_states)
     rows = []
     for feed in settings.feeds:
@@ -346,6 +366,8 @@ def cmd_feeds(args: argparse.Namespace) -> int:
                 "errors": state.errors if state else 0,
                 "last_error": state.last_error if state else None,
                 "next_poll": _iso(state.next_poll) if state else None,
+                "kind": str(feed.kind),
+                "page_errors": state.page_errors if state else 0,
             }
         )
     if args.json:
@@ -357,10 +379,35 @@ def cmd_feeds(args: argparse.Namespace) -> int:
         "http_status",
         "entries_seen",
         "errors",
+        "page_errors",
         "next_poll",
         "last_error",
     )
     print(_table(rows, columns))
+    return 0
+
+
+def _feeds_import(args: argparse.Namespace) -> int:
+    """YAML ``feeds:`` entries for an OPML file on stdout, notes on stderr; ids avoid the
+    configured ones when a configuration is there."""
+    from monitor.sources.opml import import_opml
+
+    if args.file is None:
+        raise MonitorError("feeds import needs an OPML file: monitor feeds import FILE.opml")
+    try:
+        with open(args.file, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise MonitorError(f"cannot read {args.file}: {exc.strerror or exc}") from exc
+    taken: list[str] = []
+    path = config_path(args.config)
+    if path.exists():  # a broken configuration does not stop an import (ids may then clash)
+        with contextlib.suppress(ConfigError):
+            taken = [feed.id for feed in load_settings(path).feeds]
+    result = import_opml(data, taken)  # OpmlError: one line, exit 1
+    for note in result.notes:
+        print(f"{args.file}: {note}", file=sys.stderr)
+    sys.stdout.write(result.yaml)
     return 0
 
 

@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from monitor.exceptions import ConfigError, ConfigErrors
-from monitor.models import Channel, FeedSource, Rule
+from monitor.models import Channel, FeedKind, FeedSource, FullText, Rule
 from monitor.translate import BACKENDS, TranslateSettings, normalize_language
 
 DEFAULT_CONFIG = "config/monitor.yaml"
@@ -66,6 +66,7 @@ class Defaults:
     allow_private_redirects: bool = False  # see the README's redirect guard
     keep_text: timedelta = timedelta(days=30)  # archive of article text; 0 keeps none
     story_window: timedelta = timedelta(hours=24)
+    full_text: FullText = FullText.NEVER  # fetch linked articles: never, auto, always
 
 
 @dataclass(frozen=True)
@@ -319,6 +320,37 @@ def _headers(ld: _Loader, node: _Node) -> Any:
     return out
 
 
+def _telegram_channel(ld: _Loader, node: _Node) -> Any:
+    """A public channel's username (``NAME``, ``@NAME`` or a t.me link to it)."""
+    from monitor.sources.telegram import channel_name
+
+    value = ld.text(node, "a channel username")
+    if value is _BAD:
+        return _BAD
+    name = channel_name(value) or channel_name("t.me/" + value.strip().lstrip("@"))
+    if name is None:
+        ld.fail(
+            node,
+            f"{value!r} is not a public channel username (5-32 letters, digits "
+            "and '_', a letter first), nor a t.me link to one",
+        )
+        return _BAD
+    return name
+
+
+def _links_selector(ld: _Loader, node: _Node) -> Any:
+    from monitor.sources.page import check_selector
+
+    value = ld.text(node, "a CSS selector")
+    if value is _BAD:
+        return _BAD
+    problem = check_selector(value)
+    if problem is not None:
+        ld.fail(node, problem)
+        return _BAD
+    return value
+
+
 def _language_code(ld: _Loader, node: _Node) -> Any:
     value = ld.text(node, "a language code such as en")
     if value is _BAD:
@@ -387,6 +419,11 @@ _SUMMARY = Option(
 )
 _INTERVAL = Option("interval", _duration, "how often a feed is polled (30s, 5m …)")
 _BACKFILL = Option("backfill", _backfill, "how old entries may be on the first poll, or all")
+_FULL_TEXT = Option(
+    "full_text",
+    _choice(*(f.value for f in FullText)),
+    "fetch each new entry's linked article for its text: never, auto (short entries), always",
+)
 
 DEFAULTS = Section(
     "defaults",
@@ -406,6 +443,7 @@ DEFAULTS = Section(
             _boolean,
             "follow a public feed's redirect to a private or loopback address",
         ),
+        _FULL_TEXT,
     ),
     Defaults,
 )
@@ -454,9 +492,17 @@ FEED = Section(
         Option("tags", _texts(), "names rules can use for a group of feeds"),
         _USER_AGENT,
         Option("headers", _headers, "extra HTTP request headers"),
+        Option(
+            "kind",
+            _choice(*(k.value for k in FeedKind)),
+            "what the URL serves: rss (default), telegram (default for t.me), page",
+        ),
+        Option("telegram", _telegram_channel, "a public Telegram channel's username"),
+        _FULL_TEXT,
+        Option("links", _links_selector, "CSS selector of the article links (kind: page)"),
     ),
     FeedSource,
-    required=("id", "url"),
+    required=("id", "url"),  # url may be left out when telegram names a channel
 )
 #: the top-level ``translate:`` block (its ``translate_timeout`` fills ``timeout``)
 TRANSLATE = Section(
@@ -509,8 +555,11 @@ INCLUDED = Section(
     "included file",
     tuple(o for o in TOP.options if o.key in ("channels", "feeds", "rules", "include")),
 )
-#: keys a feed or channel inherits from ``defaults`` when it does not say
+#: keys a feed or channel inherits from ``defaults`` when it does not say (``full_text``
+#: too, for rss feeds: ``_Loader.source_kind``)
 _FEED_INHERITS = ("interval", "backfill", "language", "user_agent")
+#: feed keys whose rejected value leaves no way to build the feed
+_SOURCE_KEYS = ("url", "kind", "telegram", "links")
 _CHANNEL_INHERITS = ("timezone", "summary_length", "story_window")
 
 
@@ -918,24 +967,77 @@ class _Loader:
             if not isinstance(item, yaml.MappingNode):
                 continue
             missing = self.missing(FEED, items)
+            if "telegram" in items and "url" in missing:
+                missing.remove("url")  # the channel's preview URL
             if missing:
-                self.fail(item, f"a feed needs {' and '.join(repr(k) for k in missing)}")
+                what = " and ".join(repr(k) for k in missing)
+                extra = " (or 'telegram: NAME' for a channel)" if "url" in missing else ""
+                self.fail(item, f"a feed needs {what}{extra}")
                 continue
             values = self.values(FEED, items)
-            feed_id, url = values.get("id"), values.get("url")
-            if feed_id is None or url is None:
+            feed_id = values.get("id")
+            if feed_id is None or any(k in items and k not in values for k in _SOURCE_KEYS):
                 continue
             if not self.first_definition(self.feed_nodes, feed_id, items["id"], "feed id"):
                 continue
+            if not self.source_kind(values, items, defaults):
+                continue
+            url = values["url"]
             try:
                 values["url"] = resolve_feed_url(url, file.parent)
             except (OSError, ValueError) as exc:  # NUL bytes, names the OS cannot hold
-                self.fail(items["url"], f"unusable feed path {url!r}: {exc}")
+                self.fail(items.get("url"), f"unusable feed path {url!r}: {exc}")
                 continue
             for key in _FEED_INHERITS:
                 if key not in values:
                     values[key] = getattr(defaults, key)
             feeds.append(FeedSource(**values))
+
+    def source_kind(
+        self, values: dict[str, Any], items: dict[str, _Node], defaults: Defaults
+    ) -> bool:
+        """Settle ``kind``, ``url`` and ``full_text`` of one feed (Sources without a feed).
+
+        ``telegram: NAME`` means kind telegram (its preview URL unless ``url:``
+        names a mirror); a t.me URL defaults to kind telegram and is read at its
+        ``t.me/s/NAME`` preview; anything else defaults to rss. ``links`` belongs
+        to page sources, which always fetch their links' text; Telegram posts
+        have no article page, so ``full_text`` does not apply to them.
+        """
+        from monitor.sources.telegram import channel_name, preview_url
+
+        kind = values.get("kind")
+        name = values.get("telegram")
+        if name is not None:
+            if kind not in (None, FeedKind.TELEGRAM):
+                self.fail(
+                    items["kind"], f"'telegram: {name}' reads a channel: kind must be telegram"
+                )
+                return False
+            kind = FeedKind.TELEGRAM
+            values.setdefault("url", preview_url(name))
+        else:
+            on_tme = channel_name(values["url"])  # a t.me link: read at its /s/ preview
+            if kind is None:
+                kind = FeedKind.TELEGRAM if on_tme else FeedKind.RSS
+            if kind == FeedKind.TELEGRAM and on_tme:
+                values["url"] = preview_url(on_tme)
+                values["telegram"] = on_tme
+        values["kind"] = FeedKind(kind)
+        if "links" in values and values["kind"] is not FeedKind.PAGE:
+            self.fail(items["links"], "'links' (a CSS selector) applies to kind: page only")
+            return False
+        if values["kind"] is FeedKind.PAGE:
+            if values.get("full_text", FullText.ALWAYS) != FullText.ALWAYS:
+                self.warn(items["full_text"], "a page source always fetches its links' text")
+            values["full_text"] = FullText.ALWAYS
+        elif values["kind"] is FeedKind.TELEGRAM:
+            if "full_text" in values:
+                self.warn(items["full_text"], "full_text does not apply to Telegram channels")
+            values["full_text"] = FullText.NEVER
+        else:
+            values.setdefault("full_text", defaults.full_text)
+        return True
 
     def parse_rules(
         self, node: _Node | None, rules: list[Rule], rule_items: list[dict[str, _Node]]

@@ -356,6 +356,19 @@ class Fetcher:
             )
         return target
 
+    async def refuses_link(self, origin: str, link: str) -> bool:
+        """Whether the redirect guard's rule refuses fetching ``link``, found in the
+        document at ``origin`` (full text, page sources): a link from a public
+        address to a private one is not followed, any more than such a redirect."""
+        if self.settings.allow_private_redirects:
+            return False
+        target, source = urlsplit(link), urlsplit(origin)
+        if source.scheme.lower() not in ("http", "https"):
+            return False  # a local file is the operator's own
+        if await self._all_public(target.hostname or "", target.port):
+            return False
+        return await self._all_public(source.hostname or "", source.port)
+
     async def _guard_redirect(self, feed: FeedSource, visited: list[URL], target: URL) -> None:
         """Refuse a redirect that leads from a public address to a private one (SSRF).
 

@@ -13,13 +13,15 @@ A rule matches an article when every clause holds:
 ``query``     a Lucene expression (parsed by luqum): ``AND``, ``OR``, ``NOT``/``-x``,
               ``+x``, parentheses, ``"quoted phrases"``, proximity ``"a b"~N`` (the
               words within N extra positions, any order), field scoping
-              ``title:x`` / ``summary:x`` / ``content:x`` / ``text:x`` (summary or
-              content), a trailing ``*`` wildcard (``Астан*``), ``word~`` fuzzy and
-              ``/regex/``. Words side by side without an operator are ANDed.
+              ``title:x`` / ``summary:x`` / ``content:x`` / ``page:x`` / ``text:x``
+              (summary, content or the linked page's text), a trailing ``*``
+              wildcard (``Астан*``), ``word~`` fuzzy and ``/regex/``. Words side
+              by side without an operator are ANDed.
 filters       ``feeds`` (the article's feed id or one of the feed's tags),
               ``languages`` (``ar`` accepts ``ar-SY``; an article without a language
               is judged by its script, plus stopwords for Latin text), ``fields``
-              (default title, summary and content; a term hits in any of them).
+              (default title, summary, content and page — the linked article's
+              text for ``full_text`` feeds and page sources; a term hits in any).
 
 A term hits when it occurs as a whole word or phrase after normalisation
 (``monitor.text``: NFKC, case folding, accents, Arabic letter variants, tashkeel,
@@ -152,8 +154,9 @@ _QUERY_FIELDS = {
     "title": ("title",),
     "summary": ("summary",),
     "content": ("content",),
-    "text": ("summary", "content"),
-    "body": ("summary", "content"),
+    "page": ("page",),
+    "text": ("summary", "content", "page"),
+    "body": ("summary", "content", "page"),
 }
 # what may separate two words of a phrase: spaces (one line break at most), a hyphen,
 # a possessive 's, and invisible direction marks

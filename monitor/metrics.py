@@ -33,6 +33,12 @@ TELEGRAM_429 = Counter(
     "monitor_telegram_429_total", "Flood-control answers from Telegram", registry=REGISTRY
 )
 FEED_ERRORS = Counter("monitor_feed_errors_total", "Failed feed polls", registry=REGISTRY)
+PAGES = Counter(
+    "monitor_pages_total",
+    "Linked article pages fetched (full_text, page sources)",
+    ["outcome"],
+    registry=REGISTRY,
+)  # outcome: ok, error
 RELOAD_FAILURES = Counter(
     "monitor_config_reload_failures_total", "Configuration reloads refused", registry=REGISTRY
 )

@@ -138,8 +138,25 @@ class MuteTarget:
         return f"{self.kind}:{self.name}"
 
 
-#: Article fields a rule can look at, in the order alerts show them.
-FIELDS: tuple[str, ...] = ("title", "summary", "content")
+class FeedKind(StrEnum):
+    """``kind`` of a feed: what its URL serves."""
+
+    RSS = "rss"  # an RSS, Atom or RDF feed
+    TELEGRAM = "telegram"  # a public Telegram channel's web preview (t.me/s/NAME)
+    PAGE = "page"  # a page listing articles: each new link is an entry
+
+
+class FullText(StrEnum):
+    """``full_text`` of a feed: when the entry's linked page is fetched for its text."""
+
+    NEVER = "never"
+    AUTO = "auto"  # only for entries carrying little text of their own
+    ALWAYS = "always"
+
+
+#: Article fields a rule can look at, in the order alerts show them; ``page`` is
+#: the linked article's text, fetched for ``full_text`` feeds and page sources.
+FIELDS: tuple[str, ...] = ("title", "summary", "content", "page")
 
 
 @dataclass(frozen=True)
@@ -184,6 +201,14 @@ class FeedSource:
     tags: tuple[str, ...] = ()
     user_agent: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    kind: FeedKind = FeedKind.RSS
+    full_text: FullText = FullText.NEVER  # page sources always fetch their links
+    links: str | None = None  # CSS selector of the article links (kind page)
+    telegram: str | None = None  # the channel's username (kind telegram), when known
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", FeedKind(self.kind))
+        object.__setattr__(self, "full_text", FullText(self.full_text))
 
 
 @dataclass(frozen=True)
@@ -225,6 +250,7 @@ class FeedState:
     errors: int = 0
     last_error: str | None = None
     first_success: datetime | None = None  # None until a poll succeeded once
+    page_errors: int = 0  # linked pages that could not be fetched or gave no text, in all
 
 
 @dataclass(frozen=True)
@@ -284,9 +310,10 @@ class Article:
     source: str = ""  # display name of the feed
     guid: str | None = None
     image: str | None = None  # http(s) URL: feed media/enclosure, or the page's og:image
+    page: str = ""  # the linked page's main text (``full_text``, page sources), else ""
 
     def field_text(self, name: str) -> str:
-        """The text of one matchable field ("title", "summary" or "content")."""
+        """The text of one matchable field ("title", "summary", "content" or "page")."""
         return getattr(self, name)
 
 

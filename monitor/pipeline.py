@@ -1,19 +1,26 @@
 """``poll_feed``: the one place that runs the stages in order for one feed.
 
-fetch → parse → articles → (storage: which entries are new) → match (every
-new entry: the surge counters count them all) → backfill → translate (channels
-with ``translate_to``; I/O, concurrent, bounded) → render (one alert per
-channel, carrying its story key, with its story candidate) → (storage, in one
-transaction: entries, match counters, feed state, and each alert queued or
-grouped into a story the channel was already alerted to) → surges (rules with
-``surge`` whose counters moved).
+fetch → parse (a feed; a Telegram preview and its older pages; a page's
+article links) → articles → (storage: which entries are new) → backfill →
+linked pages of the new entries (``full_text``, page sources; fetched on the
+event loop, extracted in threads) → match (every new entry: the surge counters
+count them all) → translate (channels with ``translate_to``; I/O, concurrent,
+bounded) → render (one alert per channel, carrying its story key, with its story
+candidate) → (storage, in one transaction: entries, archive, match counters, feed
+state, and each alert queued or grouped into a story the channel was already
+alerted to) → surges (rules with ``surge`` whose counters moved).
 
-Translation runs on the event loop between the two threaded halves of a poll:
+Translation runs on the event loop between matching and committing (threads):
 every alert of the poll is translated at once (``asyncio.gather``), each call
 bounded by ``translate_timeout``, so a hanging backend delays the poll's alerts
 by that bound once; the translator's circuit breaker then fails the next calls
 without waiting. A failed translation never stops an alert: it is rendered
 untranslated with a short note.
+
+Each entry is matched once, after its page arrived or failed: a page that
+fails never loses the entry (it is matched on what the feed carried) and is
+counted in the feed's ``page_errors``. The CPU-bound parts run in threads:
+parse + known keys; match; render + commit.
 
 A feed that fails is recorded and backed off here; nothing a feed does can
 stop the others. Rules and channels come from a ``Ruleset`` that the worker
@@ -26,11 +33,12 @@ import asyncio
 import functools
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,18 +46,21 @@ from monitor import metrics
 from monitor.archive import archive_entries
 from monitor.articles import to_articles
 from monitor.config import Settings
-from monitor.exceptions import FeedError, FetchError, TranslateError
+from monitor.exceptions import FeedError, FetchError, ParseError, TranslateError
 from monitor.fetch import Fetcher
+from monitor.fulltext import PageFetcher, PageResult, wants_page, with_page
 from monitor.match import Matcher, compile_rules
 from monitor.models import (
     Alert,
     Article,
     Channel,
+    FeedKind,
     FeedSource,
     FeedState,
     FetchResult,
     Match,
     MuteTarget,
+    ParsedFeed,
     Priority,
     Rule,
     StoryMode,
@@ -57,6 +68,8 @@ from monitor.models import (
 from monitor.parse import parse_feed
 from monitor.render.alert import render_alert, translation_request
 from monitor.scheduler import next_poll_at
+from monitor.sources import page as page_source
+from monitor.sources import telegram
 from monitor.storage import Store
 from monitor.stories import StoryClaim, candidate_from
 from monitor.translate import Translation, Translator
@@ -292,6 +305,8 @@ class PollOutcome:
     error: str | None = None
     errors: int = 0  # consecutive failures after this poll
     previous_errors: int = 0  # consecutive failures before it
+    pages: int = 0  # linked pages fetched with text
+    page_errors: int = 0  # linked pages that failed (their entries matched on feed text)
 
 
 def in_backfill(article: Article, backfill: timedelta | None, now: datetime) -> bool:
@@ -301,6 +316,15 @@ def in_backfill(article: Article, backfill: timedelta | None, now: datetime) -> 
     if backfill <= timedelta(0) or article.published is None:
         return False
     return article.published >= now - backfill
+
+
+def first_poll_backfill(feed: FeedSource) -> timedelta | None:
+    """The backfill a first poll applies: a page source's links carry no date (every
+    one would look published at first sight), so its first poll alerts on nothing
+    unless ``backfill: all``."""
+    if feed.kind is FeedKind.PAGE and feed.backfill is not None:
+        return timedelta(0)
+    return feed.backfill
 
 
 async def poll_feed(
@@ -314,18 +338,37 @@ async def poll_feed(
     rng: random.Random | None = None,
     translator: Translator | None = None,
     budget: float = POLL_BUDGET,
+    pages: PageFetcher | None = None,
 ) -> PollOutcome:
-    """Poll one feed and queue alerts for its new entries; never raises for a feed's fault."""
+    """Poll one feed and queue alerts for its new entries; never raises for a feed's fault.
+
+    ``pages`` fetches linked article pages; the worker shares one between its
+    polls so the per-host politeness limits hold across feeds (default: one
+    for this poll only).
+    """
     started = time.perf_counter()
     try:
         outcome = await _poll(
-            feed, store, fetcher, ruleset, now, muted, rng, translator, budget
+            feed,
+            store,
+            fetcher,
+            ruleset,
+            now,
+            muted,
+            rng,
+            translator,
+            budget,
+            pages or PageFetcher(fetcher, cpu_lock=CPU_LOCK),
         )
     finally:
         metrics.POLL_SECONDS.observe(time.perf_counter() - started)
     label = "error" if not outcome.ok else "not_modified" if outcome.not_modified else "ok"
     metrics.POLLS.labels(label).inc()
     metrics.NEW_ENTRIES.inc(outcome.new_entries)
+    if outcome.pages:
+        metrics.PAGES.labels("ok").inc(outcome.pages)
+    if outcome.page_errors:
+        metrics.PAGES.labels("error").inc(outcome.page_errors)
     if not outcome.ok:
         metrics.FEED_ERRORS.inc()
     return outcome
@@ -340,9 +383,11 @@ async def _poll(
     muted: Collection[str],
     rng: random.Random | None,
     translator: Translator | None,
-    budget: float = POLL_BUDGET,
+    budget: float,
+    pages: PageFetcher,
 ) -> PollOutcome:
     jitter = (rng or random).uniform(0.0, 0.1)
+    cap = pages.policy.max_per_poll
     state = await asyncio.to_thread(store.feed_state, feed.id)
     errors = state.errors if state else 0
     try:
@@ -354,11 +399,15 @@ async def _poll(
             )
             _log_recovery(feed, errors)
             return PollOutcome(feed.id, True, next_poll, not_modified=True, previous_errors=errors)
-        rules = ruleset()
         spent = ProcessingBudget(feed, budget)
-        prepared = await asyncio.to_thread(
-            _prepare, feed, state, result, store, rules, now, muted, spent
-        )
+        if feed.kind is FeedKind.TELEGRAM:
+            parsed = await _read_channel(feed, state, result, store, fetcher, spent)
+        else:
+            parsed = await asyncio.to_thread(_parse, feed, result, spent)
+        batch = await asyncio.to_thread(_select, feed, state, parsed, store, now, cap, spent)
+        fetched = await pages.fetch_pages(feed, batch.page_links)
+        rules = ruleset()
+        prepared = await asyncio.to_thread(_prepare, feed, batch, fetched, rules, muted, spent)
         translations = await translate_candidates(prepared.candidates, rules, translator)
         new, queued = await asyncio.to_thread(
             _commit, feed, prepared, translations, result, store, rules, now, jitter, spent
@@ -383,40 +432,49 @@ async def _poll(
     _log_recovery(feed, errors)
     next_poll = next_poll_at(now, feed.interval, 0, None, result.max_age, jitter=jitter)
     return PollOutcome(
-        feed.id, True, next_poll, new_entries=new, alerts=queued, previous_errors=errors
+        feed.id,
+        True,
+        next_poll,
+        new_entries=new,
+        alerts=queued,
+        previous_errors=errors,
+        pages=len(fetched) - prepared.page_errors,
+        page_errors=prepared.page_errors,
     )
 
 
 @dataclass(frozen=True)
-class _Prepared:
-    """The first half of a poll: the feed's articles and the new ones that matched."""
+class _Batch:
+    """A parsed poll before matching: every entry, and which new ones may alert."""
 
     articles: list[Article]
-    candidates: list[Candidate]
-    warning: str | None
-    fresh: list[Article]  # not seen before in this feed (archived if the commit inserts them)
-    matched: Mapping[str, tuple[str, ...]]  # new entry key → rules it matched (surge counts)
-    muted: Collection[str] = ()  # /mute targets: no surge alerts for them either
+    new: list[Article]  # not seen before in this feed
+    to_match: list[Article]  # new and within backfill: matched once their pages are in
+    page_links: list[tuple[str, str]] = field(default_factory=list)  # (key, link) to fetch
+    deferred: frozenset[str] = frozenset()  # keys left for the next poll (page cap)
+    warning: str | None = None
 
 
-def _prepare(
+def _parse(feed: FeedSource, result: FetchResult, spent: ProcessingBudget) -> ParsedFeed:
+    """A feed document, or a page's article links, as entries (in a thread, CPU slot held)."""
+    with spent.cpu_slot():
+        parsed = _page_links(feed, result) if feed.kind is FeedKind.PAGE else parse_feed(result)
+        spent.check("parsing")
+    return parsed
+
+
+def _select(
     feed: FeedSource,
     state: FeedState | None,
-    result: FetchResult,
+    parsed: ParsedFeed,
     store: Store,
-    ruleset: Ruleset,
     now: datetime,
-    muted: Collection[str],
+    cap: int,
     spent: ProcessingBudget,
-) -> _Prepared:
-    """CPU-bound (runs in a thread): parse, find the new entries, match.
-
-    Raises ``FeedError`` when the work outgrows the poll's budget (see
-    ``POLL_BUDGET``); nothing is committed then, so the next poll starts over.
-    """
+) -> _Batch:
+    """Which entries are new and may alert, and which of those (at most ``cap``) need
+    their page (in a thread)."""
     with spent.cpu_slot():
-        parsed = parse_feed(result)
-        spent.check("parsing")
         by_key: dict[str, Article] = {}
         for entry in parsed.entries:  # one at a time, so the budget is checked between
             for article in to_articles(feed, replace(parsed, entries=(entry,)), now):
@@ -425,24 +483,97 @@ def _prepare(
     articles = list(by_key.values())
     known = store.known_keys(feed.id, list(by_key))
     first_poll = state is None or state.first_success is None
+    backfill = first_poll_backfill(feed)
+    new = [a for a in articles if a.key not in known]
+    to_match = [a for a in new if not first_poll or in_backfill(a, backfill, now)]
+    wanting = [a for a in to_match if wants_page(feed, a)]
+    over = wanting[cap:]
+    deferred: frozenset[str] = frozenset()
+    if over and feed.kind is FeedKind.PAGE:
+        # a link is all such an entry has: it waits for the next poll (validators are
+        # not stored, so that poll reads the page again in full)
+        deferred = frozenset(a.key for a in over)
+        log.info("feed %s: %d new links wait for the next poll (page cap)", feed.id, len(over))
+    elif over:
+        log.info(
+            "feed %s: %d new entries over the page cap are matched on the feed's text",
+            feed.id,
+            len(over),
+        )
+    return _Batch(
+        articles=[a for a in articles if a.key not in deferred],
+        new=[a for a in new if a.key not in deferred],
+        to_match=[a for a in to_match if a.key not in deferred],
+        page_links=[(a.key, a.link or "") for a in wanting[:cap]],
+        deferred=deferred,
+        warning=parsed.warning,
+    )
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A poll's articles and the new ones that matched (with their pages' text)."""
+
+    articles: list[Article]
+    candidates: list[Candidate]
+    warning: str | None
+    page_errors: int = 0
+    keep_validators: bool = True  # False when links wait for the next poll
+    fresh: list[Article] = field(default_factory=list)  # new here: archived if inserted
+    matched: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # key → rules (surges)
+    muted: Collection[str] = ()  # /mute targets: no surge alerts for them either
+
+
+def _prepare(
+    feed: FeedSource,
+    batch: _Batch,
+    fetched: Mapping[str, PageResult],
+    ruleset: Ruleset,
+    muted: Collection[str],
+    spent: ProcessingBudget,
+) -> _Prepared:
+    """CPU-bound (runs in a thread): match each new entry once, with its page's text
+    when the page came.
+
+    Raises ``FeedError`` when the work outgrows the poll's budget (see
+    ``POLL_BUDGET``); nothing is committed then, so the next poll starts over.
+    """
     candidates: list[Candidate] = []
+    page_errors = 0
+    read: dict[str, Article] = {}
     matched: dict[str, tuple[str, ...]] = {}
+    may_alert = {a.key for a in batch.to_match}
     with spent.cpu_slot():
-        for article in articles:
-            if article.key in known:
-                continue
-            matches = ruleset.matches(article)  # also outside backfill: history for surges
+        # every new entry is matched (outside backfill too: history for the surge
+        # counters); only those within backfill may alert
+        for article in batch.new:
+            got = fetched.get(article.key)
+            if got is not None:
+                if got.page is not None:
+                    article = read[article.key] = with_page(feed, article, got.page)
+                else:
+                    page_errors += 1
+                    log.info("feed %s: page %s: %s", feed.id, got.link, got.error)
+            matches = ruleset.matches(article)
             spent.check("matching")
             if not matches:
                 continue
             matched[article.key] = tuple(m.rule for m in matches)
-            if first_poll and not in_backfill(article, feed.backfill, now):
+            if article.key not in may_alert:
                 continue
             candidate = ruleset.matches_for(article, muted, matches)
             if candidate.per_channel:
                 candidates.append(candidate)
-    fresh = [a for a in articles if a.key not in known]
-    return _Prepared(articles, candidates, parsed.warning, fresh, matched, muted)
+    return _Prepared(
+        batch.articles,
+        candidates,
+        batch.warning,
+        page_errors,
+        keep_validators=not batch.deferred,
+        fresh=[read.get(a.key, a) for a in batch.new],
+        matched=matched,
+        muted=muted,
+    )
 
 
 def _commit(
@@ -456,7 +587,7 @@ def _commit(
     jitter: float,
     spent: ProcessingBudget,
 ) -> tuple[int, int]:
-    """The second half (runs in a thread): render, commit (storage queues each alert or
+    """The last part (runs in a thread): render, commit (storage queues each alert or
     groups it into a story already alerted), then look for surges."""
     claims: list[StoryClaim] = []
     with spent.cpu_slot():
@@ -474,10 +605,11 @@ def _commit(
         claims=claims,
         matched=prepared.matched,
         status=result.status,
-        etag=result.etag,
-        last_modified=result.last_modified,
-        content_hash=result.content_hash,
+        etag=result.etag if prepared.keep_validators else None,
+        last_modified=result.last_modified if prepared.keep_validators else None,
+        content_hash=result.content_hash if prepared.keep_validators else None,
         next_poll=next_poll,
+        page_errors=prepared.page_errors,
         archive=archive,
     )
     surging = ruleset.surge_rules.intersection(
@@ -492,6 +624,99 @@ def _commit(
     if inserted:
         log.info("feed %s: %d new entries, %d alerts queued", feed.id, len(inserted), queued)
     return len(inserted), queued
+
+
+_CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:+-]{1,40})""", re.IGNORECASE)
+
+
+def _page_links(feed: FeedSource, result: FetchResult) -> ParsedFeed:
+    """A page source's article links as entries (``links:`` selector, else discovered)."""
+    declared = _CHARSET.search(result.headers.get("content-type", ""))
+    try:
+        links = page_source.discover_links(
+            result.content,
+            result.url,
+            feed.links,
+            encoding=declared.group(1) if declared else None,
+        )
+    except ValueError as exc:  # the config check refuses bad selectors first
+        raise ParseError(f"links: {exc}", feed_id=feed.id, url=feed.url) from exc
+    return page_source.links_feed(links, None, result.url)
+
+
+#: A Telegram post's key, ``https://t.me/NAME/ID``.
+_POST_KEY = re.compile(r"^https://t\.me/[A-Za-z0-9_]{1,64}/(\d{1,18})$")
+
+
+def known_max_post(keys: Collection[str]) -> int | None:
+    """The highest post id among a channel feed's stored entry keys."""
+    ids = [int(m.group(1)) for key in keys if (m := _POST_KEY.match(key))]
+    return max(ids) if ids else None
+
+
+async def _read_channel(
+    feed: FeedSource,
+    state: FeedState | None,
+    result: FetchResult,
+    store: Store,
+    fetcher: Fetcher,
+    spent: ProcessingBudget,
+) -> ParsedFeed:
+    """A channel's preview and, when more than a page of posts arrived since the last
+    poll, its older pages (``?before=ID``, at most ``telegram.MAX_BEFORE_PAGES``)."""
+    name = feed.telegram or telegram.channel_name(feed.url) or feed.id
+    first = await asyncio.to_thread(_parse_channel, result.content, name, spent)
+    if not first.available:
+        raise ParseError(
+            "no public preview: the page shows no channel posts (a private or unknown "
+            "channel, or one that disabled its web preview)",
+            feed_id=feed.id,
+            url=feed.url,
+        )
+    entries = list(first.entries)
+    first_poll = state is None or state.first_success is None
+    if first_poll or _scheme(feed.url) not in ("http", "https"):
+        return first.feed()
+    known = known_max_post(await asyncio.to_thread(store.latest_keys, feed.id))
+    page, pages, cursor = first, 1, None
+    try:
+        async with asyncio.timeout(fetcher.settings.timeout):
+            while (
+                nxt := telegram.next_before(page, known, pages, fetched_before=cursor)
+            ) is not None:
+                older = FeedSource(
+                    id=feed.id,
+                    url=telegram.before_url(feed.url, nxt),
+                    user_agent=feed.user_agent,
+                    headers=feed.headers,
+                )
+                body = (await fetcher.fetch(older, None)).content
+                page = await asyncio.to_thread(_parse_channel, body, name, spent)
+                pages, cursor = pages + 1, nxt
+                entries[:0] = page.entries  # older posts first
+    except TimeoutError as exc:
+        raise FetchError(
+            f"older preview pages took more than {fetcher.settings.timeout:g} s",
+            feed_id=feed.id,
+            url=feed.url,
+        ) from exc
+    if pages > 1:
+        log.info("feed %s: read %d preview pages (posts since %s)", feed.id, pages, known)
+    return ParsedFeed(title=first.title, link=feed.url, entries=tuple(entries))
+
+
+def _parse_channel(body: bytes, name: str, spent: ProcessingBudget) -> telegram.ChannelPage:
+    """One preview page, parsed holding the CPU slot (in a thread)."""
+    with spent.cpu_slot():
+        page = telegram.parse_channel_page(body, name)
+        spent.check("parsing")
+    return page
+
+
+def _scheme(url: str) -> str:
+    """The lower-case scheme of ``url`` ("" for a local path)."""
+    head, sep, _ = url.partition("://")
+    return head.lower() if sep else ""
 
 
 class ProcessingBudget:

@@ -33,10 +33,11 @@ from monitor.deliver.notifier import ConsoleNotifier, Notifier, TelegramNotifier
 from monitor.deliver.sender import Sender, SendStats
 from monitor.exceptions import ConfigError, NotifyError, StorageError
 from monitor.fetch import DEFAULT_USER_AGENT, Fetcher, FetchSettings
+from monitor.fulltext import PageFetcher
 from monitor.match import REGEX_TIMEOUT
 from monitor.models import Channel, FeedSource, utc_now
 from monitor.outage import OutageLog
-from monitor.pipeline import PollOutcome, Ruleset, poll_feed
+from monitor.pipeline import CPU_LOCK, PollOutcome, Ruleset, poll_feed
 from monitor.render import operator_alerts as operator
 from monitor.render.digest import DigestItem, digest_due, render_digest
 from monitor.render.operator_alerts import OPERATOR_CHANNEL
@@ -144,6 +145,10 @@ class OnceReport:
         )
         if self.sent.edited:
             line += f", {self.sent.edited} story edits or replies"
+        pages = sum(o.pages for o in self.outcomes)
+        page_errors = sum(o.page_errors for o in self.outcomes)
+        if pages or page_errors:
+            line += f"; {pages} linked pages read, {page_errors} failed"
         return line + "".join(f"\n  feed {o.feed_id}: {o.error}" for o in failing)
 
 
@@ -160,6 +165,7 @@ async def run_once(settings: Settings, notifier: Notifier | None = None) -> Once
     try:
         await notifier.start()
         async with Fetcher(fetch_settings(settings)) as fetcher:
+            pages = PageFetcher(fetcher, cpu_lock=CPU_LOCK)  # one politeness budget per host
             outcomes = await asyncio.gather(
                 *(
                     poll_feed(
@@ -170,6 +176,7 @@ async def run_once(settings: Settings, notifier: Notifier | None = None) -> Once
                         now=now,
                         muted=muted,
                         translator=translator,
+                        pages=pages,
                     )
                     for feed in settings.feeds
                 )
@@ -240,6 +247,7 @@ class Worker:
         await self.notifier.start()
         self.fetcher = Fetcher(fetch_settings(self.settings))
         self.translator = make_translator(self.settings)
+        self.pages = PageFetcher(self.fetcher, cpu_lock=CPU_LOCK)  # per-host limits span feeds
         self.sender = Sender(
             self.store,
             self.notifier,
@@ -414,6 +422,7 @@ class Worker:
                 feed,
                 store=self.store,
                 fetcher=self.fetcher,
+                pages=self.pages,
                 ruleset=lambda: self.ruleset,
                 now=now,
                 muted=self.muted,

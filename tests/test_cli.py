@@ -13,7 +13,7 @@ from .test_config import BROKEN
 def test_check_bundled_config():
     result = monitor("check")
     assert result.returncode == 0, result.stderr
-    assert "config/monitor.yaml: OK — 3 feeds, 3 rules, 1 channels" in result.stdout
+    assert "config/monitor.yaml: OK — 4 feeds, 3 rules, 1 channels" in result.stdout
 
 
 def test_check_reports_every_problem_and_exits_1(write_config):
@@ -51,7 +51,7 @@ def test_run_once_twice_on_the_bundled_config(tmp_path):
 
     feeds = monitor("feeds", "--json", env=env)
     rows = json.loads(feeds.stdout)
-    assert [r["id"] for r in rows] == ["sample-ar", "sample-ru", "sample-en"]
+    assert [r["id"] for r in rows] == ["sample-ar", "sample-ru", "sample-en", "sample-channel"]
     assert set(rows[0]) == {
         "id",
         "url",
@@ -61,10 +61,13 @@ def test_run_once_twice_on_the_bundled_config(tmp_path):
         "errors",
         "last_error",
         "next_poll",
+        "kind",
+        "page_errors",
     }
+    assert rows[3]["kind"] == "telegram" and rows[3]["page_errors"] == 0
     assert all(r["errors"] == 0 and r["entries_seen"] > 0 and r["last_poll"] for r in rows)
     table = monitor("feeds", env=env).stdout.splitlines()
-    assert table[0].split()[:3] == ["ID", "LAST_POLL", "HTTP_STATUS"] and len(table) == 4
+    assert table[0].split()[:3] == ["ID", "LAST_POLL", "HTTP_STATUS"] and len(table) == 5
 
     channels = json.loads(monitor("channels", "--json", env=env).stdout)
     assert channels[0]["name"] == "syria" and channels[0]["sent"] >= 6

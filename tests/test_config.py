@@ -108,7 +108,12 @@ def test_good_config_resolves_defaults_and_paths(write_config: WriteConfig) -> N
 
 def test_bundled_config_is_valid() -> None:
     settings = load_settings(REPO / "config" / "monitor.yaml", env={})
-    assert {f.id for f in settings.feeds} == {"sample-ar", "sample-ru", "sample-en"}
+    assert {f.id for f in settings.feeds} == {
+        "sample-ar",
+        "sample-ru",
+        "sample-en",
+        "sample-channel",
+    }
     assert all(Path(f.url).is_file() for f in settings.feeds)
     assert [r.name for r in settings.rules] == ["astana", "ceasefire", "lavrov"]
 
@@ -119,7 +124,8 @@ def test_typo_unknown_channel_and_bad_duration_are_all_reported_with_locations(
     path = write_config(BROKEN)
     assert errors_of(path) == [
         f"{path}:7:5: unknown key 'intervall' (did you mean 'interval'?); allowed: id, url, "
-        "interval, backfill, language, name, tags, user_agent, headers",
+        "interval, backfill, language, name, tags, user_agent, headers, kind, telegram, "
+        "full_text, links",
         f"{path}:10:15: bad duration '5 minutes': write a number and a unit, e.g. 30s, 5m, 2h, 1d",
         f"{path}:14:14: rule 'astana' notifies unknown channel 'syira' (did you mean 'syria'?); "
         "channels: syria",

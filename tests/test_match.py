@@ -193,7 +193,7 @@ def test_empty_article_and_no_rules() -> None:
         ),
         (
             Rule(name="r", fields=("title", "body")),
-            RuleProblem("fields", 1, "unknown field 'body' (use title, summary, content)"),
+            RuleProblem("fields", 1, "unknown field 'body' (use title, summary, content, page)"),
         ),
     ],
 )

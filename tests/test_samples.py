@@ -33,6 +33,15 @@ FEEDS: dict[str, tuple[str, str, int]] = {
     "sample-en.xml": ("rss20", "en", 6),
 }
 
+#: The Telegram channel preview the demo reads with ``kind: telegram``: post id → rules.
+CHANNEL = "sample-channel.html"
+CHANNEL_EXPECTED: dict[int, set[str]] = {
+    101: {"astana", "ceasefire"},
+    102: set(),
+    103: {"lavrov"},  # Лавров
+    104: set(),
+}
+
 #: The demo rules of config/monitor.yaml, as the README shows them.
 RULES: tuple[Rule, ...] = (
     Rule(name="astana", any=("Astana", "أستانا", "Астана"), notify=("console",)),
@@ -115,7 +124,7 @@ def test_samples_cover_both_rss_and_atom() -> None:
 
 def test_samples_directory_holds_only_documented_files() -> None:
     present = {p.name for p in SAMPLES.iterdir() if not p.name.startswith(".")}
-    assert present == {*FEEDS, "README.md"}
+    assert present == {*FEEDS, CHANNEL, "README.md"}
 
 
 @pytest.mark.parametrize("name", FEEDS)
@@ -327,5 +336,19 @@ def test_demo_config_watches_the_samples_with_these_rules() -> None:
         (r.name, r.any, r.all, r.none) for r in RULES
     ]
     samples = {Path(f.url).name: f for f in settings.feeds if "samples" in f.url}
-    assert set(samples) == set(FEEDS)
+    assert set(samples) == {*FEEDS, CHANNEL}
     assert all(f.backfill is None for f in samples.values())  # "all": the first run alerts
+    assert samples[CHANNEL].kind == "telegram"
+
+
+def test_sample_channel_posts_trigger_exactly_the_expected_rules(match_names: Any) -> None:
+    from monitor.articles import to_articles
+    from monitor.sources.telegram import parse_channel_page
+
+    page = parse_channel_page((SAMPLES / CHANNEL).read_bytes(), "sample")
+    assert page.available and page.title
+    feed = FeedSource(id="sample-channel", url=str(SAMPLES / CHANNEL))
+    found = {
+        int(a.key.rsplit("/", 1)[1]): match_names(a) for a in to_articles(feed, page.feed(), NOW)
+    }
+    assert found == CHANNEL_EXPECTED

@@ -51,6 +51,27 @@ def commit(store, now, articles, alerts=()):
     )
 
 
+def test_page_errors_add_up_and_latest_keys_come_newest_first(store, now):
+    keys = [f"https://t.me/chan_name/{n}" for n in (7, 8, 9)]
+    store.commit_poll(
+        feed_id="f",
+        url="https://t.me/s/chan_name",
+        now=now,
+        articles=[article(k) for k in keys],
+        alerts=[],
+        status=200,
+        etag=None,
+        last_modified=None,
+        content_hash=None,
+        next_poll=now + timedelta(minutes=5),
+        page_errors=2,
+    )
+    commit(store, now, [article("later")])  # page_errors defaults to none
+    assert store.feed_state("f").page_errors == 2
+    assert store.latest_keys("f", limit=3) == ["later", *reversed(keys[1:])]
+    assert store.latest_keys("other") == []
+
+
 def test_migrate_is_idempotent(store):
     assert store.migrate() == SCHEMA_VERSION
     assert store.migrate() == SCHEMA_VERSION

@@ -58,6 +58,7 @@ def plausible_calls(now: datetime) -> dict[str, Callable[[Store], Any]]:
         "release_feeds": lambda s: s.release_feeds("w1", ["f"]),
         "renew_feed": lambda s: s.renew_feed("w1", "f", now, minute),
         "known_keys": lambda s: s.known_keys("f", ["k1"]),
+        "latest_keys": lambda s: s.latest_keys("f"),
         "commit_poll": lambda s: s.commit_poll(
             feed_id="f",
             url="https://x/f",

@@ -218,8 +218,9 @@ def translation_request(
 def summarize(article: Article, matches: Sequence[Match], max_chars: int) -> list[Segment]:
     """The lead sentence plus the sentences holding hits, in order, within ``max_chars``.
 
-    Sentences come from the summary, then the content; a content sentence that
-    repeats one already taken is skipped.  Non-adjacent sentences are joined by
+    Sentences come from the summary, then the content, then the linked page's
+    text (``full_text``); a sentence that repeats one already taken is skipped
+    (its hits are merged into the one shown).  Non-adjacent sentences are joined by
     `` … ``; a sentence too long for the room left is cut at a word boundary
     around its first hit.
     """
@@ -278,7 +279,7 @@ def _hit_spans(article: Article, matches: Sequence[Match]) -> dict[str, list[tup
     raw: dict[str, list[tuple[int, int]]] = {}
     for match in matches:
         for hit in match.hits:
-            if hit.field not in ("title", "summary", "content"):
+            if hit.field not in ("title", "summary", "content", "page"):
                 continue
             length = len(article.field_text(hit.field))
             start, end = max(0, hit.start), min(length, hit.end)
@@ -319,7 +320,7 @@ def _pick_sentences(
     title_key = clean(article.title)[0].casefold()
     seen: dict[str, int] = {title_key: -1} if title_key else {}  # -1: the title, never shown
     lead_open = _LEAD_EXTENSIONS  # a dateline or kicker does not count as the lead
-    for field in ("summary", "content"):
+    for field in ("summary", "content", "page"):
         text = article.field_text(field)
         if not text.strip():
             continue

@@ -41,6 +41,19 @@ class EntriesMixin(StoreBase):
                 )
         return found
 
+    def latest_keys(self, feed_id: str, limit: int = 500) -> list[str]:
+        """The keys of this feed's most recently inserted entries, newest first
+        (a Telegram channel's highest known post id is among them)."""
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(entries_table.c.key)
+                    .where(entries_table.c.feed_id == feed_id)
+                    .order_by(entries_table.c.id.desc())
+                    .limit(limit)
+                ).scalars()
+            )
+
     def commit_poll(
         self,
         *,
@@ -57,6 +70,7 @@ class EntriesMixin(StoreBase):
         archive: Sequence[ArchiveEntry] = (),
         claims: Sequence[StoryClaim] = (),
         matched: Mapping[str, Sequence[str]] | None = None,
+        page_errors: int = 0,
     ) -> tuple[set[str], int]:
         """Record a successful poll atomically: new entries, their alerts, feed state.
 
@@ -67,7 +81,9 @@ class EntriesMixin(StoreBase):
         feed never queue an alert twice. ``matched`` (entry key → rules that
         matched it) feeds the surge counters. ``archive`` holds the text of
         articles to keep; only the ones inserted now are archived, in the same
-        transaction. Returns the keys inserted and the number of alerts queued.
+        transaction. ``page_errors`` (linked pages that failed in this poll) is
+        added to the feed's count. Returns the keys inserted and the number of
+        alerts queued.
         """
         with self.engine.begin() as conn:
             ensure_feed(conn, feed_id, url)
@@ -118,6 +134,7 @@ class EntriesMixin(StoreBase):
                     content_hash=content_hash,
                     entries_seen=feeds_table.c.entries_seen + len(inserted),
                     first_success=sa.func.coalesce(feeds_table.c.first_success, now),
+                    page_errors=feeds_table.c.page_errors + page_errors,
                 )
             )
         return inserted, queued

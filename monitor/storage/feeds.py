@@ -206,4 +206,5 @@ def feed_state(row: Any) -> FeedState:
         errors=row.errors,
         last_error=row.last_error,
         first_success=row.first_success,
+        page_errors=row.page_errors,
     )

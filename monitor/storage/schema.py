@@ -36,6 +36,8 @@ feeds_table = sa.Table(
     sa.Column("last_success", UTCDateTime),  # entries not seen since then have left the feed
     sa.Column("lease_owner", sa.String(100)),  # the worker polling it now
     sa.Column("lease_until", UTCDateTime),  # a crashed worker's claim ends here
+    # linked pages (full_text, page sources) that failed, in all (migration 5)
+    sa.Column("page_errors", sa.Integer, nullable=False, server_default="0"),
 )
 sa.Index("ix_feeds_due", feeds_table.c.next_poll)
 
@@ -255,6 +257,11 @@ def _v5_stories_and_surges(conn: sa.Connection) -> None:
         table.create(conn, checkfirst=True)  # with its indexes
 
 
+def _v6_feed_page_errors(conn: sa.Connection) -> None:
+    if "page_errors" not in {c["name"] for c in sa.inspect(conn).get_columns("feeds")}:
+        conn.execute(sa.text("ALTER TABLE feeds ADD COLUMN page_errors INTEGER NOT NULL DEFAULT 0"))
+
+
 #: Step N brings a database from version N-1 to N. Version 1 is the first
 #: released schema (what ``create_all`` made before this table had steps), so a
 #: database without any version gets the latest schema in one go instead.
@@ -263,6 +270,7 @@ MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
     3: _v3_alert_photos,
     4: _v4_archive,
     5: _v5_stories_and_surges,
+    6: _v6_feed_page_errors,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 _MIGRATION_LOCK = 7355608  # pg_advisory_xact_lock key: one migrating worker at a time

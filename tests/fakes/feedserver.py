@@ -24,6 +24,7 @@ import asyncio
 import gzip
 import tempfile
 import threading
+import time
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -178,6 +179,7 @@ class Doc:
     status: int = 200
     etag: str | None = None
     last_modified: str | None = None
+    delay: float = 0.0  # seconds before answering (overlapping requests are counted)
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,8 @@ class Seen:
 
     path: str
     headers: Mapping[str, str]
+    query: str = ""  # the raw query string
+    at: float = 0.0  # time.monotonic() when it arrived
 
 
 class FeedServer:
@@ -226,11 +230,17 @@ class FeedServer:
         status: int = 200,
         etag: str | None = None,
         last_modified: str | None = None,
+        delay: float = 0.0,
     ) -> str:
-        """Serve ``body`` at ``path`` (with 304s when validators are given); returns its URL."""
+        """Serve ``body`` at ``path`` (with 304s when validators are given); returns its URL.
+
+        A ``path`` with a query (``/s/name?before=10``) answers only that query; the
+        bare path answers every other one. ``delay`` holds the answer that long, and
+        overlapping delayed requests are counted in ``max_in_flight``.
+        """
         merged = {"Content-Type": content_type, **(headers or {})}
         with self._lock:
-            self.docs[path] = Doc(body, merged, status, etag, last_modified)
+            self.docs[path] = Doc(body, merged, status, etag, last_modified, delay)
         return self.url(path)
 
     def requests_to(self, path: str) -> list[Seen]:
@@ -280,9 +290,19 @@ class FeedServer:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         with self._lock:
-            self.seen.append(Seen(path, dict(request.headers)))
-            doc = self.docs.get(path)
+            self.seen.append(
+                Seen(path, dict(request.headers), request.query_string, time.monotonic())
+            )
+            doc = self.docs.get(request.path_qs) if request.query_string else None
+            doc = doc or self.docs.get(path)
         if doc is not None:
+            if doc.delay:
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                try:
+                    await asyncio.sleep(min(doc.delay, SLOW_LIMIT_SECONDS))
+                finally:
+                    self.in_flight -= 1
             return _serve_doc(request, doc)
         for prefix, handler in self._dynamic:
             if path.startswith(prefix):
