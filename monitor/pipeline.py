@@ -42,7 +42,8 @@ from monitor.models import (
 from monitor.parse import parse_feed
 from monitor.render.alert import render_alert
 from monitor.scheduler import next_poll_at
-from monitor.storage import Store
+from monitor.statebatch import UnchangedWriter
+from monitor.storage import Store, UnchangedPoll
 from monitor.stories import SAME_STORY_WINDOW, is_same_story, title_key
 
 log = logging.getLogger(__name__)
@@ -130,11 +131,19 @@ async def poll_feed(
     now: datetime,
     muted: Collection[str] = (),
     rng: random.Random | None = None,
+    states: Mapping[str, FeedState] | None = None,
+    unchanged: UnchangedWriter | None = None,
 ) -> PollOutcome:
-    """Poll one feed and queue alerts for its new entries; never raises for a feed's fault."""
+    """Poll one feed and queue alerts for its new entries; never raises for a feed's fault.
+
+    ``states`` are feed states read beforehand for a whole batch of polls (a
+    feed missing from it has none yet); without it the poll reads its own.
+    ``unchanged`` batches the state writes of unchanged polls; without it an
+    unchanged poll writes alone.
+    """
     started = time.perf_counter()
     try:
-        outcome = await _poll(feed, store, fetcher, ruleset, now, muted, rng)
+        outcome = await _poll(feed, store, fetcher, ruleset, now, muted, rng, states, unchanged)
     finally:
         metrics.POLL_SECONDS.observe(time.perf_counter() - started)
     label = "error" if not outcome.ok else "not_modified" if outcome.not_modified else "ok"
@@ -153,17 +162,24 @@ async def _poll(
     now: datetime,
     muted: Collection[str],
     rng: random.Random | None,
+    states: Mapping[str, FeedState] | None,
+    unchanged: UnchangedWriter | None,
 ) -> PollOutcome:
     jitter = (rng or random).uniform(0.0, 0.1)
-    state = await asyncio.to_thread(store.feed_state, feed.id)
+    if states is None:
+        state = await asyncio.to_thread(store.feed_state, feed.id)
+    else:
+        state = states.get(feed.id)
     errors = state.errors if state else 0
     try:
         result = await fetcher.fetch(feed, state)
         if result.not_modified:
             next_poll = next_poll_at(now, feed.interval, 0, None, result.max_age, jitter=jitter)
-            await asyncio.to_thread(
-                store.record_not_modified, feed.id, feed.url, now, result.status, next_poll
-            )
+            poll = UnchangedPoll(feed.id, feed.url, now, result.status, next_poll)
+            if unchanged is not None:
+                await unchanged.record(poll)
+            else:
+                await asyncio.to_thread(store.record_unchanged, [poll])
             _log_recovery(feed, errors)
             return PollOutcome(feed.id, True, next_poll, not_modified=True, previous_errors=errors)
         new, queued = await asyncio.to_thread(

@@ -25,19 +25,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
 from monitor import metrics
 from monitor.config import Settings, load_settings
 from monitor.deliver.notifier import ConsoleNotifier, Notifier, TelegramNotifier
 from monitor.deliver.sender import Sender, SendStats
 from monitor.exceptions import ConfigError, NotifyError, StorageError
 from monitor.fetch import DEFAULT_USER_AGENT, Fetcher, FetchSettings
-from monitor.models import Channel, FeedSource, utc_now
+from monitor.models import Channel, FeedSource, FeedState, utc_now
 from monitor.pipeline import PollOutcome, Ruleset, poll_feed
 from monitor.render import operator_alerts as operator
 from monitor.render.digest import DigestItem, digest_due, render_digest
 from monitor.render.operator_alerts import OPERATOR_CHANNEL
+from monitor.statebatch import UnchangedWriter
 from monitor.storage import Store
 
 log = logging.getLogger(__name__)
@@ -127,6 +126,9 @@ async def run_once(settings: Settings, notifier: Notifier | None = None) -> Once
     ruleset = Ruleset.from_settings(settings)
     now = utc_now()
     muted = frozenset(await asyncio.to_thread(store.active_mutes, now))
+    # every feed's state in one read, and unchanged polls written in batches
+    states = await asyncio.to_thread(store.feed_states, [feed.id for feed in settings.feeds])
+    unchanged = UnchangedWriter(store)
     try:
         await notifier.start()
         async with Fetcher(fetch_settings(settings)) as fetcher:
@@ -139,10 +141,13 @@ async def run_once(settings: Settings, notifier: Notifier | None = None) -> Once
                         ruleset=lambda: ruleset,
                         now=now,
                         muted=muted,
+                        states=states,
+                        unchanged=unchanged,
                     )
                     for feed in settings.feeds
                 )
             )
+            await unchanged.aclose()
         sender = Sender(
             store,
             notifier,
@@ -187,6 +192,8 @@ class Worker:
             await self._run()
 
     async def _run(self) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler  # not needed by `--once`
+
         self.notifier = self.notifier or make_notifier(self.settings)
         self.ruleset = Ruleset.from_settings(self.settings)
         self.feeds = {feed.id: feed for feed in self.settings.feeds}
@@ -194,6 +201,7 @@ class Worker:
         self.in_flight: set[asyncio.Task[None]] = set()
         self.wake_sender = asyncio.Event()
         self.reload_requested = asyncio.Event()
+        self.unchanged = UnchangedWriter(self.store)
         self._install_signals(asyncio.get_running_loop())
         await asyncio.to_thread(self.store.sync_feeds, self.settings.feeds, self.clock())
         await self.notifier.start()
@@ -240,6 +248,8 @@ class Worker:
                 log.info("stopping: no new polls; finishing work in flight")
                 self.scheduler.shutdown(wait=False)
                 await self._finish_in_flight()
+                with contextlib.suppress(StorageError):  # unwritten: polled again after the lease
+                    await self.unchanged.aclose()
         finally:
             for task in tasks:
                 task.cancel()
@@ -346,16 +356,20 @@ class Worker:
             log.error("database unavailable: %s", exc)
 
     async def _start_polls(self, feed_ids: list[str], now: datetime) -> None:
+        # the claimed feeds' states in one read, not one per poll
+        states = await asyncio.to_thread(self.store.feed_states, feed_ids) if feed_ids else {}
         for feed_id in feed_ids:
             feed = self.feeds.get(feed_id)
             if feed is None:  # in the database but not (or no longer) in our configuration
                 await asyncio.to_thread(self.store.release_feeds, self.owner, [feed_id])
                 continue
-            task = asyncio.create_task(self._poll(feed, now))
+            task = asyncio.create_task(self._poll(feed, now, states))
             self.in_flight.add(task)
             task.add_done_callback(self.in_flight.discard)
 
-    async def _poll(self, feed: FeedSource, now: datetime) -> None:
+    async def _poll(
+        self, feed: FeedSource, now: datetime, states: dict[str, FeedState] | None = None
+    ) -> None:
         try:
             outcome = await poll_feed(
                 feed,
@@ -364,6 +378,8 @@ class Worker:
                 ruleset=lambda: self.ruleset,
                 now=now,
                 muted=self.muted,
+                states=states,
+                unchanged=self.unchanged,
             )
         except StorageError as exc:  # its lease expires; polled again then
             log.error("feed %s: database unavailable: %s", feed.id, exc)

@@ -59,7 +59,6 @@ class EntriesMixin(StoreBase):
         keys inserted and the number of alerts queued.
         """
         with self.engine.begin() as conn:
-            ensure_feed(conn, feed_id, url)
             inserted: set[str] = set()
             rows = [
                 {
@@ -92,7 +91,7 @@ class EntriesMixin(StoreBase):
                 if alert.article_key not in inserted:
                     continue
                 queued += queue_row(conn, alert, now)
-            conn.execute(
+            state = (
                 feeds_table.update()
                 .where(feeds_table.c.feed_id == feed_id)
                 .values(
@@ -105,6 +104,9 @@ class EntriesMixin(StoreBase):
                     first_success=sa.func.coalesce(feeds_table.c.first_success, now),
                 )
             )
+            if not conn.execute(state).rowcount:  # no row yet: only a feed never synced
+                ensure_feed(conn, feed_id, url)
+                conn.execute(state)
         return inserted, queued
 
     def prune_entries(self, now: datetime, keep: timedelta) -> int:

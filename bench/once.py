@@ -1,0 +1,346 @@
+"""`monitor run --once` against lemon24/reader's ``update_feeds`` on the same loopback feeds.
+
+Serves N feeds (default 1,000; 20 entries of about 2 KB of Arabic/English HTML
+each, every feed distinct) from an aiohttp server in a child process on
+127.0.0.1, with an ETag and 304 answers to ``If-None-Match``. Each round, on a
+fresh database:
+
+1. ``monitor run --once`` as a subprocess — start-up included — first run
+   (every feed 200) and second run (every feed unchanged: 304);
+2. reader in a subprocess: ``add_feed`` × N, then ``update_feeds()`` (first)
+   and, in a second process, ``update_feeds(scheduled=False)`` (second); its
+   times are taken inside the process around ``update_feeds`` only, so they
+   exclude its start-up (its whole process time is shown beside them).
+
+Rounds are interleaved (monitor, then reader, on the same server), the table
+shows medians, and a ratio is the median of the per-round ratios. The server
+counts its answers, so a row whose second run was not all 304 says so.
+
+    python bench/once.py [--feeds 1000] [--rounds 3] [--database postgresql+psycopg://…]
+
+``--database`` (a PostgreSQL URL) adds monitor rows on PostgreSQL (a fresh
+schema per round). reader is not a dependency of monitor: install it into the
+environment to compare (``pip install reader``); its vendored feedparser needs
+``READER_NO_VENDORED_FEEDPARSER=1``, which this script sets. Loopback timings
+are CPU cost on this machine; the server shares its cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ENTRIES = 20
+
+READER = r"""
+import json, sys, time
+started = time.perf_counter()
+from reader import make_reader
+db, base, n, phase = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+reader = make_reader(db)
+ready = time.perf_counter()
+added = 0.0
+if phase == "first":
+    t = time.perf_counter()
+    for i in range(n):
+        reader.add_feed(f"{base}/f/{i}.xml")
+    added = time.perf_counter() - t
+    t = time.perf_counter()
+    reader.update_feeds()
+else:
+    t = time.perf_counter()
+    reader.update_feeds(scheduled=False)
+update = time.perf_counter() - t
+out = {
+    "startup": ready - started,
+    "add": added,
+    "update": update,
+    "entries": reader.get_entry_counts().total,
+    "broken": reader.get_feed_counts(broken=True).total,
+}
+reader.close()
+print(json.dumps(out))
+"""
+
+
+# -- the server (child process) ---------------------------------------------------------------
+
+
+def serve(port_queue: multiprocessing.Queue, feeds: int, lifetime: float) -> None:
+    """Every feed distinct (its own GUIDs and links); ETag per feed; counts its answers."""
+    import asyncio
+
+    from aiohttp import web
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from ingest import feed_body  # the same 2 KB Arabic/English entries as bench/ingest.py
+
+    bodies = [feed_body(i, 0) for i in range(feeds)]
+    counts: dict[str, int] = {}
+
+    async def handle(request: web.Request) -> web.Response:
+        i = int(request.match_info["i"])
+        etag = f'"{i}-0"'
+        headers = {"ETag": etag, "Content-Type": "application/rss+xml"}
+        if request.headers.get("If-None-Match") == etag:
+            counts["304"] = counts.get("304", 0) + 1
+            return web.Response(status=304, headers=headers)
+        counts["200"] = counts.get("200", 0) + 1
+        return web.Response(body=bodies[i], headers=headers)
+
+    async def stats(request: web.Request) -> web.Response:
+        out = dict(counts)
+        if request.query.get("reset"):
+            counts.clear()
+        return web.json_response(out)
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/f/{i}.xml", handle)
+        app.router.add_get("/stats", stats)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
+        await site.start()
+        port_queue.put(runner.addresses[0][1])
+        await asyncio.sleep(lifetime)
+        await runner.cleanup()
+
+    asyncio.run(main())
+
+
+def server_stats(base: str) -> dict[str, int]:
+    """The server's answers since the last call (and reset them)."""
+    with urllib.request.urlopen(f"{base}/stats?reset=1", timeout=30) as resp:
+        data: dict[str, int] = json.load(resp)
+    return data
+
+
+# -- the clients ------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    wall: float  # seconds, the whole process
+    cpu: float  # user + system seconds of the process
+    inner: float = 0.0  # reader: update_feeds only
+    answers: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def timed(cmd: list[str], env: dict[str, str], base: str) -> tuple[Run, str, str]:
+    server_stats(base)
+    cpu0, t0 = children_cpu(), time.perf_counter()
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
+    run = Run(time.perf_counter() - t0, children_cpu() - cpu0)
+    run.answers = server_stats(base)
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[:4]} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    return run, proc.stdout, proc.stderr
+
+
+def write_config(folder: Path, base: str, feeds: int) -> Path:
+    lines = [
+        "defaults:\n  interval: 1h\n  backfill: 0\n  timeout: 30s\n",
+        "channels:\n  desk: {chat: '@desk'}\n",
+        "rules:\n  - {name: astana, any: [Astana, أستانا], notify: [desk]}\n",
+        "feeds:\n",
+    ]
+    lines += [f"  - {{id: f{i}, url: '{base}/f/{i}.xml'}}\n" for i in range(feeds)]
+    path = folder / "monitor.yaml"
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+def monitor_env(database_url: str) -> dict[str, str]:
+    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
+    for name in ("TELEGRAM_BOT_TOKEN", "PORT", "MONITOR_CONFIG"):
+        env.pop(name, None)
+    return env
+
+
+def monitor_pair(config: Path, database_url: str, base: str) -> tuple[Run, Run]:
+    """First and second `monitor run --once` on one fresh database."""
+    env = monitor_env(database_url)
+    cmd = [sys.executable, "-m", "monitor", "run", "--once", "--config", str(config)]
+    first, _out, err1 = timed(cmd, env, base)
+    second, _out, err2 = timed(cmd, env, base)
+    first.note = summary_line(err1)
+    second.note = summary_line(err2)
+    return first, second
+
+
+def summary_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("polled ")]
+    return lines[-1] if lines else stderr.strip()[-200:]
+
+
+def reader_pair(folder: Path, base: str, feeds: int) -> tuple[Run, Run]:
+    db = str(folder / f"reader-{uuid.uuid4().hex[:6]}.sqlite")
+    env = {**os.environ, "READER_NO_VENDORED_FEEDPARSER": "1"}
+    runs = []
+    for phase in ("first", "second"):
+        cmd = [sys.executable, "-c", READER, db, base, str(feeds), phase]
+        run, out, _err = timed(cmd, env, base)
+        data = json.loads(out.strip().splitlines()[-1])
+        run.inner = data["update"]
+        run.note = f"{data['entries']} entries, {data['broken']} broken feeds"
+        runs.append(run)
+    return runs[0], runs[1]
+
+
+class Postgres:
+    """A fresh schema per round on the given PostgreSQL, dropped afterwards."""
+
+    def __init__(self, url: str) -> None:
+        import sqlalchemy as sa
+
+        self.sa = sa
+        self.admin = sa.create_engine(url)
+        self.url = url
+        self.schemas: list[str] = []
+
+    def fresh(self) -> str:
+        schema = f"bench_once_{uuid.uuid4().hex[:8]}"
+        with self.admin.begin() as conn:
+            conn.execute(self.sa.text(f"CREATE SCHEMA {schema}"))
+        self.schemas.append(schema)
+        sep = "&" if "?" in self.url else "?"
+        return f"{self.url}{sep}options=-csearch_path%3D{schema}"
+
+    def close(self) -> None:
+        with self.admin.begin() as conn:
+            for schema in self.schemas:
+                conn.execute(self.sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        self.admin.dispose()
+
+
+def startup(env: dict[str, str]) -> float:
+    """Seconds for `python -m monitor --help` (interpreter and imports)."""
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "monitor", "--help"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    )
+    return time.perf_counter() - t0
+
+
+# -- the table ----------------------------------------------------------------------------------
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def answers(runs: list[Run]) -> str:
+    last = runs[-1].answers
+    return " / ".join(f"{last.get(code, 0)}×{code}" for code in ("200", "304"))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--feeds", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--database", default=None, help="also run monitor on this PostgreSQL")
+    ap.add_argument("--no-reader", action="store_true", help="skip reader (not installed)")
+    args = ap.parse_args()
+
+    ctx = multiprocessing.get_context("spawn")
+    ports: multiprocessing.Queue = ctx.Queue()
+    server = ctx.Process(target=serve, args=(ports, args.feeds, 3600.0), daemon=True)
+    server.start()
+    rows: dict[str, list[Run]] = {}
+    boot: list[float] = []
+    pg = Postgres(args.database) if args.database else None
+    try:
+        base = f"http://127.0.0.1:{ports.get(timeout=120)}"
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            config = write_config(folder, base, args.feeds)
+            for round_no in range(args.rounds):
+                boot.append(startup(monitor_env("sqlite://")))
+                db = folder / f"monitor-{round_no}.db"
+                first, second = monitor_pair(config, f"sqlite:///{db}", base)
+                rows.setdefault("monitor first", []).append(first)
+                rows.setdefault("monitor second", []).append(second)
+                if pg is not None:
+                    first, second = monitor_pair(config, pg.fresh(), base)
+                    rows.setdefault("monitor pg first", []).append(first)
+                    rows.setdefault("monitor pg second", []).append(second)
+                if not args.no_reader:
+                    first, second = reader_pair(folder, base, args.feeds)
+                    rows.setdefault("reader first", []).append(first)
+                    rows.setdefault("reader second", []).append(second)
+                print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
+    finally:
+        server.terminate()
+        server.join(10)
+        if pg is not None:
+            pg.close()
+
+    print(
+        f"\n{args.feeds:,} loopback feeds × {ENTRIES} entries (ETag, 304); "
+        f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}; "
+        f"medians of {args.rounds} rounds; `python -m monitor --help` takes {med(boot):.2f} s\n"
+    )
+    print(
+        "| run | what is timed | seconds | CPU s (process) | ms CPU/feed "
+        "| reader ÷ monitor | server answers (last round) | result (last round) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for phase in ("first", "second"):
+        reader_runs = rows.get(f"reader {phase}", [])
+        for name in (f"monitor {phase}", f"monitor pg {phase}"):
+            runs = rows.get(name)
+            if not runs:
+                continue
+            ratio = (
+                f"{med([r.inner / m.wall for r, m in zip(reader_runs, runs, strict=False)]):.1f}×"
+                if reader_runs
+                else "—"
+            )
+            label = name.replace("monitor pg", "monitor, PostgreSQL").replace(
+                "monitor first", "monitor, SQLite, first").replace(
+                "monitor second", "monitor, SQLite, second")
+            print(
+                f"| {label} | `monitor run --once`, whole process | "
+                f"{med([r.wall for r in runs]):.2f} | {med([r.cpu for r in runs]):.2f} | "
+                f"{med([r.cpu for r in runs]) / args.feeds * 1000:.2f} | {ratio} | "
+                f"{answers(runs)} | {runs[-1].note} |"
+            )
+        if reader_runs:
+            print(
+                f"| reader, {phase} | `update_feeds"
+                f"{'(scheduled=False)' if phase == 'second' else '()'}` only "
+                f"(whole process {med([r.wall for r in reader_runs]):.2f} s) | "
+                f"{med([r.inner for r in reader_runs]):.2f} | "
+                f"{med([r.cpu for r in reader_runs]):.2f} | "
+                f"{med([r.cpu for r in reader_runs]) / args.feeds * 1000:.2f} | 1.0× | "
+                f"{answers(reader_runs)} | {reader_runs[-1].note} |"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
