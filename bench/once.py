@@ -16,8 +16,11 @@ Rounds are interleaved (monitor, then reader, on the same server), the table
 shows medians, and a ratio is the median of the per-round ratios. The server
 counts its answers, so a row whose second run was not all 304 says so.
 
-    python bench/once.py [--feeds 1000] [--rounds 3] [--database postgresql+psycopg://…]
+    python bench/once.py [--feeds 1000] [--rounds 3] [--baseline main]
+                         [--database postgresql+psycopg://…]
 
+``--baseline REV`` runs that revision's ``monitor`` package (``git archive``)
+beside this tree's, in the same rounds (before/after on the same noise);
 ``--database`` (a PostgreSQL URL) adds monitor rows on PostgreSQL (a fresh
 schema per round). reader is not a dependency of monitor: install it into the
 environment to compare (``pip install reader``); its vendored feedparser needs
@@ -35,11 +38,13 @@ import resource
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -146,10 +151,11 @@ def children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def timed(cmd: list[str], env: dict[str, str], base: str) -> tuple[Run, str, str]:
+def timed(cmd: list[str], env: dict[str, str], base: str, cwd: Path = REPO) -> tuple[Run, str, str]:
+    """Run ``cmd`` (``-m monitor`` imports the package in ``cwd``): wall and CPU seconds."""
     server_stats(base)
     cpu0, t0 = children_cpu(), time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=900)
     run = Run(time.perf_counter() - t0, children_cpu() - cpu0)
     run.answers = server_stats(base)
     if proc.returncode != 0:
@@ -177,15 +183,28 @@ def monitor_env(database_url: str) -> dict[str, str]:
     return env
 
 
-def monitor_pair(config: Path, database_url: str, base: str) -> tuple[Run, Run]:
-    """First and second `monitor run --once` on one fresh database."""
+def monitor_pair(config: Path, database_url: str, base: str, tree: Path) -> tuple[Run, Run]:
+    """First and second `monitor run --once` on one fresh database, with ``tree``'s package."""
     env = monitor_env(database_url)
     cmd = [sys.executable, "-m", "monitor", "run", "--once", "--config", str(config)]
-    first, _out, err1 = timed(cmd, env, base)
-    second, _out, err2 = timed(cmd, env, base)
+    first, _out, err1 = timed(cmd, env, base, tree)
+    second, _out, err2 = timed(cmd, env, base, tree)
     first.note = summary_line(err1)
     second.note = summary_line(err2)
     return first, second
+
+
+def baseline_tree(rev: str, into: Path) -> Path:
+    """The ``monitor`` package of revision ``rev`` (``git archive``), to run beside this one."""
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", rev, "monitor"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
 
 
 def summary_line(stderr: str) -> str:
@@ -233,17 +252,17 @@ class Postgres:
         self.admin.dispose()
 
 
-def startup(env: dict[str, str]) -> float:
-    """Seconds for `python -m monitor --help` (interpreter and imports)."""
-    t0 = time.perf_counter()
+def startup(tree: Path) -> float:
+    """CPU seconds of `python -m monitor run --help` and the imports `run` needs."""
+    cpu0 = children_cpu()
     subprocess.run(
-        [sys.executable, "-m", "monitor", "--help"],
-        env=env,
-        cwd=REPO,
+        [sys.executable, "-c", "import monitor.cli, monitor.worker"],
+        env=monitor_env("sqlite://"),
+        cwd=tree,
         capture_output=True,
         check=True,
     )
-    return time.perf_counter() - t0
+    return children_cpu() - cpu0
 
 
 # -- the table ----------------------------------------------------------------------------------
@@ -262,6 +281,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--feeds", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--baseline", default=None, metavar="REV", help="also run this revision")
     ap.add_argument("--database", default=None, help="also run monitor on this PostgreSQL")
     ap.add_argument("--no-reader", action="store_true", help="skip reader (not installed)")
     args = ap.parse_args()
@@ -270,28 +290,37 @@ def main() -> int:
     ports: multiprocessing.Queue = ctx.Queue()
     server = ctx.Process(target=serve, args=(ports, args.feeds, 3600.0), daemon=True)
     server.start()
-    rows: dict[str, list[Run]] = {}
-    boot: list[float] = []
+    rows: dict[tuple[str, str], list[Run]] = {}
+    boot: dict[str, list[float]] = {}
     pg = Postgres(args.database) if args.database else None
     try:
         base = f"http://127.0.0.1:{ports.get(timeout=120)}"
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             config = write_config(folder, base, args.feeds)
+            trees = {"this tree": REPO}
+            if args.baseline:
+                trees = {
+                    f"{args.baseline}": baseline_tree(args.baseline, folder / "baseline"),
+                    **trees,
+                }
             for round_no in range(args.rounds):
-                boot.append(startup(monitor_env("sqlite://")))
-                db = folder / f"monitor-{round_no}.db"
-                first, second = monitor_pair(config, f"sqlite:///{db}", base)
-                rows.setdefault("monitor first", []).append(first)
-                rows.setdefault("monitor second", []).append(second)
-                if pg is not None:
-                    first, second = monitor_pair(config, pg.fresh(), base)
-                    rows.setdefault("monitor pg first", []).append(first)
-                    rows.setdefault("monitor pg second", []).append(second)
+                for label, tree in trees.items():
+                    boot.setdefault(label, []).append(startup(tree))
+                    db = folder / f"monitor-{round_no}-{len(rows)}.db"
+                    pair = monitor_pair(config, f"sqlite:///{db}", base, tree)
+                    for phase, run in zip(("first", "second"), pair, strict=True):
+                        rows.setdefault((f"monitor ({label}), SQLite", phase), []).append(run)
+                    if pg is not None:
+                        pair = monitor_pair(config, pg.fresh(), base, tree)
+                        for phase, run in zip(("first", "second"), pair, strict=True):
+                            rows.setdefault((f"monitor ({label}), PostgreSQL", phase), []).append(
+                                run
+                            )
                 if not args.no_reader:
-                    first, second = reader_pair(folder, base, args.feeds)
-                    rows.setdefault("reader first", []).append(first)
-                    rows.setdefault("reader second", []).append(second)
+                    pair = reader_pair(folder, base, args.feeds)
+                    for phase, run in zip(("first", "second"), pair, strict=True):
+                        rows.setdefault(("reader", phase), []).append(run)
                 print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
     finally:
         server.terminate()
@@ -299,40 +328,36 @@ def main() -> int:
         if pg is not None:
             pg.close()
 
+    imports = ", ".join(f"{label} {med(cpu):.2f} s" for label, cpu in boot.items())
     print(
         f"\n{args.feeds:,} loopback feeds × {ENTRIES} entries (ETag, 304); "
-        f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}; "
-        f"medians of {args.rounds} rounds; `python -m monitor --help` takes {med(boot):.2f} s\n"
+        f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}; medians of {args.rounds} "
+        f"rounds; CPU for `import monitor.cli, monitor.worker` in a fresh interpreter: {imports}\n"
     )
     print(
         "| run | what is timed | seconds | CPU s (process) | ms CPU/feed "
-        "| reader ÷ monitor | server answers (last round) | result (last round) |"
+        "| reader ÷ monitor (seconds) | server answers (last round) | result (last round) |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for phase in ("first", "second"):
-        reader_runs = rows.get(f"reader {phase}", [])
-        for name in (f"monitor {phase}", f"monitor pg {phase}"):
-            runs = rows.get(name)
-            if not runs:
+        reader_runs = rows.get(("reader", phase), [])
+        for (name, row_phase), runs in rows.items():
+            if row_phase != phase or name == "reader":
                 continue
-            ratio = (
-                f"{med([r.inner / m.wall for r, m in zip(reader_runs, runs, strict=False)]):.1f}×"
-                if reader_runs
-                else "—"
-            )
-            label = name.replace("monitor pg", "monitor, PostgreSQL").replace(
-                "monitor first", "monitor, SQLite, first").replace(
-                "monitor second", "monitor, SQLite, second")
+            ratio = "—"
+            if reader_runs:
+                pairs = zip(reader_runs, runs, strict=False)
+                ratio = f"{med([r.inner / m.wall for r, m in pairs]):.1f}×"
             print(
-                f"| {label} | `monitor run --once`, whole process | "
+                f"| {name}, {phase} | `monitor run --once`, whole process | "
                 f"{med([r.wall for r in runs]):.2f} | {med([r.cpu for r in runs]):.2f} | "
                 f"{med([r.cpu for r in runs]) / args.feeds * 1000:.2f} | {ratio} | "
                 f"{answers(runs)} | {runs[-1].note} |"
             )
         if reader_runs:
+            call = "update_feeds(scheduled=False)" if phase == "second" else "update_feeds()"
             print(
-                f"| reader, {phase} | `update_feeds"
-                f"{'(scheduled=False)' if phase == 'second' else '()'}` only "
+                f"| reader 3, {phase} | `{call}` only "
                 f"(whole process {med([r.wall for r in reader_runs]):.2f} s) | "
                 f"{med([r.inner for r in reader_runs]):.2f} | "
                 f"{med([r.cpu for r in reader_runs]):.2f} | "
