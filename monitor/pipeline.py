@@ -39,7 +39,6 @@ from monitor.models import (
     Priority,
     Rule,
 )
-from monitor.parse import parse_feed
 from monitor.render.alert import render_alert
 from monitor.scheduler import next_poll_at
 from monitor.statebatch import UnchangedWriter
@@ -220,10 +219,13 @@ def _process(
     muted: Collection[str],
 ) -> tuple[int, int]:
     """The CPU-bound middle of a poll (runs in a thread): parse, match, render, commit."""
+    from monitor.parse import parse_feed  # feedparser and lxml: not needed until a feed changes
+
     parsed = parse_feed(result)
     articles = list({a.key: a for a in to_articles(feed, parsed, now)}.values())
-    known = store.known_keys(feed.id, (a.key for a in articles))
     first_poll = state is None or state.first_success is None
+    # a feed that never succeeded has no stored entries: no query (commit_poll decides anyway)
+    known = set() if first_poll else store.known_keys(feed.id, (a.key for a in articles))
     alerts: list[Alert] = []
     for article in articles:
         if article.key in known:

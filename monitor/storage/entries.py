@@ -76,7 +76,7 @@ class EntriesMixin(StoreBase):
                 stmt = (
                     insert(conn)(entries_table)
                     .on_conflict_do_nothing(index_elements=["feed_id", "key"])
-                    .returning(entries_table.c.key, sort_by_parameter_order=True)
+                    .returning(entries_table.c.key)  # a set: any order, one statement
                 )
                 inserted.update(conn.execute(stmt, rows).scalars())
             seen_again = [a.key for a in articles if a.key not in inserted]
