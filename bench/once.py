@@ -398,7 +398,7 @@ def main() -> int:
             for round_no in range(args.rounds):
                 for label, tree in trees.items():
                     boot.setdefault(label, []).append(startup(tree))
-                    db = folder / f"monitor-{round_no}-{len(rows)}.db"
+                    db = folder / f"monitor-{uuid.uuid4().hex[:8]}.db"  # fresh every run
                     pair = monitor_pair(config, f"sqlite:///{db}", base, tree)
                     for phase, run in zip(("first", "second"), pair, strict=True):
                         rows.setdefault((f"monitor ({label}), SQLite", phase), []).append(run)
