@@ -70,7 +70,8 @@ from monitor.render.alert import render_alert, translation_request
 from monitor.scheduler import next_poll_at
 from monitor.sources import page as page_source
 from monitor.sources import telegram
-from monitor.storage import Store
+from monitor.statebatch import UnchangedWriter
+from monitor.storage import Store, UnchangedPoll
 from monitor.stories import StoryClaim, candidate_from
 from monitor.translate import Translation, Translator
 
@@ -339,12 +340,17 @@ async def poll_feed(
     translator: Translator | None = None,
     budget: float = POLL_BUDGET,
     pages: PageFetcher | None = None,
+    states: Mapping[str, FeedState] | None = None,
+    unchanged: UnchangedWriter | None = None,
 ) -> PollOutcome:
     """Poll one feed and queue alerts for its new entries; never raises for a feed's fault.
 
     ``pages`` fetches linked article pages; the worker shares one between its
     polls so the per-host politeness limits hold across feeds (default: one
-    for this poll only).
+    for this poll only). ``states`` are feed states read beforehand for a whole
+    batch of polls (a feed missing from it has none yet); without it the poll
+    reads its own. ``unchanged`` batches the state writes of unchanged polls;
+    without it an unchanged poll writes alone.
     """
     started = time.perf_counter()
     try:
@@ -359,6 +365,8 @@ async def poll_feed(
             translator,
             budget,
             pages or PageFetcher(fetcher, cpu_lock=CPU_LOCK),
+            states,
+            unchanged,
         )
     finally:
         metrics.POLL_SECONDS.observe(time.perf_counter() - started)
@@ -385,18 +393,25 @@ async def _poll(
     translator: Translator | None,
     budget: float,
     pages: PageFetcher,
+    states: Mapping[str, FeedState] | None = None,
+    unchanged: UnchangedWriter | None = None,
 ) -> PollOutcome:
     jitter = (rng or random).uniform(0.0, 0.1)
     cap = pages.policy.max_per_poll
-    state = await asyncio.to_thread(store.feed_state, feed.id)
+    if states is None:
+        state = await asyncio.to_thread(store.feed_state, feed.id)
+    else:
+        state = states.get(feed.id)
     errors = state.errors if state else 0
     try:
         result = await fetcher.fetch(feed, state)
         if result.not_modified:
             next_poll = next_poll_at(now, feed.interval, 0, None, result.max_age, jitter=jitter)
-            await asyncio.to_thread(
-                store.record_not_modified, feed.id, feed.url, now, result.status, next_poll
-            )
+            poll = UnchangedPoll(feed.id, feed.url, now, result.status, next_poll)
+            if unchanged is not None:
+                await unchanged.record(poll)
+            else:
+                await asyncio.to_thread(store.record_unchanged, [poll])
             _log_recovery(feed, errors)
             return PollOutcome(feed.id, True, next_poll, not_modified=True, previous_errors=errors)
         spent = ProcessingBudget(feed, budget)

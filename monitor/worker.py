@@ -25,8 +25,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
 from monitor import metrics
 from monitor.config import Settings, load_settings
 from monitor.deliver.notifier import ConsoleNotifier, Notifier, TelegramNotifier
@@ -35,12 +33,13 @@ from monitor.exceptions import ConfigError, NotifyError, StorageError
 from monitor.fetch import DEFAULT_USER_AGENT, Fetcher, FetchSettings
 from monitor.fulltext import PageFetcher
 from monitor.match import REGEX_TIMEOUT
-from monitor.models import Channel, FeedSource, utc_now
+from monitor.models import Channel, FeedSource, FeedState, utc_now
 from monitor.outage import OutageLog
 from monitor.pipeline import CPU_LOCK, PollOutcome, Ruleset, poll_feed
 from monitor.render import operator_alerts as operator
 from monitor.render.digest import DigestItem, digest_due, render_digest
 from monitor.render.operator_alerts import OPERATOR_CHANNEL
+from monitor.statebatch import UnchangedWriter
 from monitor.storage import Store
 from monitor.translate import Translator, build_translator
 
@@ -162,6 +161,9 @@ async def run_once(settings: Settings, notifier: Notifier | None = None) -> Once
     now = utc_now()
     muted = frozenset(await asyncio.to_thread(store.active_mutes, now))
     await asyncio.to_thread(store.register_rules, ruleset.surge_rules, now)
+    # every feed's state in one read, and unchanged polls written in batches
+    states = await asyncio.to_thread(store.feed_states, [feed.id for feed in settings.feeds])
+    unchanged = UnchangedWriter(store)
     try:
         await notifier.start()
         async with Fetcher(fetch_settings(settings)) as fetcher:
@@ -177,10 +179,13 @@ async def run_once(settings: Settings, notifier: Notifier | None = None) -> Once
                         muted=muted,
                         translator=translator,
                         pages=pages,
+                        states=states,
+                        unchanged=unchanged,
                     )
                     for feed in settings.feeds
                 )
             )
+            await unchanged.aclose()
         sender = Sender(
             store,
             notifier,
@@ -230,6 +235,8 @@ class Worker:
             await self._run()
 
     async def _run(self) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler  # not needed by `--once`
+
         self.notifier = self.notifier or make_notifier(self.settings)
         self.loop = asyncio.get_running_loop()
         self._regex_reported: set[str] = set()
@@ -241,6 +248,7 @@ class Worker:
         self.in_flight: set[asyncio.Task[None]] = set()
         self.wake_sender = asyncio.Event()
         self.reload_requested = asyncio.Event()
+        self.unchanged = UnchangedWriter(self.store)
         self._install_signals(asyncio.get_running_loop())
         await asyncio.to_thread(self.store.sync_feeds, self.settings.feeds, self.clock())
         await asyncio.to_thread(self.store.register_rules, self.ruleset.surge_rules, self.clock())
@@ -291,6 +299,8 @@ class Worker:
                 log.info("stopping: no new polls; finishing work in flight")
                 self.scheduler.shutdown(wait=False)
                 await self._finish_in_flight()
+                with contextlib.suppress(StorageError):  # unwritten: polled again after the lease
+                    await self.unchanged.aclose()
         finally:
             for task in tasks:
                 task.cancel()
@@ -405,16 +415,20 @@ class Worker:
             self.outage.failed(exc, "schedule")
 
     async def _start_polls(self, feed_ids: list[str], now: datetime) -> None:
+        # the claimed feeds' states in one read, not one per poll
+        states = await asyncio.to_thread(self.store.feed_states, feed_ids) if feed_ids else {}
         for feed_id in feed_ids:
             feed = self.feeds.get(feed_id)
             if feed is None:  # in the database but not (or no longer) in our configuration
                 await asyncio.to_thread(self.store.release_feeds, self.owner, [feed_id])
                 continue
-            task = asyncio.create_task(self._poll(feed, now))
+            task = asyncio.create_task(self._poll(feed, now, states))
             self.in_flight.add(task)
             task.add_done_callback(self.in_flight.discard)
 
-    async def _poll(self, feed: FeedSource, now: datetime) -> None:
+    async def _poll(
+        self, feed: FeedSource, now: datetime, states: dict[str, FeedState] | None = None
+    ) -> None:
         renewer = asyncio.create_task(self._renew_lease(feed.id))
         self._polling.add(feed.id)
         try:
@@ -427,6 +441,8 @@ class Worker:
                 now=now,
                 muted=self.muted,
                 translator=self.translator,
+                states=states,
+                unchanged=self.unchanged,
             )
         except StorageError as exc:  # released (and so polled again) once the database is back
             self.outage.failed(exc, f"poll of feed {feed.id}")

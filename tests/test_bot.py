@@ -10,6 +10,7 @@ Time moves through the ``clock`` argument, never through sleeps.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -688,3 +689,18 @@ async def test_trend_sends_the_rules_chart_as_a_photo(harness: Harness):
     assert "There is no rule named nope" in answer
     answer = plain(await harness.ask(STRANGER, "/trend astana"))
     assert "only for this bot's administrators" in answer
+
+
+def test_ptb_shutdown_cleanup_error_is_one_warning_line(caplog: pytest.LogCaptureFixture) -> None:
+    """PTB logs a failed last getUpdates on stop with a traceback; we keep one line."""
+    import monitor.bot  # noqa: F401  (installs the filter)
+
+    caplog.set_level(logging.DEBUG, logger="telegram.ext.Updater")
+    logger = logging.getLogger("telegram.ext.Updater")
+    try:
+        raise TimeoutError("pool timeout")
+    except TimeoutError:
+        logger.exception("Error while calling `get_updates` one more time to mark all fetched")
+    [record] = [r for r in caplog.records if r.name == "telegram.ext.Updater"]
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert record.getMessage() == "bot: last getUpdates on stop failed: pool timeout"

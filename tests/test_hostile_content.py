@@ -202,6 +202,22 @@ def test_clean_removes_exactly_the_unstorable(text: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("خبر \U0001f4f0 عاجل", "خبر \U0001f4f0 عاجل"),  # an emoji (astral, allowed) stays
+        ("a\U0001fffeb\U0010ffffc", "abc"),  # astral non-characters go
+        ("\U0001f600\ufffe\U0002fffe", "\U0001f600"),
+        ("Астана\x00\ud83d", "Астана"),  # NUL and a lone surrogate, no astral character
+        ("\ufdd0\ufdef\ufdf0", "\ufdf0"),
+    ],
+)
+def test_clean_fast_path_agrees_at_the_edges(text: str, expected: str) -> None:
+    """``clean`` tests BMP and astral characters separately; both halves must hold."""
+    assert clean(text) == expected
+    assert clean(expected) is expected  # nothing to remove: no copy
+
+
+@pytest.mark.parametrize(
     ("raw", "expected"),
     [
         (b"a&#xD800;b", b"ab"),

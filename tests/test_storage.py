@@ -275,3 +275,64 @@ def test_recent_alerts_of_one_rule(store, now):
     assert [a.article_key for a in store.recent_alerts(1, "astana")] == ["b"]
     assert [a.article_key for a in store.recent_alerts(10, "50%_off")] == ["t"]
     assert store.recent_alerts(10, "50") == []  # LIKE narrows, the decoded list decides
+
+
+def test_unchanged_polls_are_recorded_together(store, now):
+    """One call for many unchanged feeds: each one's errors cleared, schedule moved, lease
+    given back; what the feed holds (validators, entries, counts) stays as it was."""
+    from monitor.storage import UnchangedPoll
+
+    store.sync_feeds(feeds("a", "b", "c"), now)
+    commit(store, now, [article("x")])  # feed "f": one entry, validators '"v1"' and "h1"
+    later = now + timedelta(minutes=1)
+    lease = timedelta(hours=1)
+    assert sorted(store.claim_due_feeds("w", later, lease, 10)) == ["a", "b", "c"]
+    store.record_failure("b", "https://example.org/b", later, "HTTP 500", 500, later)
+    polls = [
+        UnchangedPoll("a", "https://example.org/a", later, 304, later + timedelta(minutes=5)),
+        UnchangedPoll("b", "https://example.org/b", later, 304, later + timedelta(minutes=6)),
+        UnchangedPoll("f", "https://example.org/feed", later, 200, later + timedelta(minutes=7)),
+        UnchangedPoll("new", "https://example.org/new", later, 304, later + timedelta(hours=1)),
+    ]
+    store.record_unchanged(polls)
+    states = store.feed_states()
+    for poll in polls:
+        state = states[poll.feed_id]
+        assert (state.errors, state.last_error) == (0, None), poll.feed_id
+        assert (state.http_status, state.last_poll, state.next_poll) == (
+            poll.status,
+            later,
+            poll.next_poll,
+        )
+    assert states["f"].etag == '"v1"' and states["f"].content_hash == "h1"
+    assert states["f"].entries_seen == 1 and states["f"].first_success == now
+    assert store.known_keys("f", ["x"]) == {"x"}
+    assert states["new"].first_success is None  # a row now, but never a changed poll
+    # "c" is still leased to "w"; "a" and "b" were released and are due at their next poll
+    due = store.claim_due_feeds("v", later + timedelta(minutes=6), lease, 10)
+    assert sorted(due) == ["a", "b"]
+    assert store.feed_states(["a", "zzz"]).keys() == {"a"}
+
+
+def test_unchanged_batch_keeps_the_last_poll_of_a_feed(store, now):
+    from monitor.storage import UnchangedPoll
+
+    first = UnchangedPoll("a", "u", now, 304, now + timedelta(minutes=5))
+    second = UnchangedPoll("a", "u", now + timedelta(minutes=5), 304, now + timedelta(minutes=10))
+    store.record_unchanged([first, second])
+    store.record_unchanged([])
+    state = store.feed_state("a")
+    assert state.last_poll == second.now and state.next_poll == second.next_poll
+
+
+def test_prune_after_unchanged_polls_still_forgets_what_left(store, now):
+    """Unchanged polls leave entries alone; the next changed poll still tells what left."""
+    commit(store, now, [article("old"), article("kept")])
+    for days in (10, 20, 30):
+        when = now + timedelta(days=days)
+        store.record_not_modified("f", "u", when, 304, when)
+    later = now + timedelta(days=40)
+    assert store.prune_entries(later, timedelta(days=30)) == 0  # unchanged: both still in it
+    commit(store, later, [article("kept")])
+    assert store.prune_entries(later + timedelta(days=31), timedelta(days=30)) == 1
+    assert store.known_keys("f", ["old", "kept"]) == {"kept"}

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from monitor.exceptions import StorageError, StorageUnavailable
 from monitor.models import Alert, Article, FeedSource
-from monitor.storage import ArchiveEntry, Store
+from monitor.storage import ArchiveEntry, Store, UnchangedPoll
 from tests.fakes.tcpproxy import TcpProxy
 
 #: close() only hands pooled connections back; it never opens one.
@@ -52,6 +52,9 @@ def plausible_calls(now: datetime) -> dict[str, Callable[[Store], Any]]:
         "feed_states": lambda s: s.feed_states(),
         "record_failure": lambda s: s.record_failure("f", "https://x/f", now, "timeout", None, now),
         "record_not_modified": lambda s: s.record_not_modified("f", "https://x/f", now, 304, now),
+        "record_unchanged": lambda s: s.record_unchanged(
+            [UnchangedPoll("f", "https://x/f", now, 304, now + minute)]
+        ),
         "sync_feeds": lambda s: s.sync_feeds([FeedSource(id="f", url="https://x/f")], now),
         "reschedule_feed": lambda s: s.reschedule_feed("f", now + minute),
         "claim_due_feeds": lambda s: s.claim_due_feeds("w1", now, minute, 10),

@@ -12,25 +12,17 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Protocol, TextIO
-
-from telegram import Bot, InputFile, LinkPreviewOptions, ReplyParameters
-from telegram.constants import ParseMode
-from telegram.error import (
-    BadRequest,
-    ChatMigrated,
-    Forbidden,
-    InvalidToken,
-    NetworkError,
-    RetryAfter,
-    TelegramError,
-    TimedOut,
-)
-from telegram.request import HTTPXRequest
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from monitor.exceptions import NotifyError
 from monitor.models import Channel, Delivery
 from monitor.render.telegram_text import retry_after_seconds
+
+if TYPE_CHECKING:
+    from telegram.error import TelegramError
+
+# python-telegram-bot (and httpx under it) is imported where a token is used: a
+# console run or `run --once` without a token does not pay for it at start-up.
 
 # httpx logs every request URL at INFO, and a Bot API URL carries the token.
 for _name in ("httpx", "httpcore"):
@@ -197,6 +189,9 @@ class TelegramNotifier:
     """Sends Telegram HTML through python-telegram-bot's ``Bot`` (``base_url`` configurable)."""
 
     def __init__(self, token: str, api_url: str, timeout: float = 20.0) -> None:
+        from telegram import Bot
+        from telegram.request import HTTPXRequest
+
         redact_token_in_logs(token)
         request = HTTPXRequest(
             connection_pool_size=16,
@@ -211,6 +206,8 @@ class TelegramNotifier:
     async def start(self) -> None:
         """Check the token with getMe. A refused token is fatal (NotifyError); an
         unreachable API is not — alerts wait in the outbox and sends retry it."""
+        from telegram.error import InvalidToken, NetworkError, TimedOut
+
         if self._started:
             return
         try:
@@ -247,6 +244,10 @@ class TelegramNotifier:
         silent: bool = False,
         reply_to: int | None = None,
     ) -> Delivery:
+        from telegram import LinkPreviewOptions, ReplyParameters
+        from telegram.constants import ParseMode
+        from telegram.error import TelegramError
+
         if (failed := await self._ready(alert_id)) is not None:
             return failed
         reply = None
@@ -270,6 +271,10 @@ class TelegramNotifier:
         self, alert_id: int, message_id: int, html: str, text: str, channel: Channel
     ) -> Delivery:
         """editMessageText; "message is not modified" counts as done (it already says so)."""
+        from telegram import LinkPreviewOptions
+        from telegram.constants import ParseMode
+        from telegram.error import BadRequest, TelegramError
+
         if (failed := await self._ready(alert_id)) is not None:
             return failed
         try:
@@ -300,6 +305,10 @@ class TelegramNotifier:
         silent: bool = False,
     ) -> Delivery:
         """sendPhoto: by URL (Telegram fetches it) or a multipart upload of the PNG."""
+        from telegram import InputFile
+        from telegram.constants import ParseMode
+        from telegram.error import TelegramError
+
         if not self._started:
             try:
                 await self.start()
@@ -335,6 +344,16 @@ class TelegramNotifier:
 
 def delivery_from_error(alert_id: int, channel: Channel, exc: TelegramError) -> Delivery:
     """Classify a Telegram error: flood wait, broken chat, bad message, or transient."""
+    from telegram.error import (
+        BadRequest,
+        ChatMigrated,
+        Forbidden,
+        InvalidToken,
+        NetworkError,
+        RetryAfter,
+        TimedOut,
+    )
+
     where = f"channel {channel.name!r} ({channel.chat})"
     if isinstance(exc, RetryAfter):
         seconds = retry_after_seconds(exc)

@@ -8,6 +8,7 @@ translation), ``schema`` (tables, migrations), ``feeds``, ``entries``,
 """
 
 from monitor.storage.archive import ArchivedArticle, ArchiveEntry
+from monitor.storage.feeds import UnchangedPoll
 from monitor.storage.outbox import ALERT_RETENTION, OutboxAlert
 from monitor.storage.schema import SCHEMA_VERSION
 from monitor.storage.store import Store
@@ -21,4 +22,5 @@ __all__ = [
     "OutboxAlert",
     "Store",
     "StoryUpdate",
+    "UnchangedPoll",
 ]

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from monitor.exceptions import StorageError, StorageUnavailable
@@ -131,8 +130,17 @@ def make_engine(url: str) -> Engine:
 
 
 def insert(conn: sa.Connection) -> Any:
-    """The dialect's INSERT (both have ``on_conflict_do_nothing``)."""
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    """The dialect's INSERT (both have ``on_conflict_do_nothing``).
+
+    Imported here: the connection has loaded its own dialect already, and a
+    SQLite worker need not import PostgreSQL's (start-up time)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

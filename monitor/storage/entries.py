@@ -9,18 +9,64 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
 from monitor.models import Alert, Article
 from monitor.storage.archive import ArchiveEntry, insert_archive
-from monitor.storage.base import StoreBase, chunks, insert
-from monitor.storage.feeds import ensure_feed, success_values
+from monitor.storage.base import StoreBase, UTCDateTime, chunks, insert
+from monitor.storage.feeds import ensure_feed
 from monitor.storage.outbox import queue_row
 from monitor.storage.schema import entries_table, feeds_table
 from monitor.storage.stories import queue_claims
 from monitor.storage.surges import count_matches
 from monitor.stories import StoryClaim
+
+
+def _bind(name: str, type_: Any = None) -> Any:
+    return sa.bindparam(name, type_=type_)
+
+
+#: A changed poll's feed state, built once: the statement is then taken from
+#: SQLAlchemy's compiled cache without building (and hashing) a new one per poll.
+_CHANGED_STATE = (
+    feeds_table.update()
+    .where(feeds_table.c.feed_id == _bind("b_feed_id"))
+    .values(
+        last_poll=_bind("b_now", UTCDateTime()),
+        last_success=_bind("b_now", UTCDateTime()),
+        http_status=_bind("b_status"),
+        errors=0,
+        last_error=None,
+        next_poll=_bind("b_next_poll", UTCDateTime()),
+        lease_owner=None,
+        lease_until=None,
+        url=_bind("b_url"),
+        etag=_bind("b_etag"),
+        last_modified=_bind("b_last_modified"),
+        content_hash=_bind("b_content_hash"),
+        entries_seen=feeds_table.c.entries_seen + _bind("b_new", sa.Integer()),
+        first_success=sa.func.coalesce(feeds_table.c.first_success, _bind("b_now", UTCDateTime())),
+        page_errors=feeds_table.c.page_errors + _bind("b_page_errors", sa.Integer()),
+    )
+)
+
+
+_INSERT_ENTRIES: dict[str, Any] = {}
+
+
+def _insert_entries(conn: sa.Connection) -> Any:
+    """Insert entries unless known, returning the keys inserted (a set: any order, so
+    SQLite needs one statement, not one per row); built once per dialect."""
+    stmt = _INSERT_ENTRIES.get(conn.dialect.name)
+    if stmt is None:
+        stmt = _INSERT_ENTRIES[conn.dialect.name] = (
+            insert(conn)(entries_table)
+            .on_conflict_do_nothing(index_elements=["feed_id", "key"])
+            .returning(entries_table.c.key)
+        )
+    return stmt
 
 
 class EntriesMixin(StoreBase):
@@ -86,7 +132,6 @@ class EntriesMixin(StoreBase):
         alerts queued.
         """
         with self.engine.begin() as conn:
-            ensure_feed(conn, feed_id, url)
             inserted: set[str] = set()
             rows = [
                 {
@@ -100,13 +145,8 @@ class EntriesMixin(StoreBase):
                 }
                 for a in articles
             ]
-            if rows:  # one cached statement, executed for many rows ("insertmanyvalues")
-                stmt = (
-                    insert(conn)(entries_table)
-                    .on_conflict_do_nothing(index_elements=["feed_id", "key"])
-                    .returning(entries_table.c.key, sort_by_parameter_order=True)
-                )
-                inserted.update(conn.execute(stmt, rows).scalars())
+            if rows:  # one statement, executed for many rows ("insertmanyvalues")
+                inserted.update(conn.execute(_insert_entries(conn), rows).scalars())
             seen_again = [a.key for a in articles if a.key not in inserted]
             for chunk in chunks(seen_again, 500):
                 conn.execute(
@@ -123,20 +163,21 @@ class EntriesMixin(StoreBase):
             queued += queue_claims(conn, claims, inserted, now)
             if matched:
                 count_matches(conn, feed_id, articles, matched, inserted, now)
-            conn.execute(
-                feeds_table.update()
-                .where(feeds_table.c.feed_id == feed_id)
-                .values(
-                    **success_values(now, status, next_poll),
-                    url=url,
-                    etag=etag,
-                    last_modified=last_modified,
-                    content_hash=content_hash,
-                    entries_seen=feeds_table.c.entries_seen + len(inserted),
-                    first_success=sa.func.coalesce(feeds_table.c.first_success, now),
-                    page_errors=feeds_table.c.page_errors + page_errors,
-                )
-            )
+            values = {
+                "b_feed_id": feed_id,
+                "b_now": now,
+                "b_status": status,
+                "b_next_poll": next_poll,
+                "b_url": url,
+                "b_etag": etag,
+                "b_last_modified": last_modified,
+                "b_content_hash": content_hash,
+                "b_new": len(inserted),
+                "b_page_errors": page_errors,
+            }
+            if not conn.execute(_CHANGED_STATE, values).rowcount:  # only a feed never synced
+                ensure_feed(conn, feed_id, url)
+                conn.execute(_CHANGED_STATE, values)
         return inserted, queued
 
     def prune_entries(self, now: datetime, keep: timedelta) -> int:

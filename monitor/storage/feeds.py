@@ -4,6 +4,7 @@ one database, each due feed leased to one of them."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,9 +13,20 @@ import sqlalchemy as sa
 from monitor.models import FeedSource, FeedState
 from monitor.scheduler import first_poll_offset
 from monitor.storage.base import StoreBase, chunks, insert
-from monitor.storage.schema import entries_table, feeds_table
+from monitor.storage.schema import feeds_table
 
 FIRST_POLL_SPREAD = timedelta(seconds=30)  # new feeds' first polls spread over this
+
+
+@dataclass(frozen=True)
+class UnchangedPoll:
+    """One poll that found its feed unchanged (a 304, or the same body hash)."""
+
+    feed_id: str
+    url: str
+    now: datetime
+    status: int | None
+    next_poll: datetime
 
 
 class FeedsMixin(StoreBase):
@@ -27,9 +39,17 @@ class FeedsMixin(StoreBase):
             ).first()
         return feed_state(row) if row else None
 
-    def feed_states(self) -> dict[str, FeedState]:
+    def feed_states(self, feed_ids: Iterable[str] | None = None) -> dict[str, FeedState]:
+        """Every feed's state, or only these feeds' (one query per 500): a batch of polls
+        reads its states at once instead of one query per feed."""
+        query = sa.select(feeds_table)
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(feeds_table)).all()
+            if feed_ids is None:
+                rows = list(conn.execute(query))
+            else:
+                rows = []
+                for chunk in chunks(list(feed_ids), 500):
+                    rows += conn.execute(query.where(feeds_table.c.feed_id.in_(chunk))).all()
         return {row.feed_id: feed_state(row) for row in rows}
 
     def record_failure(
@@ -42,47 +62,72 @@ class FeedsMixin(StoreBase):
         next_poll: datetime,
     ) -> FeedState:
         """Count one more consecutive error; return the new state."""
-        with self.engine.begin() as conn:
-            ensure_feed(conn, feed_id, url)
-            conn.execute(
-                feeds_table.update()
-                .where(feeds_table.c.feed_id == feed_id)
-                .values(
-                    url=url,
-                    last_poll=now,
-                    http_status=status,
-                    errors=feeds_table.c.errors + 1,
-                    last_error=error[:500],
-                    next_poll=next_poll,
-                    lease_owner=None,
-                    lease_until=None,
-                )
+        update = (
+            feeds_table.update()
+            .where(feeds_table.c.feed_id == feed_id)
+            .values(
+                url=url,
+                last_poll=now,
+                http_status=status,
+                errors=feeds_table.c.errors + 1,
+                last_error=error[:500],
+                next_poll=next_poll,
+                lease_owner=None,
+                lease_until=None,
             )
-            row = conn.execute(sa.select(feeds_table).where(feeds_table.c.feed_id == feed_id)).one()
+            .returning(*feeds_table.c)
+        )
+        with self.engine.begin() as conn:
+            row = conn.execute(update).first()
+            if row is None:  # a feed without its row yet (sync_feeds gives one to the rest)
+                ensure_feed(conn, feed_id, url)
+                row = conn.execute(update).one()
         return feed_state(row)
 
     def record_not_modified(
         self, feed_id: str, url: str, now: datetime, status: int | None, next_poll: datetime
     ) -> None:
-        """An unchanged feed still holds every entry it held: they are all seen again."""
+        """An unchanged feed: errors cleared, the next poll scheduled, the lease released."""
+        self.record_unchanged([UnchangedPoll(feed_id, url, now, status, next_poll)])
+
+    def record_unchanged(self, polls: Sequence[UnchangedPoll]) -> None:
+        """Record many unchanged polls in one transaction: one ``executemany``.
+
+        Nothing else is written: the feed still holds exactly the entries its
+        last changed poll recorded, and ``last_success`` (the time those were
+        last seen, which pruning compares with) stays that poll's. So an
+        unchanged poll costs one row update, batched, whatever the feed holds.
+        A batch lost to a crash leaves those feeds leased with their old
+        schedule: they are polled again when the lease runs out.
+        """
+        if not polls:
+            return
+        latest = {poll.feed_id: poll for poll in polls}  # one row per feed, the last word
+        rows = [
+            {
+                "b_feed_id": poll.feed_id,
+                "b_now": poll.now,
+                "b_status": poll.status,
+                "b_next_poll": poll.next_poll,
+            }
+            for poll in latest.values()
+        ]
+        update = (
+            feeds_table.update()
+            .where(feeds_table.c.feed_id == sa.bindparam("b_feed_id"))
+            .values(
+                last_poll=sa.bindparam("b_now"),
+                http_status=sa.bindparam("b_status"),
+                errors=0,
+                last_error=None,
+                next_poll=sa.bindparam("b_next_poll"),
+                lease_owner=None,
+                lease_until=None,
+            )
+        )
         with self.engine.begin() as conn:
-            ensure_feed(conn, feed_id, url)
-            conn.execute(
-                entries_table.update()
-                .where(
-                    entries_table.c.feed_id == feed_id,
-                    entries_table.c.last_seen
-                    >= sa.select(feeds_table.c.last_success)
-                    .where(feeds_table.c.feed_id == feed_id)
-                    .scalar_subquery(),
-                )
-                .values(last_seen=now)
-            )
-            conn.execute(
-                feeds_table.update()
-                .where(feeds_table.c.feed_id == feed_id)
-                .values(**success_values(now, status, next_poll))
-            )
+            ensure_feeds(conn, [(poll.feed_id, poll.url) for poll in latest.values()])
+            conn.execute(update, rows)
 
     def sync_feeds(self, feeds: Sequence[FeedSource], now: datetime) -> None:
         """Give each configured feed a row and retire the rest (``next_poll`` NULL).
@@ -177,6 +222,22 @@ def ensure_feed(conn: sa.Connection, feed_id: str, url: str) -> None:
     """Give a feed its row if it has none (inside the caller's transaction)."""
     stmt = insert(conn)(feeds_table).values(feed_id=feed_id, url=url)
     conn.execute(stmt.on_conflict_do_nothing(index_elements=["feed_id"]))
+
+
+def ensure_feeds(conn: sa.Connection, feeds: Sequence[tuple[str, str]]) -> None:
+    """Rows for those of these ``(feed_id, url)`` that have none: one read per 500 feeds,
+    and an insert only for the missing (rare: ``sync_feeds`` gives configured feeds rows)."""
+    present: set[str] = set()
+    for chunk in chunks([feed_id for feed_id, _url in feeds], 500):
+        present.update(
+            conn.execute(
+                sa.select(feeds_table.c.feed_id).where(feeds_table.c.feed_id.in_(chunk))
+            ).scalars()
+        )
+    missing = [{"feed_id": f, "url": u} for f, u in feeds if f not in present]
+    if missing:
+        stmt = insert(conn)(feeds_table).on_conflict_do_nothing(index_elements=["feed_id"])
+        conn.execute(stmt, missing)
 
 
 def success_values(now: datetime, status: int | None, next_poll: datetime) -> dict[str, Any]:

@@ -33,7 +33,9 @@ feeds_table = sa.Table(
     sa.Column("errors", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text),
     sa.Column("first_success", UTCDateTime),
-    sa.Column("last_success", UTCDateTime),  # entries not seen since then have left the feed
+    # the last poll that returned the feed's entries (an unchanged poll leaves it):
+    # entries not seen since then have left the feed
+    sa.Column("last_success", UTCDateTime),
     sa.Column("lease_owner", sa.String(100)),  # the worker polling it now
     sa.Column("lease_until", UTCDateTime),  # a crashed worker's claim ends here
     # linked pages (full_text, page sources) that failed, in all (migration 5)
