@@ -96,11 +96,8 @@ class StoriesMixin(StoreBase):
             .join(alerts_table, alerts_table.c.id == stories_table.c.alert_id)
             .where(
                 stories_table.c.channel.in_(list(channels)),
-                stories_table.c.status == "open",
-                stories_table.c.shown < stories_table.c.source_count,
+                *_pending_update(),
                 stories_table.c.next_update <= now,
-                alerts_table.c.status == "sent",
-                alerts_table.c.message_id.is_not(None),
             )
             .order_by(stories_table.c.next_update, stories_table.c.id)
             .limit(limit)
@@ -132,12 +129,7 @@ class StoriesMixin(StoreBase):
             due: datetime | None = conn.execute(
                 sa.select(sa.func.min(stories_table.c.next_update))
                 .join(alerts_table, alerts_table.c.id == stories_table.c.alert_id)
-                .where(
-                    stories_table.c.channel.in_(list(channels)),
-                    stories_table.c.status == "open",
-                    stories_table.c.shown < stories_table.c.source_count,
-                    alerts_table.c.status == "sent",
-                )
+                .where(stories_table.c.channel.in_(list(channels)), *_pending_update())
             ).scalar()
         return due
 
@@ -233,13 +225,19 @@ def stories_due(now: datetime) -> sa.Select[tuple[str]]:
     return (
         sa.select(stories_table.c.channel)
         .join(alerts_table, alerts_table.c.id == stories_table.c.alert_id)
-        .where(
-            stories_table.c.status == "open",
-            stories_table.c.shown < stories_table.c.source_count,
-            stories_table.c.next_update <= now,
-            alerts_table.c.status == "sent",
-            alerts_table.c.message_id.is_not(None),
-        )
+        .where(*_pending_update(), stories_table.c.next_update <= now)
+    )
+
+
+def _pending_update() -> tuple[sa.ColumnElement[bool], ...]:
+    """A story with sources its message does not show yet, whose first alert went out
+    with a message id to edit or reply to (one definition for due, next and leases:
+    a "next" that counted rows "due" never serves would make the sender spin)."""
+    return (
+        stories_table.c.status == "open",
+        stories_table.c.shown < stories_table.c.source_count,
+        alerts_table.c.status == "sent",
+        alerts_table.c.message_id.is_not(None),
     )
 
 
