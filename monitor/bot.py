@@ -1087,7 +1087,7 @@ def render_backtest(result: RuleBacktest, since: timedelta) -> str:
 def _archive_line(ref: Any) -> str:
     title = esc(_cap(ref.title or "(untitled)", 200))
     href = safe_link(ref.link)
-    linked = f'<a href="{html.escape(href, quote=True)}">{title}</a>' if href else title
+    linked = f'<a href="{href_attr(href)}">{title}</a>' if href else title
     source = esc(_cap(ref.source or ref.feed, 60))
     return f"• {_when(ref.at)} · {source} · {linked}"
 

@@ -154,9 +154,7 @@ def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Set
 
 _Node = yaml.Node
 _NULL = "tag:yaml.org,2002:null"
-_INT = "tag:yaml.org,2002:int"
 _BOOL = "tag:yaml.org,2002:bool"
-_STR = "tag:yaml.org,2002:str"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9_]*)")
 _CHAT = re.compile(r"-?\d+")
@@ -794,6 +792,9 @@ class _Loader:
             self.fail(node, "translate: backend openai needs 'model'")
         if backend == "libretranslate" and "url" not in items:
             self.fail(node, "translate: backend libretranslate needs 'url' (your server)")
+        if backend in ("libretranslate", "deepl") and "model" in items:
+            message = f"translate: backend {backend} has no models; 'model' is unused"
+            self.warn(items["model"], message)
         if backend is None:
             return None
         timeout = values.pop("translate_timeout", None)

@@ -619,3 +619,17 @@ def test_request_headers_are_checked(
     path = write_config(yaml_text)
     problems = errors_of(path)
     assert any(p.startswith(f"{path}{expected}") for p in problems), problems
+
+
+def test_a_model_for_a_backend_without_models_is_a_located_warning(write_config) -> None:
+    path = write_config(
+        "translate:\n  backend: deepl\n  model: gpt-x\n  api_key_env: DEEPL_KEY\n"
+        "channels:\n  desk: {chat: '@desk', translate_to: en}\n"
+        "feeds:\n  - {id: f, url: 'https://example.org/feed'}\n"
+        "rules:\n  - {name: r, any: [Astana], notify: [desk]}\n"
+    )
+    settings = load_settings(path)
+    assert settings.translate is not None and settings.translate.model == "gpt-x"
+    [warning] = [w for w in settings.warnings if "model" in w]
+    expected = ":3:10: warning: translate: backend deepl has no models; 'model' is unused"
+    assert warning.endswith(expected)
