@@ -1,6 +1,7 @@
 """Main-text extractors on the test pages: sentence precision/recall per language, time per page.
 
 Run: ``python bench/extract.py [--rounds 5] [--no-hostile]``. Not a test.
+readability-lxml is compared when it is installed (``pip install readability-lxml``).
 
 Pages are ``tests/data/pages/NAME.html`` beside ``NAME.expected.txt`` (the
 article's sentences, one per line), written for monitor: news-site layouts with
@@ -34,7 +35,11 @@ sys.path.insert(0, str(ROOT))
 import justext  # noqa: E402
 import lxml.html  # noqa: E402
 import trafilatura  # noqa: E402
-from readability import Document  # noqa: E402
+
+try:  # optional: `pip install readability-lxml` to compare it (not a dependency)
+    from readability import Document
+except ImportError:
+    Document = None
 
 from monitor.articles import html_to_text  # noqa: E402
 
@@ -123,10 +128,11 @@ CANDIDATES: dict[str, Callable[[str, str], str]] = {
     "trafilatura fast, prec., no tables": _traf(
         fast=True, favor_precision=True, include_tables=False
     ),
-    "readability-lxml": _readability,
     "justext": _justext,
     "justext, length_high=100": _justext_short,
 }
+if Document is not None:
+    CANDIDATES["readability-lxml"] = _readability
 
 
 _P = "<p>The next round of talks will take place in Astana in February, the ministry said.</p>"
