@@ -128,8 +128,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import accumulate, chain, compress, count
-from operator import itemgetter
+from itertools import accumulate, chain, compress, count, repeat
+from operator import add, itemgetter, sub
 from typing import Any
 
 import regex
@@ -149,6 +149,9 @@ _RU_NAME_LEMMA = "\x05"  # … and of their lemmas
 _PAIR_LIMIT = 4096  # next words remembered per phrase-starting token
 _NO_PAIR: tuple = ((), (), frozenset())  # a word pair that starts no phrase
 _CACHE_LIMIT = 150_000  # prepared raw tokens kept per Matcher (~50 MB at most), then reset
+_CHUNK_CACHED = 64  # longer space-delimited chunks are tokenised each time, not kept
+_CHUNK_LIMIT = 100_000  # prepared chunks kept per Matcher (~45 MB at most), then reset
+_TOKEN_FLAGS = [(True,) * n + (False,) for n in range(8)]  # shared by the chunks
 _FUZZY_MIN_LETTERS = 5
 _QUERY_FIELDS = {
     "title": ("title",),
@@ -709,6 +712,18 @@ def _near_fields(
     return out
 
 
+class _ChunkCache(dict[str, tuple]):
+    """Prepared chunks by text; a missing one is prepared (and kept when short) by
+    ``prepare``, so the scan's lookups are one C-level ``map``."""
+
+    def __init__(self, prepare: Callable[[str], tuple]) -> None:
+        super().__init__()
+        self._prepare = prepare
+
+    def __missing__(self, chunk: str) -> tuple:
+        return self._prepare(chunk)
+
+
 class Matcher:
     """All rules compiled into one index; ``match`` is pure (it only fills a cache)."""
 
@@ -747,6 +762,8 @@ class Matcher:
                     term_rules[tid].add(r.index)
         self._term_rules = {tid: tuple(sorted(v)) for tid, v in term_rules.items()}
         self._always = tuple(r.index for r in rules if not r.needs_hit)
+        self._all_plain = all(r.plain for r in rules)
+        self._rule_terms = [r.simple or 0 for r in rules]  # a plain rule's one term
         self._needs_language = any(r.languages for r in rules)
         self._regex_terms = [t for t in terms if t.regex is not None]
         #: ``re:`` terms that hit the time limit → how many articles they timed out on;
@@ -758,9 +775,10 @@ class Matcher:
         self._fuzzy_terms = [t for t in terms if t.fuzzy is not None]
         self._fuzzy_words = [t.fuzzy_word for t in self._fuzzy_terms]
         self._cache: dict[str, tuple] = {}
+        self._chunks = _ChunkCache(self._prepare_chunk)
         # JSON of every term and rule name, for match_json
         self._term_json = [f'{{"term": {_encode(t.text)}, "text": ' for t in terms]
-        self._rule_json = [_encode(r.name) for r in rules]
+        self._rule_json = [f'{{"rule": {_encode(r.name)}, "hits": [' for r in rules]
 
     @property
     def rule_count(self) -> int:
@@ -776,19 +794,44 @@ class Matcher:
 
     def _prepare(self, raw: str) -> tuple:
         """Everything the scan needs about one raw token, computed once and cached."""
+        prepared = self._cache.get(raw)
+        if prepared is not None:
+            return prepared
         norm = "".join(tx._WORD_RE.findall(tx.normalize_token(raw)))
         prepared = self._prepare_norm(norm, raw[:1].isupper())
-        if tx.split_glued(raw) is not None:  # scanned as its pieces: see _scan_field
-            prepared = (*prepared[:9], True)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[raw] = prepared
         return prepared
 
+    def _prepare_chunk(self, chunk: str) -> tuple:
+        """One space-delimited piece of (cleaned) text as the scan reads it: (prepared
+        tokens, steps between their starts, which steps end at a token, their widths,
+        anything to do?); see ``_offsets``.
+
+        Tokens never cross a space, so the chunk's tokens (``tx.split_words``) are
+        exactly the text's tokens there. News repeats its chunks ("Astana,", "(AP)"),
+        so a text costs one ``str.split`` and a dict lookup per chunk."""
+        parts = tx.split_words(chunk)
+        acc = list(accumulate(map(len, parts)))
+        preps = tuple(map(self._prepare, parts[1::3]))
+        starts = acc[0:-1:3]
+        # steps from one token's start to the next, then to the next chunk (past the
+        # space); accumulated over the text's chunks they give every token's start
+        steps = (*map(sub, starts, [0, *starts[:-1]]), len(chunk) + 1 - (starts or [0])[-1])
+        widths = tuple(map(sub, acc[1::3], starts))
+        flags = _TOKEN_FLAGS[len(preps)] if len(preps) < 8 else (True,) * len(preps) + (False,)
+        info = (preps, steps, flags, widths, any(map(_TODO, preps)))
+        if len(chunk) <= _CHUNK_CACHED:
+            if len(self._chunks) >= _CHUNK_LIMIT:
+                self._chunks.clear()
+            self._chunks[chunk] = info
+        return info
+
     def _prepare_norm(self, norm: str, cap: bool = False) -> tuple:
         """One token, ready to scan: (norm, keys, single-word term ids, continuations,
         compound tails, script, anything to do?, keys that continue a phrase, the
-        phrase work per next word, glued to be split?).
+        phrase work per next word).
 
         Continuations map a key of the *next* word to the phrase variants it continues,
         so a common first word ("في", "the") costs a set test, not one per phrase."""
@@ -809,8 +852,7 @@ class Matcher:
         todo = bool(singles or frozen or head)
         next_keys = frozenset(frozen) if frozen else None
         pairs: dict | None = {} if frozen else None  # next word → _pair(), filled by the scan
-        prepared = (norm, keys, tuple(sorted(singles)), frozen, head, sc, todo, next_keys, pairs)
-        return (*prepared, False)
+        return (norm, keys, tuple(sorted(singles)), frozen, head, sc, todo, next_keys, pairs)
 
     def _joined(self, a: tuple, b: tuple) -> tuple | None:
         """The prepared compound of two adjacent tokens, when the rules know it."""
@@ -828,26 +870,13 @@ class Matcher:
     def _scan_field(
         self, name: str, text: str, hits: _Hits, vocab: dict[str, list[tuple[str, int]]] | None
     ) -> None:
-        # tokens as tx.token_parts makes them (URLs, entities and `_` blanked, camel-case
-        # hashtags and Arabic glued to digits/Latin split), the common case kept cheap
         text = tx.clean_for_tokens(text)
-        parts = tx.TOKEN_SPLIT_RE.split(text)
-        if "#" in text:
-            parts = tx.split_hashtags(parts)
-        raws = parts[1::3]
-        if not raws:
+        infos = self._chunked(text)
+        if vocab is None and not any(map(_CHUNK_TODO, infos)):
+            return  # the common case: nothing here can hit or start a phrase
+        preps: list[Any] = list(chain.from_iterable(map(_CHUNK_PREPS, infos)))
+        if not preps:
             return
-        cache = self._cache
-        # one C-level pass finds the prepared tokens; only new tokens cost Python work
-        preps: list[Any] = list(map(cache.get, raws))
-        if None in preps:
-            prepare = self._prepare
-            preps = [p if p is not None else prepare(r) for p, r in zip(preps, raws, strict=True)]
-        if any(map(_GLUED, preps)):  # rare: an Arabic word glued to digits or Latin
-            glued = {k: tx.split_glued(raws[k]) for k in compress(count(), map(_GLUED, preps))}
-            parts = tx.resplit(parts, glued)  # type: ignore[arg-type]
-            raws = parts[1::3]
-            preps = [cache.get(r) or self._prepare(r) for r in raws]
         if vocab is not None:
             for i, p in enumerate(preps):
                 if p[0]:
@@ -856,63 +885,86 @@ class Matcher:
                             vocab.setdefault(key, []).append((name, i))
         # the tokens that can hit, start a phrase or a compound: usually few
         todo = list(compress(count(), map(_TODO, preps)))
-        if not todo:
+        if not todo or not self._may_hit(todo, preps):
             return
-        # offsets from the split pieces: token k is parts[3k + 1]
-        acc = list(accumulate(map(len, parts)))
-        starts = acc[0::3]
-        ends = acc[1::3]
+        starts, ends = _offsets(infos)
+        # three passes, each over just the tokens it concerns (found by C-level
+        # filters): hits of single-word terms, phrases, compounds split in the text
+        for i in compress(count(), map(_SINGLES, preps)):
+            found = (starts[i], ends[i], i, i + 1)
+            for tid in preps[i][2]:
+                per_field = hits.get(tid)
+                if per_field is None:
+                    hits[tid] = {name: [found]}
+                elif name in per_field:
+                    per_field[name].append(found)
+                else:
+                    per_field[name] = [found]
         n = len(preps)
-        last = n - 1
+        for i in compress(range(n - 1), map(_STARTS_PHRASE, preps)):
+            # _phrases, its common case inlined
+            p = preps[i]
+            q = preps[i + 1]
+            pair = p[8].get(q[0]) or self._pair(p, q)
+            if pair is not _NO_PAIR:
+                if pair[0]:
+                    a = ends[i]
+                    b = starts[i + 1]
+                    if (b - a == 1 and text[a] == " ") or _GAP_RE.fullmatch(text, a, b):
+                        found = (starts[i], ends[i + 1], i, i + 2)
+                        for tid in pair[0]:
+                            per_field = hits.get(tid)
+                            if per_field is None:
+                                hits[tid] = {name: [found]}
+                            elif name in per_field:
+                                per_field[name].append(found)
+                            else:
+                                per_field[name] = [found]
+                if pair[1]:
+                    self._phrase_rest(p, pair, i, i + 1, preps, starts, ends, text, name, hits)
+            if q[4] is not None and _joins(q, preps, i + 1):
+                rest = (preps, starts, ends, text, name, hits, True)
+                self._phrase_rest(p, pair, i, i + 1, *rest)
+        for i in compress(range(n - 1), map(_HEAD, preps)):
+            p = preps[i]
+            q = preps[i + 1]
+            if q[0][:2] not in p[4]:
+                continue
+            if not _COMPOUND_GAP_RE.fullmatch(text, ends[i], starts[i + 1]):
+                continue
+            joined = self._joined(p, q)
+            if joined is not None:
+                for tid in joined[2]:
+                    found_list = hits.setdefault(tid, {}).setdefault(name, [])
+                    found_list.append((starts[i], ends[i + 1], i, i + 2))
+                if joined[3] is not None and i + 2 < n:
+                    self._phrases(joined, i, i + 2, preps, starts, ends, text, name, hits)
+
+    def _chunked(self, text: str) -> list[tuple]:
+        """``text`` (cleaned: ``tx.clean_for_tokens``) as prepared chunks, in order; their
+        tokens are ``tx.token_parts``'s (see ``_prepare_chunk``)."""
+        return list(map(self._chunks.__getitem__, text.split(" ")))
+
+    def _may_hit(self, todo: list[int], preps: list[Any]) -> bool:
+        """Whether any of these tokens hits or goes on with its next word as a phrase or
+        a compound could: when none does (the usual case with few rules hitting),
+        the scan needs no offsets."""
+        last = len(preps) - 1
         for i in todo:
             p = preps[i]
-            singles = p[2]
-            if singles:
-                found = (starts[i], ends[i], i, i + 1)
-                for tid in singles:
-                    per_field = hits.get(tid)
-                    if per_field is None:
-                        hits[tid] = {name: [found]}
-                    elif name in per_field:
-                        per_field[name].append(found)
-                    else:
-                        per_field[name] = [found]
+            if p[2]:
+                return True
             if i == last:
                 continue
             q = preps[i + 1]
             pairs = p[8]
-            if pairs is not None:  # p starts phrases: _phrases, its common case inlined
-                pair = pairs.get(q[0]) or self._pair(p, q)
-                if pair is not _NO_PAIR:
-                    if pair[0]:
-                        a = ends[i]
-                        b = starts[i + 1]
-                        if (b - a == 1 and text[a] == " ") or _GAP_RE.fullmatch(text, a, b):
-                            found = (starts[i], ends[i + 1], i, i + 2)
-                            for tid in pair[0]:
-                                per_field = hits.get(tid)
-                                if per_field is None:
-                                    hits[tid] = {name: [found]}
-                                elif name in per_field:
-                                    per_field[name].append(found)
-                                else:
-                                    per_field[name] = [found]
-                    if pair[1]:
-                        self._phrase_rest(p, pair, i, i + 1, preps, starts, ends, text, name, hits)
-                if q[4] is not None and _joins(q, preps, i + 1):
-                    rest = (preps, starts, ends, text, name, hits, True)
-                    self._phrase_rest(p, pair, i, i + 1, *rest)
-            head = p[4]
-            if head and q[0][:2] in head:
-                if not _COMPOUND_GAP_RE.fullmatch(text, ends[i], starts[i + 1]):
-                    continue
-                joined = self._joined(p, q)
-                if joined is not None:
-                    for tid in joined[2]:
-                        found_list = hits.setdefault(tid, {}).setdefault(name, [])
-                        found_list.append((starts[i], ends[i + 1], i, i + 2))
-                    if joined[3] is not None and i + 2 < n:
-                        self._phrases(joined, i, i + 2, preps, starts, ends, text, name, hits)
+            if pairs is not None and (
+                (pairs.get(q[0]) or self._pair(p, q)) is not _NO_PAIR or q[4] is not None
+            ):
+                return True
+            if p[4] and q[0][:2] in p[4]:
+                return True
+        return False
 
     def _phrases(
         self,
@@ -1113,10 +1165,8 @@ class Matcher:
 
     # -- rules ------------------------------------------------------------------
 
-    def _matched(self, article: Article, feed_tags: Sequence[str]) -> tuple[list, _Hits, dict]:
-        """Scan once, evaluate the touched rules: ``(rule, report)`` per matching rule in
-        config order (``report`` is None for a simple rule: its one term, every field),
-        the raw hits and the field texts. Nothing here builds a Match or a Hit."""
+    def _scan(self, article: Article) -> tuple[_Hits, dict[str, str]]:
+        """Every term's raw hits in every field, and the field texts (scan once)."""
         hits: _Hits = {}
         vocab: dict[str, list[tuple[str, int]]] | None = (
             {} if self._fuzzy_terms or self._wild_terms else None
@@ -1135,22 +1185,30 @@ class Matcher:
             self._regex_timed_out(timed_out, hits)
         if vocab:
             self._scan_vocab(vocab, texts, hits)
-        matched: list[tuple[_Rule, list | None]] = []
+        return hits, texts
+
+    def _candidates(self, hits: _Hits) -> list[int]:
+        """The rules a hit touches (and those that need none), in config order."""
         if not hits and not self._always:
-            return matched, hits, texts
+            return []
         candidates = set(self._always)
-        term_rules = self._term_rules
-        for tid in hits:
-            found = term_rules.get(tid)
-            if found:
-                candidates.update(found)
-        if not candidates:
-            return matched, hits, texts
+        candidates.update(chain.from_iterable(map(self._term_rules.get, hits, repeat(()))))
+        return sorted(candidates)
+
+    def _matched(self, article: Article, feed_tags: Sequence[str]) -> tuple[list, _Hits, dict]:
+        """Scan once, evaluate the touched rules: ``(rule, report)`` per matching rule in
+        config order (``report`` is None for a simple rule: its one term, every field),
+        the raw hits and the field texts. Nothing here builds a Match or a Hit."""
+        hits, texts = self._scan(article)
+        rules = self._rules
+        candidates = self._candidates(hits)
+        if self._all_plain:  # every rule is one `any` term, no filters: nothing to decide
+            return list(zip(map(rules.__getitem__, candidates), repeat(None))), hits, texts
+        matched: list[tuple[_Rule, list | None]] = []
         language = article.language or None
         language_guessed = False
         feed_ids = {article.feed_id, *feed_tags}
-        rules = self._rules
-        for ri in sorted(candidates):
+        for ri in candidates:
             rule = rules[ri]
             if rule.plain:  # the common rule: one `any` term, no filters
                 matched.append((rule, None))
@@ -1203,54 +1261,53 @@ class Matcher:
         hits: no Match, Hit or dict per hit, each hit serialised once per article
         however many rules report it, terms and rule names encoded once per Matcher.
         """
+        if self._all_plain:  # each rule's hits are its one term's: write each term once
+            hits, texts = self._scan(article)
+            order = self._candidates(hits)
+            if not order:
+                return "[]"
+            bodies = {tid: self._term_json_hits(tid, spans, texts) for tid, spans in hits.items()}
+            rule_terms = map(self._rule_terms.__getitem__, order)
+            rule_json = map(self._rule_json.__getitem__, order)
+            return "[" + ", ".join(map(add, rule_json, map(bodies.__getitem__, rule_terms))) + "]"
         matched, hits, texts = self._matched(article, feed_tags)
         if not matched:
             return "[]"
         cache: dict[int, tuple[_Place, ...]] = {}
         simple: dict[int, str] = {}
         out: list[str] = []
-        rule_json = self._rule_json
-        term_json = self._term_json
         for rule, report in matched:
             if report is None:
                 tid: int = rule.simple  # type: ignore[assignment]
                 body = simple.get(tid)
-                if body is None:  # _term_json_hits, inlined: the hot loop of --jsonl
-                    head = term_json[tid]
-                    pieces = []
-                    for f, spans in hits[tid].items():
-                        text = texts[f]
-                        mid = _FIELD_MID[f]
-                        if len(spans) > 1:
-                            spans = sorted(set(spans))
-                        for a, b, _, _ in spans:
-                            pieces.append(f'{head}{_encode(text[a:b])}{mid}{a}, "end": {b}}}')
-                    body = simple[tid] = ", ".join(pieces)
+                if body is None:
+                    body = simple[tid] = self._term_json_hits(tid, hits[tid], texts)
             else:
                 places = self._rule_places(report, hits, cache)
                 body = ", ".join(
                     f'{{"term": {_encode(term)}, "text": {_encode(texts[FIELDS[fo]][a:b])}'
                     f'{_FIELD_MID[FIELDS[fo]]}{a}, "end": {b}}}'
                     for fo, a, b, term in places
-                )
-            out.append(f'{{"rule": {rule_json[rule.index]}, "hits": [{body}]}}')
+                ) + "]}"
+            out.append(self._rule_json[rule.index] + body)
         return "[" + ", ".join(out) + "]"
 
-    def _term_json_hits(self, tid: int, hits: _Hits, texts: dict[str, str]) -> str:
-        """The JSON objects of one term's hits (as ``_term_places`` orders them), joined.
+    def _term_json_hits(self, tid: int, per_field: dict[str, list], texts: dict[str, str]) -> str:
+        """The JSON objects of one term's hits (as ``_term_places`` orders them), joined
+        and closed with ``]}`` (the end of a rule's record): the hot loop of --jsonl.
 
         A term's fields are in field order (the scan goes field by field and
         ``_scan_vocab`` restores the order); spans are sorted and made unique here."""
         head = self._term_json[tid]
-        out = []
-        for f, spans in hits[tid].items():
+        pieces = []
+        for f, spans in per_field.items():
             text = texts[f]
             mid = _FIELD_MID[f]
             if len(spans) > 1:
                 spans = sorted(set(spans))  # (start, end) fix the tokens: no two ways
             for a, b, _, _ in spans:
-                out.append(f'{head}{_encode(text[a:b])}{mid}{a}, "end": {b}}}')
-        return ", ".join(out)
+                pieces.append(f'{head}{_encode(text[a:b])}{mid}{a}, "end": {b}}}')
+        return ", ".join(pieces) + "]}"
 
     def _term_places(
         self, tid: int, hits: _Hits, cache: dict[int, tuple[_Place, ...]]
@@ -1261,7 +1318,7 @@ class Matcher:
             return found
         term = self._terms[tid].text
         out: list[_Place] = []
-        for f, spans in hits[tid].items():  # in field order, as _term_json_hits says
+        for f, spans in hits[tid].items():  # in field order (see _scan_vocab)
             fo = _FIELD_ORDER[f]
             if len(spans) > 1:
                 spans = sorted(set(spans))
@@ -1323,6 +1380,15 @@ class Matcher:
 _ALL_FIELDS = frozenset(FIELDS)
 
 
+def _offsets(infos: list[tuple]) -> tuple[list[int], list[int]]:
+    """Every token's (start, end) in the text of these chunks (``Matcher._chunked``):
+    summed from each chunk's cached steps, leaving out the step to the next chunk."""
+    places = accumulate(chain.from_iterable(map(_CHUNK_STEPS, infos)))
+    starts = list(compress(places, chain.from_iterable(map(_CHUNK_TOKENS, infos))))
+    ends = list(map(add, starts, chain.from_iterable(map(_CHUNK_WIDTHS, infos))))
+    return starts, ends
+
+
 def _gap_ok(text: str, a: int, b: int) -> bool:
     """Whether ``text[a:b]`` may separate two words of a phrase (see ``_GAP_RE``)."""
     return (b - a == 1 and text[a] == " ") or _GAP_RE.fullmatch(text, a, b) is not None
@@ -1335,7 +1401,15 @@ def _joins(p: tuple, preps: list, i: int) -> bool:
 
 _FIELD_ORDER = {name: i for i, name in enumerate(FIELDS)}
 _TODO = itemgetter(6)  # a prepared token's "anything to do?" flag
-_GLUED = itemgetter(9)  # … and its "Arabic glued to digits/Latin" flag
+_SINGLES = itemgetter(2)  # … its single-word terms
+_HEAD = itemgetter(4)  # … the compounds it may start
+_STARTS_PHRASE = itemgetter(7)  # … and the next-word keys of the phrases it may start
+# the fields of a prepared chunk (Matcher._prepare_chunk)
+_CHUNK_PREPS = itemgetter(0)
+_CHUNK_STEPS = itemgetter(1)
+_CHUNK_TOKENS = itemgetter(2)
+_CHUNK_WIDTHS = itemgetter(3)
+_CHUNK_TODO = itemgetter(4)
 _FIELD_MID = {f: f', "field": {json.dumps(f)}, "start": ' for f in FIELDS}
 _encode = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses
 

@@ -164,6 +164,11 @@ def token_parts(text: str) -> tuple[str, list[str]]:
     scan does the same, finding glued words through its per-token cache.
     """
     clean = clean_for_tokens(text)
+    return clean, split_words(clean)
+
+
+def split_words(clean: str) -> list[str]:
+    """``token_parts`` of a text already cleaned (``clean_for_tokens``)."""
     parts = TOKEN_SPLIT_RE.split(clean)
     if "#" in clean:
         parts = split_hashtags(parts)
@@ -172,7 +177,7 @@ def token_parts(text: str) -> tuple[str, list[str]]:
         pieces = split_glued(word)
         if pieces is not None:
             glued[k] = pieces
-    return clean, resplit(parts, glued) if glued else parts
+    return resplit(parts, glued) if glued else parts
 
 
 def token_spans(text: str) -> list[tuple[int, int]]:
@@ -781,6 +786,7 @@ __all__ = [
     "script",
     "split_glued",
     "split_hashtags",
+    "split_words",
     "token_parts",
     "token_spans",
     "words",

@@ -364,3 +364,56 @@ def test_match_json_is_json_dumps_for_any_text(body: str, term: str) -> None:
     matcher = compile_rules([Rule(name='r "1"', any=(term, "re:.")), Rule(name="n", none=("x",))])
     article = Article(key="k", feed_id="f", title=body[:20], content=f"{body} {term} {body}")
     assert matcher.match_json(article) == _as_json(matcher.match(article))
+
+
+# Pieces of text the tokeniser treats specially, joined by spaces or not at all: the
+# scan reads text chunk by chunk (between single spaces) and must find exactly the
+# tokens and offsets of tx.token_spans over the whole text.
+TOKEN_PIECES = st.sampled_from(
+    [
+        "Astana", "talks", "Lavrov’s", "Lavrov's", "U.S.", "al-Assad", "2024-01-05",
+        "#AstanaTalks", "#وقف_إطلاق_النار", "أستانا2024", "وبالمفاوضات", "\u200fإيران\u200f",
+        "режима", "ООН,", "(AP)", "—", "https://example.com/astana-talks", "&nbsp;",
+        "Lavrov&#8217;s", "co\u00adoperation", "\n", "\t", "\u00a0", "", " ", "x@y.org",
+        "é", "\ud800", "\x00", "e\u0301", "٣٠",
+    ]
+)  # fmt: skip
+
+
+@given(st.lists(TOKEN_PIECES, max_size=25), st.lists(st.sampled_from(["", " ", "  ", "\n "])))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_chunked_scan_reads_the_tokens_of_the_whole_text(
+    pieces: list[str], gaps: list[str]
+) -> None:
+    import monitor.text as tx
+    from monitor.match import _CHUNK_PREPS, _offsets
+
+    text = "".join(p + (gaps[i % len(gaps)] if gaps else " ") for i, p in enumerate(pieces))
+    matcher = compile_rules([Rule(name="r", any=("Astana talks", "режим"))])
+    clean = tx.clean_for_tokens(text)
+    infos = matcher._chunked(clean)
+    starts, ends = _offsets(infos)
+    assert list(zip(starts, ends, strict=True)) == tx.token_spans(text)
+    preps = [p for info in infos for p in _CHUNK_PREPS(info)]
+    assert [p[0] for p in preps] == [matcher._prepare(raw)[0] for raw in tx.raw_tokens(text)]
+    # and a second read, from the chunk cache, is the same
+    assert matcher._chunked(clean) == infos
+
+
+@given(st.lists(st.sampled_from(["Astana", "talks", "the talks", "Лавров", "إيران", "ايران",
+                                 "وقف إطلاق النار", "cease fire", "режим прекращения огня"]),
+                min_size=1, max_size=6),
+       st.text(max_size=120))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_match_json_of_one_term_rules_is_json_dumps(terms: list[str], noise: str) -> None:
+    """Rule sets of one-term rules take match_json's shortcut (each term's hits written
+    once): still the same text as json.dumps of match()."""
+    rules = [Rule(name=f"r{i} {t}", any=(t,)) for i, t in enumerate(terms)]
+    matcher = compile_rules(rules)
+    assert matcher._all_plain
+    body = (
+        f"{noise} Astana talks; the talks in Astana. إيران وايران {noise} "
+        "вокруг режима прекращения огня, cease-fire and ceasefire. وقف لإطلاق النار"
+    )
+    article = Article(key="k", feed_id="f", title=noise[:30] + " Astana", content=body)
+    assert matcher.match_json(article) == _as_json(matcher.match(article))
