@@ -254,10 +254,17 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+# built once: json.loads with hooks builds a new decoder per call
+_DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_no_constant)
+_ID_JSON = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _loads(line: str) -> Any:
     """One JSON value, with only finite numbers (``1e999`` and ``NaN`` are bad input)."""
+    if line.startswith("\ufeff"):  # a byte-order mark from a Windows tool
+        line = line[1:]
     try:
-        return json.loads(line, parse_float=_finite, parse_constant=_no_constant)
+        return _DECODER.decode(line)
     except RecursionError:
         raise ValueError("the JSON is nested too deeply") from None
 
@@ -281,7 +288,7 @@ def _match_jsonl(
             item = _loads(line)
             if not isinstance(item, dict):
                 raise ValueError("expected a JSON object")
-            if item.get("id") is not None and not isinstance(item["id"], str | int | float):
+            if item.get("id") is not None and not isinstance(item["id"], (str, int, float)):
                 raise ValueError("'id' must be a string or a number")
             for key in ("title", "text", "language", "feed"):
                 if item.get(key) is not None and not isinstance(item[key], str):
@@ -304,7 +311,7 @@ def _match_jsonl(
         # the record json.dumps({"id": …, "matches": […]}) would give, hits written
         # straight from the matcher's raw places (no Match/Hit/dict per hit)
         found = matcher.match_json(article, tags.get(feed, ()))
-        ident = json.dumps(item.get("id"), ensure_ascii=False)
+        ident = _ID_JSON(item.get("id"))
         _write(out, f'{{"id": {ident}, "matches": {found}}}\n')
     out.flush()
     return 1 if bad else 0

@@ -129,7 +129,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate, chain, compress, count, repeat
-from operator import add, itemgetter, sub
+from operator import add, ge, itemgetter, sub
 from typing import Any
 
 import regex
@@ -1303,7 +1303,13 @@ class Matcher:
         for f, spans in per_field.items():
             text = texts[f]
             mid = _FIELD_MID[f]
-            if len(spans) > 1:
+            if len(spans) == 1:  # the usual case
+                a, b, _, _ = spans[0]
+                if len(per_field) == 1:
+                    return f'{head}{_encode(text[a:b])}{mid}{a}, "end": {b}}}]}}'
+                pieces.append(f'{head}{_encode(text[a:b])}{mid}{a}, "end": {b}}}')
+                continue
+            if any(map(ge, spans, spans[1:])):  # not strictly increasing: sort, drop repeats
                 spans = sorted(set(spans))  # (start, end) fix the tokens: no two ways
             for a, b, _, _ in spans:
                 pieces.append(f'{head}{_encode(text[a:b])}{mid}{a}, "end": {b}}}')

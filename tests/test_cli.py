@@ -107,6 +107,10 @@ def test_match_jsonl_keeps_input_order_and_reports_bad_lines(tmp_path):
     file.write_text(json.dumps(lines[0]) + "\n", encoding="utf-8")
     again = monitor("match", "--jsonl", str(file))
     assert again.returncode == 0 and json.loads(again.stdout)["id"] == 1
+    # a file saved with a byte-order mark (Windows tools write one) reads the same
+    file.write_text(json.dumps(lines[0]) + "\n", encoding="utf-8-sig")
+    marked = monitor("match", "--jsonl", str(file))
+    assert marked.returncode == 0 and marked.stdout == again.stdout
 
 
 @pytest.mark.parametrize("command", ["run", "feeds", "channels", "match", "send-test"])
