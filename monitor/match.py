@@ -891,15 +891,7 @@ class Matcher:
         # three passes, each over just the tokens it concerns (found by C-level
         # filters): hits of single-word terms, phrases, compounds split in the text
         for i in compress(count(), map(_SINGLES, preps)):
-            found = (starts[i], ends[i], i, i + 1)
-            for tid in preps[i][2]:
-                per_field = hits.get(tid)
-                if per_field is None:
-                    hits[tid] = {name: [found]}
-                elif name in per_field:
-                    per_field[name].append(found)
-                else:
-                    per_field[name] = [found]
+            _add_hits(hits, preps[i][2], name, (starts[i], ends[i], i, i + 1))
         n = len(preps)
         for i in compress(range(n - 1), map(_STARTS_PHRASE, preps)):
             # _phrases, its common case inlined
@@ -911,15 +903,7 @@ class Matcher:
                     a = ends[i]
                     b = starts[i + 1]
                     if (b - a == 1 and text[a] == " ") or _GAP_RE.fullmatch(text, a, b):
-                        found = (starts[i], ends[i + 1], i, i + 2)
-                        for tid in pair[0]:
-                            per_field = hits.get(tid)
-                            if per_field is None:
-                                hits[tid] = {name: [found]}
-                            elif name in per_field:
-                                per_field[name].append(found)
-                            else:
-                                per_field[name] = [found]
+                        _add_hits(hits, pair[0], name, (starts[i], ends[i + 1], i, i + 2))
                 if pair[1]:
                     self._phrase_rest(p, pair, i, i + 1, preps, starts, ends, text, name, hits)
             if q[4] is not None and _joins(q, preps, i + 1):
@@ -1384,6 +1368,19 @@ class Matcher:
 
 
 _ALL_FIELDS = frozenset(FIELDS)
+
+
+def _add_hits(hits: _Hits, tids: Iterable[int], name: str, found: tuple) -> None:
+    """Record that each of these terms hit at ``found`` (start, end, first token,
+    token after) in field ``name``."""
+    for tid in tids:
+        per_field = hits.get(tid)
+        if per_field is None:
+            hits[tid] = {name: [found]}
+        elif name in per_field:
+            per_field[name].append(found)
+        else:
+            per_field[name] = [found]
 
 
 def _offsets(infos: list[tuple]) -> tuple[list[int], list[int]]:
