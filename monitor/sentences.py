@@ -26,9 +26,9 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from monitor.text import char_script
+from monitor.text import guess_language
 
-__all__ = ["guess_language", "split_sentences"]
+__all__ = ["split_sentences"]
 
 # Starts only at the first mark of a run and never backtracks into it: a run of n marks
 # without whitespace after it costs O(n), not O(n²) (15,000 dots took seconds).
@@ -73,31 +73,17 @@ _SENTENCE_FINAL_LETTERS = frozenset("дп")
 _LIST_END = re.compile(r"(?:^|[\s(])т\.\s?[дп]$", re.IGNORECASE)
 
 
-def guess_language(text: str) -> str:
-    """``ar``, ``ru`` or ``en`` from the first letters' script (a fallback, not a detector)."""
-    arabic = cyrillic = latin = 0
-    for ch in text[:400]:
-        if not ch.isalpha():
-            continue
-        script = char_script(ch)
-        if script == "arabic":
-            arabic += 1
-        elif script == "cyrillic":
-            cyrillic += 1
-        else:
-            latin += 1
-    best = max(arabic, cyrillic, latin)
-    if best == 0 or best == latin:
-        return "en"
-    return "ar" if best == arabic else "ru"
+# languages split by the rules of another in the same script
+_SPLIT_AS = {"fa": "ar", "ur": "ar", "ps": "ar", "uk": "ru", "be": "ru", "bg": "ru", "sr": "ru"}
 
 
 @lru_cache(maxsize=64)
 def _language(code: str | None) -> str:
+    """The language whose rules split ``code``'s text ("" for none given)."""
     if not code:
         return ""
     base = code.replace("_", "-").split("-", 1)[0].lower()
-    return base if base in _PREFIX_ABBREVIATIONS else "en"
+    return base if base in _PREFIX_ABBREVIATIONS else _SPLIT_AS.get(base, "en")
 
 
 def split_sentences(text: str, language: str | None = None) -> list[tuple[int, int]]:
@@ -105,7 +91,7 @@ def split_sentences(text: str, language: str | None = None) -> list[tuple[int, i
 
     ``"".join`` of the spans with the gaps restores ``text``; no span is empty.
     """
-    lang = _language(language) or guess_language(text)
+    lang = _language(language) or _language(guess_language(text)) or "en"
     spans: list[tuple[int, int]] = []
     line_start = 0
     for brk in _LINE_BREAK.finditer(text):

@@ -32,7 +32,6 @@ import logging
 import re
 import threading
 import unicodedata
-from collections import Counter
 from functools import lru_cache
 from itertools import accumulate
 from typing import Any
@@ -723,27 +722,59 @@ _STOPWORDS = {
 }
 
 
+# scripts that name a language by themselves (Latin is read by its stopwords)
+_SCRIPT_LANGUAGES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("ar", re.compile(char_class(ARABIC_RANGES))),
+    ("ru", re.compile(char_class(CYRILLIC_RANGES))),
+    ("he", re.compile(r"[\u0590-\u05ff]")),
+    ("el", re.compile(r"[\u0370-\u03ff]")),
+    ("hi", re.compile(r"[\u0900-\u097f]")),
+    ("zh", re.compile(r"[\u4e00-\u9fff]")),
+    ("ja", re.compile(r"[\u3040-\u30ff]")),
+    ("ko", re.compile(r"[\uac00-\ud7af]")),
+    ("th", re.compile(r"[\u0e00-\u0e7f]")),
+)
+_LATIN_LETTER_RE = re.compile(r"[A-Za-z\u00c0-\u024f]")
+_LATIN_WORD_RE = re.compile(r"[a-z\u00c0-\u024f]+")
+_URDU_RE = re.compile(r"[ٹڈڑںےۓھہۃ]")
+_PERSIAN = frozenset("پچژگکی")
+_UKRAINIAN_RE = re.compile(r"[іїєґІЇЄҐ]")
+_SCRIPT_SAMPLE = 160  # characters whose script decides
+_WORD_SAMPLE = 600  # characters whose stopwords decide among Latin languages
+
+
 def guess_language(text: str) -> str | None:
-    """A best guess at a text's language from its script (and stopwords for Latin)."""
-    counts: Counter[str] = Counter()
-    latin_words: list[str] = []
-    for raw in raw_tokens(text[:4000]):
-        sc = script(raw)
-        counts[sc] += 1
-        if sc == "latin":
-            latin_words.append(raw.casefold())
-    if not counts:
+    """The language a text's dominant script implies; None for a text without letters.
+
+    Arabic script is ``ar``, or ``ur``/``fa`` when letters only those alphabets have
+    appear; Cyrillic is ``ru``, or ``uk`` by its own letters; Latin is whichever of
+    en/fr/de/es has most stopwords in the first lines (``en`` when none). The one
+    guess everything shares: articles without a declared language, the matcher's
+    ``languages:`` filter, sentences, stories and translation."""
+    sample = text[:_SCRIPT_SAMPLE]
+    latin = len(_LATIN_LETTER_RE.findall(sample))
+    best, most = None, 0
+    for lang, pattern in _SCRIPT_LANGUAGES:
+        found = len(pattern.findall(sample))
+        if found > most:
+            best, most = lang, found
+            if most > len(sample) // 2:
+                break  # a clear majority: no other script can win
+    if best is None and not latin:
         return None
-    top, _ = counts.most_common(1)[0]
-    if top == "arabic":
-        return "ar"
-    if top == "cyrillic":
-        return "ru"
-    if top != "latin":
-        return None
-    votes = {lang: sum(1 for w in latin_words if w in sw) for lang, sw in _STOPWORDS.items()}
-    best = max(votes, key=lambda k: votes[k])
-    return best if votes[best] else "en"
+    if best is None or latin > most:
+        words = _LATIN_WORD_RE.findall(text[:_WORD_SAMPLE].casefold())
+        votes = {lang: sum(1 for w in words if w in sw) for lang, sw in _STOPWORDS.items()}
+        top = max(votes, key=votes.__getitem__)
+        return top if votes[top] > votes["en"] else "en"
+    if best == "ar":
+        if _URDU_RE.search(sample):
+            return "ur"
+        if len(set(sample) & _PERSIAN) >= 2:
+            return "fa"
+    if best == "ru" and _UKRAINIAN_RE.search(sample):
+        return "uk"
+    return best
 
 
 def language_matches(wanted: str, actual: str | None) -> bool:

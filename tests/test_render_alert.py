@@ -26,7 +26,8 @@ from monitor.render.alert import (
     safe_link,
     summarize,
 )
-from monitor.sentences import guess_language, split_sentences
+from monitor.sentences import split_sentences
+from monitor.text import guess_language
 from tests.fakes.telegram_html import message_length, parse_telegram_html
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -83,6 +84,11 @@ def article(**kw) -> Article:
 # sentence splitting
 
 SENTENCES = [
+    (  # Ukrainian: guessed by its letters, split by the Russian rules ("проф." is no end)
+        "uk",
+        "Доповідь зробив проф. Коваленко у Києві. Далі виступили інші.",
+        ["Доповідь зробив проф. Коваленко у Києві.", "Далі виступили інші."],
+    ),
     # (language, text, expected sentences)
     (
         "en",

@@ -30,7 +30,6 @@ from monitor.render.telegram_text import (
     retry_after_seconds,
     truncate,
 )
-from monitor.sentences import guess_language
 
 PACKAGE = Path(__file__).resolve().parent.parent / "monitor"
 
@@ -144,9 +143,8 @@ def test_the_regex_class_and_char_script_agree(ch: str) -> None:
         ("Talks in Astana", "en"),
     ],
 )
-def test_every_guesser_reads_scripts_the_same_way(text: str, language: str) -> None:
+def test_the_language_guess_reads_scripts(text: str, language: str) -> None:
     assert detect_language(text) == language
-    assert guess_language(text) == language
     assert tx.guess_language(text) == language
 
 

@@ -267,6 +267,14 @@ def test_russian_term_lemmas() -> None:
         ("Переговоры в Астане завершились", "ru"),
         ("The talks in Astana ended and the envoys left", "en"),
         ("Les pourparlers de Genève reprennent dans la soirée", "fr"),
+        ("Die Gespräche in Astana sind beendet und die Delegationen reisen ab", "de"),
+        ("Los enviados llegaron a Astana para la nueva ronda", "es"),
+        ("Ceasefire talks resume in Astana", "en"),  # no stopword at all: English
+        ("Торгівля між Росією та Китаєм", "uk"),
+        ("امریکی عسکری امداد کی بندش کی وجوہات", "ur"),
+        ("گفتگوهای صلح در آستانه پایان یافت", "fa"),
+        ("שלום עולם", "he"),
+        ("Astana: وقف إطلاق النار في سوريا والمحادثات", "ar"),  # mostly Arabic
         ("", None),
         ("2254", None),
     ],
