@@ -52,7 +52,6 @@ from telegram.ext import Application, ApplicationBuilder, CommandHandler, Contex
 from monitor.archive import QueryError, RuleBacktest, SearchResult, snippet_pieces
 from monitor.archive import backtest as archive_backtest
 from monitor.archive import search as archive_search
-from monitor.articles import detect_language
 from monitor.config import Settings, parse_duration
 from monitor.exceptions import NotifyError, StorageError
 from monitor.models import (
@@ -77,6 +76,7 @@ from monitor.render.telegram_text import (
     safe_link,
 )
 from monitor.storage import OutboxAlert, Store
+from monitor.text import guess_language
 
 __all__ = [
     "COMMANDS",
@@ -840,7 +840,7 @@ def _test_article(text: str) -> Article:
     title, _, body = text.partition("\n")
     if not body.strip():
         title, body = "", text
-    language = detect_language(f"{title}\n{body}")
+    language = guess_language(f"{title}\n{body}")
     return Article(
         key="bot-test", feed_id="", title=title.strip(), content=body.strip(), language=language
     )
