@@ -117,8 +117,25 @@ _TAILS: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
 _TAIL_KEYS = tuple(dict.fromkeys(k for keys, _ in _TAILS for k in keys))
 
 
+#: A link that is canonical but for its query: lower-case http(s) scheme and host name
+#: (no port, user or trailing dot), a path that ``quote`` leaves as it is, no fragment.
+_CANONICAL_BUT_QUERY = re.compile(
+    r"(https?://[a-z0-9-]+(?:\.[a-z0-9-]+)*/[A-Za-z0-9/%:@!$&'()*+,;=~._-]*)(?:\?([^#\s]*))?"
+)
+
+
 def canonical_url(url: str) -> str:
     """A comparable link: lower-case scheme and host, no default port, fragment or trackers."""
+    plain = _CANONICAL_BUT_QUERY.fullmatch(url)
+    if plain is not None:  # the common case, without urlsplit: the same result
+        head, query = plain.groups()
+        kept = _kept_query(query or "")
+        return f"{head}?{kept}" if kept else head
+    return _canonical_split(url)
+
+
+def _canonical_split(url: str) -> str:
+    """``canonical_url`` of any link (``urlsplit``)."""
     url = url.strip()
     try:
         parts = urlsplit(url)
@@ -139,9 +156,13 @@ def canonical_url(url: str) -> str:
     userinfo = parts.netloc.rpartition("@")[0]
     netloc = f"{userinfo}@{host}" if userinfo else host
     path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=~-._")
-    # Filter the raw "name=value" segments so the rest of the query keeps its exact spelling.
-    kept = [seg for seg in parts.query.split("&") if seg and not _is_tracking(seg)]
-    return urlunsplit((scheme, netloc, path, "&".join(kept), ""))
+    return urlunsplit((scheme, netloc, path, _kept_query(parts.query), ""))
+
+
+def _kept_query(query: str) -> str:
+    """The query without trackers: the raw "name=value" segments are filtered, so the rest
+    keeps its exact spelling."""
+    return "&".join(seg for seg in query.split("&") if seg and not _is_tracking(seg))
 
 
 def _is_tracking(segment: str) -> bool:
