@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-import feedparser
 from lxml import etree
 
 from monitor.exceptions import ParseError
@@ -116,6 +115,8 @@ def _feedparser_parse(
     """The reference path: feedparser, for every document the fast path does not take."""
     # A stream, not bytes: given bytes, feedparser first tries them as a file *path*
     # (a body of "/etc/passwd" would be read from disk) and str as a URL.
+    import feedparser  # imported on first use: a run whose feeds are all unchanged never is
+
     d = feedparser.parse(
         io.BytesIO(content),
         response_headers=passed,
@@ -322,7 +323,7 @@ class _Fallback(Exception):
 
 
 def _fast_eligible(content: bytes, headers: Mapping[str, str]) -> bool:
-    if _fast_tools is None or "content-language" in headers:
+    if _load_fast_tools() is None or "content-language" in headers:
         return False
     media, _, params = headers.get("content-type", "application/xml").partition(";")
     if media.strip().lower() not in _FAST_TYPES:
@@ -548,7 +549,9 @@ class _FastTools:
     prefixes: frozenset[str]
 
 
+@functools.cache
 def _load_fast_tools() -> _FastTools | None:
+    """feedparser's internals, imported on first use (None: this feedparser lacks them)."""
     try:
         from feedparser.datetimes import _parse_date
         from feedparser.html import _cp1252
@@ -567,11 +570,9 @@ def _load_fast_tools() -> _FastTools | None:
     )
 
 
-_fast_tools = _load_fast_tools()
-
-
 def _tools() -> _FastTools:
     """feedparser's internals for the fast path; without them every feed takes feedparser."""
-    if _fast_tools is None:
+    tools = _load_fast_tools()
+    if tools is None:
         raise _Fallback
-    return _fast_tools
+    return tools
