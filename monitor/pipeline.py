@@ -71,7 +71,6 @@ from monitor.models import (
 from monitor.parse import parse_feed
 from monitor.render.alert import render_alert, translation_request
 from monitor.scheduler import next_poll_at
-from monitor.sources import page as page_source
 from monitor.sources import telegram
 from monitor.statebatch import UnchangedWriter
 from monitor.storage import Store, UnchangedPoll
@@ -683,6 +682,8 @@ _CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:+-]{1,40})""", re.IGN
 
 def _page_links(feed: FeedSource, result: FetchResult) -> ParsedFeed:
     """A page source's article links as entries (``links:`` selector, else discovered)."""
+    from monitor.sources import page as page_source  # loads with the first page source
+
     declared = _CHARSET.search(result.headers.get("content-type", ""))
     try:
         links = page_source.discover_links(
