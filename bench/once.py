@@ -1,7 +1,10 @@
 """`monitor run --once` against lemon24/reader's ``update_feeds`` on the same loopback feeds.
 
 Serves N feeds (default 1,000; 20 entries of about 2 KB of Arabic/English HTML
-each, every feed distinct) from an aiohttp server in a child process on
+each, every feed distinct, dated February 2026: with ``backfill: 0`` a first run
+stores them without reading their text, as they can neither alert, count in the
+surge counters nor go into the archive; ``--fresh`` dates them two hours ago, so
+every one is read, matched and archived) from an aiohttp server in a child process on
 127.0.0.1, with an ETag and 304 answers to ``If-None-Match``. Each round, on a
 fresh database:
 
@@ -16,7 +19,7 @@ Rounds are interleaved (monitor, then reader, on the same server), the table
 shows medians, and a ratio is the median of the per-round ratios. The server
 counts its answers, so a row whose second run was not all 304 says so.
 
-    python bench/once.py [--feeds 1000] [--rounds 3] [--baseline main]
+    python bench/once.py [--feeds 1000] [--rounds 3] [--baseline main] [--fresh]
                          [--database postgresql+psycopg://…]
 
 ``--baseline REV`` runs that revision's ``monitor`` package (``git archive``)
@@ -84,14 +87,26 @@ print(json.dumps(out))
 # -- the server (child process) ---------------------------------------------------------------
 
 
-def serve(port_queue: multiprocessing.Queue, feeds: int, lifetime: float) -> None:
-    """Every feed distinct (its own GUIDs and links); ETag per feed; counts its answers."""
+def serve(
+    port_queue: multiprocessing.Queue, feeds: int, lifetime: float, fresh: bool = False
+) -> None:
+    """Every feed distinct (its own GUIDs and links); ETag per feed; counts its answers.
+
+    ``fresh`` dates the entries two hours ago instead of February 2026."""
     import asyncio
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
 
     from aiohttp import web
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from ingest import feed_body  # the same 2 KB Arabic/English entries as bench/ingest.py
+    from ingest import feed_body as dated_feb  # the same 2 KB Arabic/English entries as ingest.py
+
+    hour = format_datetime(datetime.now(UTC) - timedelta(hours=2), usegmt=True)[:20].encode()
+
+    def feed_body(i: int, gen: int) -> bytes:
+        body = dated_feb(i, gen)
+        return body.replace(b"Tue, 10 Feb 2026 09:", hour) if fresh else body
 
     bodies = {(i, 0): feed_body(i, 0) for i in range(feeds)}
     counts: dict[str, int] = {}
@@ -372,13 +387,19 @@ def main() -> int:
     ap.add_argument("--database", default=None, help="also run monitor on this PostgreSQL")
     ap.add_argument("--no-reader", action="store_true", help="skip reader (not installed)")
     ap.add_argument(
+        "--fresh",
+        action="store_true",
+        help="date the entries two hours ago (not Feb 2026): a first run reads, matches "
+        "(for the surge counters) and archives every one",
+    )
+    ap.add_argument(
         "--worker-rounds", type=int, default=1, help="rounds of the long-running worker (0: skip)"
     )
     args = ap.parse_args()
 
     ctx = multiprocessing.get_context("spawn")
     ports: multiprocessing.Queue = ctx.Queue()
-    server = ctx.Process(target=serve, args=(ports, args.feeds, 3600.0), daemon=True)
+    server = ctx.Process(target=serve, args=(ports, args.feeds, 3600.0, args.fresh), daemon=True)
     server.start()
     rows: dict[tuple[str, str], list[Run]] = {}
     boot: dict[str, list[float]] = {}
@@ -426,7 +447,8 @@ def main() -> int:
 
     imports = ", ".join(f"{label} {med(cpu):.2f} s" for label, cpu in boot.items())
     print(
-        f"\n{args.feeds:,} loopback feeds × {ENTRIES} entries (ETag, 304); "
+        f"\n{args.feeds:,} loopback feeds × {ENTRIES} entries "
+        f"({'dated two hours ago' if args.fresh else 'dated Feb 2026'}; ETag, 304); "
         f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}; medians of {args.rounds} "
         f"rounds; CPU for `import monitor.cli, monitor.worker` in a fresh interpreter: {imports}\n"
     )

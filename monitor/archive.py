@@ -94,14 +94,14 @@ def archive_entries(
 
     CPU work (tokens, lemmas): call it outside the storage transaction.
     """
-    if keep <= timedelta(0):
-        return []
-    cutoff = now - keep
     return [
-        ArchiveEntry(a, article_index_keys(a))
-        for a in articles
-        if a.published is None or a.published >= cutoff
+        ArchiveEntry(a, article_index_keys(a)) for a in articles if kept(a.published, now, keep)
     ]
+
+
+def kept(published: datetime | None, now: datetime, keep: timedelta) -> bool:
+    """Whether an entry published then goes into the archive (kept for ``keep``; 0: none)."""
+    return keep > timedelta(0) and (published is None or published >= now - keep)
 
 
 def compile_query(query: str) -> Matcher:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import unescape
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
@@ -27,7 +28,17 @@ from selectolax.lexbor import LexborHTMLParser
 from monitor.models import Article, FeedSource, ParsedFeed, RawEntry, utc_now
 from monitor.text import ARABIC_RANGES, CYRILLIC_RANGES, char_class
 
-__all__ = ["canonical_url", "detect_language", "html_to_text", "strip_boilerplate", "to_articles"]
+__all__ = [
+    "EntryHead",
+    "canonical_url",
+    "detect_language",
+    "entry_head",
+    "entry_heads",
+    "html_to_text",
+    "read_entry",
+    "strip_boilerplate",
+    "to_articles",
+]
 
 #: Query parameters that only track the click; dropping them makes links comparable.
 TRACKING_PARAMS = frozenset(
@@ -106,8 +117,25 @@ _TAILS: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
 _TAIL_KEYS = tuple(dict.fromkeys(k for keys, _ in _TAILS for k in keys))
 
 
+#: A link that is canonical but for its query: lower-case http(s) scheme and host name
+#: (no port, user or trailing dot), a path that ``quote`` leaves as it is, no fragment.
+_CANONICAL_BUT_QUERY = re.compile(
+    r"(https?://[a-z0-9-]+(?:\.[a-z0-9-]+)*/[A-Za-z0-9/%:@!$&'()*+,;=~._-]*)(?:\?([^#\s]*))?"
+)
+
+
 def canonical_url(url: str) -> str:
     """A comparable link: lower-case scheme and host, no default port, fragment or trackers."""
+    plain = _CANONICAL_BUT_QUERY.fullmatch(url)
+    if plain is not None:  # the common case, without urlsplit: the same result
+        head, query = plain.groups()
+        kept = _kept_query(query or "")
+        return f"{head}?{kept}" if kept else head
+    return _canonical_split(url)
+
+
+def _canonical_split(url: str) -> str:
+    """``canonical_url`` of any link (``urlsplit``)."""
     url = url.strip()
     try:
         parts = urlsplit(url)
@@ -128,9 +156,13 @@ def canonical_url(url: str) -> str:
     userinfo = parts.netloc.rpartition("@")[0]
     netloc = f"{userinfo}@{host}" if userinfo else host
     path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=~-._")
-    # Filter the raw "name=value" segments so the rest of the query keeps its exact spelling.
-    kept = [seg for seg in parts.query.split("&") if seg and not _is_tracking(seg)]
-    return urlunsplit((scheme, netloc, path, "&".join(kept), ""))
+    return urlunsplit((scheme, netloc, path, _kept_query(parts.query), ""))
+
+
+def _kept_query(query: str) -> str:
+    """The query without trackers: the raw "name=value" segments are filtered, so the rest
+    keeps its exact spelling."""
+    return "&".join(seg for seg in query.split("&") if seg and not _is_tracking(seg))
 
 
 def _is_tracking(segment: str) -> bool:
@@ -321,46 +353,68 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC)
 
 
+@dataclass(frozen=True)
+class EntryHead:
+    """An entry read as far as its identity and its row in the entries table (key, title,
+    link, date): enough to tell whether it is new. Its text, the costly part, is read by
+    ``read_entry`` only for the entries that need it (matched or archived)."""
+
+    key: str
+    title: str
+    link: str | None
+    published: datetime  # else updated; missing or in the future: ``now``
+    entry: RawEntry
+
+
+def entry_head(entry: RawEntry, now: datetime) -> EntryHead:
+    """The key, title, canonical link and date of one entry."""
+    now = _utc(now) or utc_now()
+    title = _fold(html_to_text(entry.title).replace("\n", " "))
+    link = canonical_url(entry.link) if entry.link else None
+    original = _utc(entry.published) or _utc(entry.updated)
+    published = original if original is not None and original <= now else now
+    return EntryHead(_entry_key(entry, link, title, original), title, link, published, entry)
+
+
+def entry_heads(parsed: ParsedFeed, now: datetime) -> list[EntryHead]:
+    """Every entry of a parsed feed as an ``EntryHead``, in feed order, one per key."""
+    heads: dict[str, EntryHead] = {}
+    for entry in parsed.entries:
+        head = entry_head(entry, now)
+        heads.setdefault(head.key, head)
+    return list(heads.values())
+
+
+def read_entry(feed: FeedSource, parsed: ParsedFeed, head: EntryHead) -> Article:
+    """The entry as an Article: ``head`` with its plain text and language."""
+    entry, title = head.entry, head.title
+    summary = strip_boilerplate(html_to_text(entry.summary_html))
+    content = strip_boilerplate(html_to_text(entry.content_html))
+    if _repeats(content, summary):
+        content = ""
+    language = (
+        feed.language
+        or parsed.language
+        or detect_language(f"{title} {summary[:_SAMPLE]} {content[:_SAMPLE]}")
+    )
+    return Article(
+        key=head.key,
+        feed_id=feed.id,
+        title=title,
+        summary=summary,
+        content=content,
+        link=head.link,
+        published=head.published,
+        language=language,
+        source=feed.name or parsed.title or feed.id,
+        guid=entry.guid,
+        image=entry.image,
+    )
+
+
 def to_articles(feed: FeedSource, parsed: ParsedFeed, now: datetime) -> list[Article]:
     """Every entry of a parsed feed as an Article, in feed order, one per key."""
-    now = _utc(now) or utc_now()
-    source = feed.name or parsed.title or feed.id
-    articles: list[Article] = []
-    seen: set[str] = set()
-    for entry in parsed.entries:
-        title = _fold(html_to_text(entry.title).replace("\n", " "))
-        summary = strip_boilerplate(html_to_text(entry.summary_html))
-        content = strip_boilerplate(html_to_text(entry.content_html))
-        if _repeats(content, summary):
-            content = ""
-        link = canonical_url(entry.link) if entry.link else None
-        original = _utc(entry.published) or _utc(entry.updated)
-        published = original if original is not None and original <= now else now
-        key = _entry_key(entry, link, title, original)
-        if key in seen:
-            continue
-        seen.add(key)
-        language = (
-            feed.language
-            or parsed.language
-            or detect_language(f"{title} {summary[:_SAMPLE]} {content[:_SAMPLE]}")
-        )
-        articles.append(
-            Article(
-                key=key,
-                feed_id=feed.id,
-                title=title,
-                summary=summary,
-                content=content,
-                link=link,
-                published=published,
-                language=language,
-                source=source,
-                guid=entry.guid,
-                image=entry.image,
-            )
-        )
-    return articles
+    return [read_entry(feed, parsed, head) for head in entry_heads(parsed, now)]
 
 
 def _repeats(content: str, summary: str) -> bool:

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TextIO
 
-from monitor import __version__
+from monitor import __version__, paused_gc
 from monitor.config import Settings, config_path, load_settings
 from monitor.exceptions import ConfigError, MonitorError
 from monitor.sanitize import clean
@@ -30,8 +30,9 @@ log = logging.getLogger("monitor")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    with paused_gc():  # the parser's imports
+        parser = build_parser()
+        args = parser.parse_args(argv)
     setup_logging(verbose=getattr(args, "verbose", False), command=args.command)
     try:
         return int(args.handler(args) or 0)
@@ -164,7 +165,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from monitor.worker import Worker, run_once
+    with paused_gc():  # start-up imports
+        from monitor.worker import Worker, run_once
 
     settings = _settings(args)
     if args.once:

@@ -43,7 +43,6 @@ from urllib.parse import urljoin, urlsplit
 
 import lxml.etree
 import lxml.html
-import trafilatura
 
 from monitor.exceptions import MonitorError
 
@@ -523,6 +522,8 @@ def _main_text(
     include_tables: bool,
     fast: bool,
 ) -> str:
+    import trafilatura  # ~0.2 s of imports: paid by the first page only, not at start-up
+
     raw = trafilatura.extract(
         tree,
         url=url,

@@ -38,12 +38,15 @@ import re
 import threading
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from monitor.exceptions import FetchError
-from monitor.extract import PageError, PageText, extract_page
 from monitor.fetch import Fetcher
 from monitor.models import Article, FeedKind, FeedSource, FullText
+
+if TYPE_CHECKING:  # monitor.extract (lxml.html, trafilatura) loads with the first page
+    from monitor.extract import PageText
 
 __all__ = [
     "AUTO_MIN_CHARS",
@@ -211,6 +214,8 @@ class PageFetcher:
                 result = await self.fetcher.fetch(source, None)
         except FetchError as exc:
             return PageResult(link, error=str(exc))
+        from monitor.extract import PageError
+
         try:
             page = await asyncio.to_thread(
                 self._extract, result.content, result.url, result.headers.get("content-type")
@@ -226,6 +231,8 @@ class PageFetcher:
 
     def _extract(self, body: bytes, url: str, content_type: str | None) -> PageText:
         """``extract_page`` in a worker thread, holding the CPU slot when there is one."""
+        from monitor.extract import extract_page
+
         if self.cpu_lock is None:
             return extract_page(body, url, content_type)
         with self.cpu_lock:

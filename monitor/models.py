@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 
 def utc_now() -> datetime:
@@ -293,6 +294,23 @@ class ParsedFeed:
     language: str | None = None
     entries: tuple[RawEntry, ...] = ()
     warning: str | None = None  # feedparser's bozo reason when entries were still recovered
+
+
+class EntryRow(Protocol):
+    """What the entries table stores of an entry (and the surge counters read): an
+    ``Article``, or an entry whose text was not read (``articles.EntryHead``)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def link(self) -> str | None: ...
+
+    @property
+    def published(self) -> datetime | None: ...
 
 
 @dataclass(frozen=True)

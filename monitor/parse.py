@@ -29,6 +29,7 @@ from __future__ import annotations
 import calendar
 import contextlib
 import dataclasses
+import functools
 import io
 import logging
 import re
@@ -38,7 +39,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-import feedparser
 from lxml import etree
 
 from monitor.exceptions import ParseError
@@ -115,6 +115,8 @@ def _feedparser_parse(
     """The reference path: feedparser, for every document the fast path does not take."""
     # A stream, not bytes: given bytes, feedparser first tries them as a file *path*
     # (a body of "/etc/passwd" would be read from disk) and str as a URL.
+    import feedparser  # imported on first use: a run whose feeds are all unchanged never is
+
     d = feedparser.parse(
         io.BytesIO(content),
         response_headers=passed,
@@ -321,7 +323,7 @@ class _Fallback(Exception):
 
 
 def _fast_eligible(content: bytes, headers: Mapping[str, str]) -> bool:
-    if _fast_tools is None or "content-language" in headers:
+    if _load_fast_tools() is None or "content-language" in headers:
         return False
     media, _, params = headers.get("content-type", "application/xml").partition(";")
     if media.strip().lower() not in _FAST_TYPES:
@@ -385,7 +387,7 @@ def _fast_parse(content: bytes, base: str) -> ParsedFeed:
             if link is not None:
                 raise _Fallback
             text = _fast_text(child)
-            link = _tools().urljoin(base, text) if text else ""
+            link = _join(base, text) if text else ""
         elif tag == "language":
             if language is not None:
                 raise _Fallback
@@ -408,11 +410,49 @@ def _fast_text(el: Any) -> str:
 
 def _fast_repair(value: str) -> str:
     """feedparser's fixes: UTF-8 read as Latin-1, then the cp1252 code points."""
+    if value.isascii():  # nothing to fix: ASCII reads the same in both, and has no C1
+        return value
     with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
         value = value.encode("iso-8859-1").decode("utf-8")
     if _C1_CONTROLS.search(value):  # translate() with a dict is slow: only when needed
         value = value.translate(_tools().cp1252)
     return value
+
+
+#: A URL that feedparser's join (``_urljoin``: ``urllib.parse.urljoin``) returns as it is,
+#: whatever the base: absolute http(s), lower-case scheme, a plain host, and no
+#: character ``urlsplit`` treats specially (``;`` params, ``#``, spaces, brackets …).
+_PLAIN_ABSOLUTE = re.compile(
+    r"https?://[A-Za-z0-9.-]+(?::[0-9]+)?(?:/[A-Za-z0-9/%:@!$&'()*+,=~._-]*)?"
+    r"(?:\?[A-Za-z0-9/%:@!$&'()*+,;=~._?-]+)?"
+)
+#: A relative reference of one plain path segment: joined, it replaces the base's last
+#: segment, and everything before it depends on the base only (``_join_prefix``).
+_PLAIN_SEGMENT = re.compile(r"(?!\.\.?$)[A-Za-z0-9%@!$&'()*+,=~._-]+")
+_ENTITY_IN_LINK = re.compile("&([A-Za-z0-9_]+);")
+
+
+def _join(base: str, uri: str) -> str:
+    """feedparser's ``_urljoin(base, uri)``, without its cost for the common cases: an
+    absolute plain URL, and one path segment against a base (the base's prefix cached)."""
+    prefix = _join_prefix(base)
+    if prefix is not None:  # a base urllib can parse
+        if _PLAIN_ABSOLUTE.fullmatch(uri):
+            return uri
+        if _PLAIN_SEGMENT.fullmatch(uri):
+            return prefix + uri
+    return cast(str, _tools().urljoin(base, uri))
+
+
+@functools.lru_cache(maxsize=256)
+def _join_prefix(base: str) -> str | None:
+    """What feedparser's join puts before a plain segment joined to ``base`` (None when
+    two probes disagree, as for a base urllib cannot parse: it takes the slow path)."""
+    urljoin = _tools().urljoin
+    first, second = urljoin(base, "a"), urljoin(base, "b")
+    if not first.endswith("a") or first[:-1] + "b" != second:
+        return None
+    return cast(str, first[:-1])
 
 
 def _fast_item(item: Any, base: str) -> RawEntry:
@@ -440,7 +480,6 @@ def _fast_item(item: Any, base: str) -> RawEntry:
                 author = _clean(_fast_text(child))
         elif not _foreign(child):
             raise _Fallback
-    urljoin = _tools().urljoin
     link = guid = None
     title_html = summary = content = ""
     published = updated = None
@@ -454,13 +493,14 @@ def _fast_item(item: Any, base: str) -> RawEntry:
         if not guid:
             raise _Fallback
         if guid and guid_is_link:
-            guid = _fast_repair(urljoin(base, (el.text or "").strip()))
+            guid = _fast_repair(_join(base, (el.text or "").strip()))
     if "link" in seen:
         raw = (seen["link"].text or "").strip()
         if not raw or len(seen["link"]) or seen["link"].attrib:
             raise _Fallback
-        link = _fast_repair(urljoin(base, raw))
-        link = re.sub("&([A-Za-z0-9_]+);", r"&\g<1>", link.replace("&amp;", "&"))
+        link = _fast_repair(_join(base, raw))
+        if "&" in link:
+            link = _ENTITY_IN_LINK.sub(r"&\g<1>", link.replace("&amp;", "&"))
     elif guid_is_link and guid:
         link = guid
     if "title" in seen:
@@ -509,7 +549,9 @@ class _FastTools:
     prefixes: frozenset[str]
 
 
+@functools.cache
 def _load_fast_tools() -> _FastTools | None:
+    """feedparser's internals, imported on first use (None: this feedparser lacks them)."""
     try:
         from feedparser.datetimes import _parse_date
         from feedparser.html import _cp1252
@@ -528,11 +570,9 @@ def _load_fast_tools() -> _FastTools | None:
     )
 
 
-_fast_tools = _load_fast_tools()
-
-
 def _tools() -> _FastTools:
     """feedparser's internals for the fast path; without them every feed takes feedparser."""
-    if _fast_tools is None:
+    tools = _load_fast_tools()
+    if tools is None:
         raise _Fallback
-    return _fast_tools
+    return tools

@@ -3,12 +3,14 @@
 fetch → parse (a feed; a Telegram preview and its older pages; a page's
 article links) → articles → (storage: which entries are new) → backfill →
 linked pages of the new entries (``full_text``, page sources; fetched on the
-event loop, extracted in threads) → match (every new entry: the surge counters
-count them all) → translate (channels with ``translate_to``; I/O, concurrent,
-bounded) → render (one alert per channel, carrying its story key, with its story
-candidate) → (storage, in one transaction: entries, archive, match counters, feed
-state, and each alert queued or grouped into a story the channel was already
-alerted to) → surges (rules with ``surge`` whose counters moved).
+event loop, extracted in threads) → match (every new entry that may alert or
+counts in the surge counters, which count them all within ``COUNT_RETENTION``;
+only those, and the ones the archive keeps, have their text read) → translate
+(channels with ``translate_to``; I/O, concurrent, bounded) → render (one alert
+per channel, carrying its story key, with its story candidate) → (storage, in
+one transaction: entries, archive, match counters, feed state, and each alert
+queued or grouped into a story the channel was already alerted to) → surges
+(rules with ``surge`` whose counters moved).
 
 Translation runs on the event loop between matching and committing (threads):
 every alert of the poll is translated at once (``asyncio.gather``), each call
@@ -43,8 +45,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor import metrics
-from monitor.archive import archive_entries
-from monitor.articles import to_articles
+from monitor.archive import archive_entries, kept
+from monitor.articles import EntryHead, entry_head, read_entry
 from monitor.config import Settings
 from monitor.exceptions import FeedError, FetchError, ParseError, TranslateError
 from monitor.fetch import Fetcher
@@ -54,6 +56,7 @@ from monitor.models import (
     Alert,
     Article,
     Channel,
+    EntryRow,
     FeedKind,
     FeedSource,
     FeedState,
@@ -68,10 +71,10 @@ from monitor.models import (
 from monitor.parse import parse_feed
 from monitor.render.alert import render_alert, translation_request
 from monitor.scheduler import next_poll_at
-from monitor.sources import page as page_source
 from monitor.sources import telegram
 from monitor.statebatch import UnchangedWriter
 from monitor.storage import Store, UnchangedPoll
+from monitor.storage.surges import count_hour
 from monitor.stories import StoryClaim, candidate_from
 from monitor.translate import Translation, Translator
 
@@ -310,7 +313,7 @@ class PollOutcome:
     page_errors: int = 0  # linked pages that failed (their entries matched on feed text)
 
 
-def in_backfill(article: Article, backfill: timedelta | None, now: datetime) -> bool:
+def in_backfill(article: EntryRow, backfill: timedelta | None, now: datetime) -> bool:
     """On a feed's first poll, only entries newer than ``backfill`` may alert."""
     if backfill is None:
         return True
@@ -419,7 +422,10 @@ async def _poll(
             parsed = await _read_channel(feed, state, result, store, fetcher, spent)
         else:
             parsed = await asyncio.to_thread(_parse, feed, result, spent)
-        batch = await asyncio.to_thread(_select, feed, state, parsed, store, now, cap, spent)
+        keep_text = ruleset().keep_text
+        batch = await asyncio.to_thread(
+            _select, feed, state, parsed, store, now, cap, keep_text, spent
+        )
         fetched = await pages.fetch_pages(feed, batch.page_links)
         rules = ruleset()
         prepared = await asyncio.to_thread(_prepare, feed, batch, fetched, rules, muted, spent)
@@ -462,9 +468,10 @@ async def _poll(
 class _Batch:
     """A parsed poll before matching: every entry, and which new ones may alert."""
 
-    articles: list[Article]
-    new: list[Article]  # not seen before in this feed
+    articles: list[EntryRow]  # every entry (its text read only when ``new`` holds it)
+    new: list[Article]  # not seen before in this feed and matched or archived: with text
     to_match: list[Article]  # new and within backfill: matched once their pages are in
+    to_count: frozenset[str] = frozenset()  # keys of the other new entries that are matched
     page_links: list[tuple[str, str]] = field(default_factory=list)  # (key, link) to fetch
     deferred: frozenset[str] = frozenset()  # keys left for the next poll (page cap)
     warning: str | None = None
@@ -485,22 +492,48 @@ def _select(
     store: Store,
     now: datetime,
     cap: int,
+    keep_text: timedelta,
     spent: ProcessingBudget,
 ) -> _Batch:
     """Which entries are new and may alert, and which of those (at most ``cap``) need
-    their page (in a thread)."""
+    their page (in a thread).
+
+    Only a new entry that may alert, counts in the surge counters or goes into the
+    archive has its text read (``read_entry``, most of the cost of an entry): an entry
+    seen before, or a first poll's old history, is stored by its key, title, link and
+    date alone.
+    """
+    heads: dict[str, EntryHead] = {}
     with spent.cpu_slot():
-        by_key: dict[str, Article] = {}
         for entry in parsed.entries:  # one at a time, so the budget is checked between
-            for article in to_articles(feed, replace(parsed, entries=(entry,)), now):
-                by_key.setdefault(article.key, article)
+            head = entry_head(entry, now)
+            heads.setdefault(head.key, head)
             spent.check("reading entries")
-    articles = list(by_key.values())
-    known = store.known_keys(feed.id, list(by_key))
+    known = store.known_keys(feed.id, list(heads))
     first_poll = state is None or state.first_success is None
     backfill = first_poll_backfill(feed)
-    new = [a for a in articles if a.key not in known]
-    to_match = [a for a in new if not first_poll or in_backfill(a, backfill, now)]
+    new: list[Article] = []
+    to_match: list[Article] = []
+    to_count: set[str] = set()
+    articles: list[EntryRow] = []
+    with spent.cpu_slot():
+        for head in heads.values():
+            if head.key in known:
+                articles.append(head)
+                continue
+            alerts = not first_poll or in_backfill(head, backfill, now)
+            counts = count_hour(head.published, now) is not None
+            if not (alerts or counts or kept(head.published, now, keep_text)):
+                articles.append(head)  # stored, never read: it can neither alert nor count
+                continue
+            article = read_entry(feed, parsed, head)
+            articles.append(article)
+            new.append(article)
+            if alerts:
+                to_match.append(article)
+            elif counts:
+                to_count.add(article.key)
+            spent.check("reading entries")
     wanting = [a for a in to_match if wants_page(feed, a)]
     over = wanting[cap:]
     deferred: frozenset[str] = frozenset()
@@ -519,6 +552,7 @@ def _select(
         articles=[a for a in articles if a.key not in deferred],
         new=[a for a in new if a.key not in deferred],
         to_match=[a for a in to_match if a.key not in deferred],
+        to_count=frozenset(to_count - deferred),
         page_links=[(a.key, a.link or "") for a in wanting[:cap]],
         deferred=deferred,
         warning=parsed.warning,
@@ -529,7 +563,7 @@ def _select(
 class _Prepared:
     """A poll's articles and the new ones that matched (with their pages' text)."""
 
-    articles: list[Article]
+    articles: list[EntryRow]
     candidates: list[Candidate]
     warning: str | None
     page_errors: int = 0
@@ -559,9 +593,11 @@ def _prepare(
     matched: dict[str, tuple[str, ...]] = {}
     may_alert = {a.key for a in batch.to_match}
     with spent.cpu_slot():
-        # every new entry is matched (outside backfill too: history for the surge
-        # counters); only those within backfill may alert
+        # new entries outside backfill are matched too, when they count in the surge
+        # counters (history); only those within backfill may alert
         for article in batch.new:
+            if article.key not in may_alert and article.key not in batch.to_count:
+                continue  # archived only
             got = fetched.get(article.key)
             if got is not None:
                 if got.page is not None:
@@ -646,6 +682,8 @@ _CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:+-]{1,40})""", re.IGN
 
 def _page_links(feed: FeedSource, result: FetchResult) -> ParsedFeed:
     """A page source's article links as entries (``links:`` selector, else discovered)."""
+    from monitor.sources import page as page_source  # loads with the first page source
+
     declared = _CHARSET.search(result.headers.get("content-type", ""))
     try:
         links = page_source.discover_links(

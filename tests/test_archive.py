@@ -742,3 +742,13 @@ async def test_the_worker_prunes_the_archive_by_keep_text(
         assert keys(search(worker.store, "Астана", now=NOW, since=None)) == ["ru-loc", "ru-nom"]
     finally:
         worker.store.close()
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=40))
+def test_index_token_is_the_lower_case_base32_of_the_digest(key: str) -> None:
+    """Stored tokens must not change: an archive written before must stay searchable."""
+    import base64
+
+    expected = base64.b32encode(archive_storage._digest(key)).decode("ascii").lower()
+    assert archive_storage.index_token(key) == expected

@@ -9,6 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.articles import (
+    _CANONICAL_BUT_QUERY,
+    _canonical_split,
     canonical_url,
     detect_language,
     html_to_text,
@@ -261,6 +263,25 @@ def test_canonical_url_is_idempotent_and_drops_trackers(url: str) -> None:
     assert "#" not in once
     assert "utm_" not in once.lower() and "fbclid" not in once
     assert once.split("://", 1)[0] == once.split("://", 1)[0].lower()
+
+
+#: Links near the fast path's edges: every character ``urlsplit`` or ``quote`` treats
+#: specially, upper case, ports, dots, users, brackets, spaces and controls.
+EDGY_URLS = st.one_of(
+    st.from_regex(_CANONICAL_BUT_QUERY, fullmatch=True),
+    URLS,
+    st.builds(
+        lambda scheme, rest: f"{scheme}{rest}",
+        st.sampled_from(["http://", "https://", "HTTP://", "ftp://", "http:", "", " https://"]),
+        st.text(alphabet="aZ09.-/:@?#&;=%[]_~é \t\n\x00\x1c\x85\xa0", max_size=30),
+    ),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(EDGY_URLS)
+def test_canonical_url_fast_path_is_the_split_path(url: str) -> None:
+    assert canonical_url(url) == _canonical_split(url)
 
 
 @settings(max_examples=200, deadline=None)

@@ -11,7 +11,16 @@ from hypothesis import strategies as st
 
 from monitor.exceptions import ParseError
 from monitor.models import FetchResult
-from monitor.parse import _fast_eligible, _fast_parse, parse_bytes, parse_feed
+from monitor.parse import (
+    _PLAIN_ABSOLUTE,
+    _PLAIN_SEGMENT,
+    _fast_eligible,
+    _fast_parse,
+    _join,
+    _tools,
+    parse_bytes,
+    parse_feed,
+)
 from tests.fakes.feedserver import ARABIC_ITEMS, RUSSIAN_ITEMS, Item, rss_feed
 
 AR_TITLE = ARABIC_ITEMS[0].title
@@ -253,3 +262,38 @@ def test_fast_path_is_taken_for_plain_rss() -> None:
     assert not _fast_eligible(rss_feed("W", ARABIC_ITEMS, encoding="windows-1256"), passed)
     assert not _fast_eligible(body, {"content-type": "text/xml"})
     assert not _fast_eligible(b"<!DOCTYPE rss>" + body, passed)
+
+
+_URL_CHARS = "aZ09.-/:@?#&;=%[]_~é \t\n\x00\x1c\xa0"
+_BASES = st.one_of(
+    st.sampled_from(
+        [
+            "",
+            "http://127.0.0.1:8080/f/3.xml",
+            "https://news.example",
+            "https://news.example/a/b/",
+            "https://news.example/a/./../b//c.xml?x=1#y",
+            "http://[::1]:80/feed",
+            "http://[::1/feed",
+            "file:///tmp/feed.xml",
+            "feed.xml",
+        ]
+    ),
+    st.builds(
+        lambda scheme, rest: f"{scheme}{rest}",
+        st.sampled_from(["http://", "https://", "HTTPS://", "ftp://", ""]),
+        st.text(alphabet=_URL_CHARS, max_size=25),
+    ),
+)
+_URIS = st.one_of(
+    st.from_regex(_PLAIN_ABSOLUTE, fullmatch=True),
+    st.from_regex(_PLAIN_SEGMENT, fullmatch=True),
+    st.sampled_from([".", "..", "a", "https://x", "//x/y", "?q", "#f", "a:b", "HTTP://X/"]),
+    st.text(alphabet=_URL_CHARS, max_size=25),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_BASES, _URIS)
+def test_join_fast_paths_are_feedparsers_join(base: str, uri: str) -> None:
+    assert _join(base, uri) == _tools().urljoin(base, uri)

@@ -10,6 +10,7 @@ from email.utils import format_datetime
 
 import pytest
 
+from monitor import metrics
 from monitor.config import load_settings
 from monitor.deliver.notifier import ConsoleNotifier
 from monitor.pipeline import in_backfill
@@ -126,6 +127,43 @@ async def test_backfill_window_on_first_poll(feed_server, write_config, sqlite_u
     report, printed = await once(settings)
     assert "Astana: recent" in printed and "Astana: old" not in printed
     assert report.outcomes[0].new_entries == 2  # both remembered, only one alerted
+
+
+async def test_first_poll_history_is_matched_only_where_it_counts(
+    feed_server, write_config, sqlite_url, monkeypatch
+):
+    """Outside backfill, a new entry is matched for the surge counters while they count
+    it (``COUNT_RETENTION``) and archived within ``keep_text``; an older one is only
+    stored (neither read nor matched), and none of them alerts."""
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    now = datetime.now(UTC)
+
+    def item(key: str, age: timedelta) -> Item:
+        date = format_datetime(now - age, usegmt=True)
+        return Item(
+            f"Astana: {key}", "<p>Talks in Astana.</p>", f"https://n.example/{key}", key, date
+        )
+
+    ages = {"fresh": timedelta(hours=2), "month": timedelta(days=32), "old": timedelta(days=99)}
+    url = serve(feed_server, [item(key, age) for key, age in ages.items()])
+    settings = load_settings(write_config(RULES + feeds_yaml(("en", url, 0))))
+
+    def astana_matches() -> float:
+        value = metrics.REGISTRY.get_sample_value("monitor_matches_total", {"rule": "astana"})
+        return value or 0.0
+
+    before = astana_matches()
+    report, printed = await once(settings)
+    assert printed == "" and report.outcomes[0].new_entries == 3
+    assert astana_matches() - before == 2  # "old" was not matched
+    store = Store(sqlite_url)
+    try:
+        assert store.known_keys("en", list(ages)) == set(ages)  # all stored
+        counts = store.hourly_counts("astana", now - timedelta(days=40))
+        assert sum(counts.values()) == 2 and len(counts) == 2  # fresh and month
+        assert store.archive_count() == 1  # fresh only (keep_text: 30 days)
+    finally:
+        store.close()
 
 
 async def test_broken_feeds_are_recorded_and_do_not_stop_good_ones(

@@ -446,3 +446,14 @@ def test_token_parts_of_hostile_text_in_one_pass(text: str) -> None:
     clean, parts = tx.token_parts(text)
     assert len(clean) == len(text)
     assert "".join(parts) == clean
+
+
+def test_the_written_out_mark_class_is_the_computed_one() -> None:
+    """``_MARKS_14`` stands for ``_mark_class()`` under Unicode 14.0; elsewhere it is
+    computed (a Python with another Unicode version must not use a stale class)."""
+    import unicodedata
+
+    computed = tx._mark_class()
+    if unicodedata.unidata_version == tx._MARKS_UNICODE:
+        assert computed == tx._MARKS_14
+    assert computed == tx._MARKS

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from monitor.models import Alert, Article
+from monitor.models import Alert, EntryRow
 from monitor.storage.archive import ArchiveEntry, insert_archive
 from monitor.storage.base import StoreBase, UTCDateTime, chunks, insert
 from monitor.storage.feeds import ensure_feed
@@ -106,7 +106,7 @@ class EntriesMixin(StoreBase):
         feed_id: str,
         url: str,
         now: datetime,
-        articles: Sequence[Article],
+        articles: Sequence[EntryRow],
         alerts: Sequence[Alert],
         status: int | None,
         etag: str | None,

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from monitor.models import Alert, Article
+from monitor.models import Alert, EntryRow
 from monitor.storage.base import Conflict, StoreBase, insert
 from monitor.storage.outbox import queue_row
 from monitor.storage.schema import rule_counts_table, surges_table
@@ -116,10 +116,19 @@ class SurgesMixin(StoreBase):
         return result.rowcount or 0
 
 
+def count_hour(published: datetime | None, now: datetime) -> datetime | None:
+    """The counter hour an entry published then counts in (first seen when there is
+    none, now when ahead of the clock); None when older than ``COUNT_RETENTION``."""
+    moment = published or now
+    if moment > now + _FUTURE:
+        moment = now
+    return hour_of(moment) if moment >= now - COUNT_RETENTION else None
+
+
 def count_matches(
     conn: sa.Connection,
     feed_id: str,
-    articles: Sequence[Article],
+    articles: Sequence[EntryRow],
     matched: Mapping[str, Sequence[str]],
     inserted: set[str],
     now: datetime,
@@ -127,17 +136,14 @@ def count_matches(
     """Add the matches of newly inserted entries to their rules' hourly counters
     (by publication time, first seen when there is none; inside the poll's transaction)."""
     counts: Counter[tuple[str, datetime]] = Counter()
-    oldest = now - COUNT_RETENTION
     for article in articles:
         if article.key not in inserted or not matched.get(article.key):
             continue
-        moment = article.published or now
-        if moment > now + _FUTURE:
-            moment = now
-        if moment < oldest:
+        hour = count_hour(article.published, now)
+        if hour is None:
             continue
         for rule in dict.fromkeys(matched[article.key]):
-            counts[(rule[:250], hour_of(moment))] += 1
+            counts[(rule[:250], hour)] += 1
     if not counts:
         return
     rows = [
