@@ -9,8 +9,7 @@
 - Dates: published, else updated; missing → ``now`` (first seen), future →
   clamped to ``now`` so a wrong clock cannot pin an entry to the top.
 - Language: the feed's configured language, else the feed's own tag, else the
-  dominant script of the entry's text (``detect_language``; the Arabic and
-  Cyrillic ranges are ``text.py``'s, the one definition of those scripts).
+  entry's text as ``text.guess_language`` reads it (script, then stopwords).
 """
 
 from __future__ import annotations
@@ -26,12 +25,11 @@ from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 from selectolax.lexbor import LexborHTMLParser
 
 from monitor.models import Article, FeedSource, ParsedFeed, RawEntry, utc_now
-from monitor.text import ARABIC_RANGES, CYRILLIC_RANGES, char_class
+from monitor.text import guess_language
 
 __all__ = [
     "EntryHead",
     "canonical_url",
-    "detect_language",
     "entry_head",
     "entry_heads",
     "html_to_text",
@@ -291,48 +289,7 @@ def strip_boilerplate(text: str) -> str:
     return (head + tail).rstrip()
 
 
-_SCRIPTS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("ar", re.compile(char_class(ARABIC_RANGES))),
-    ("ru", re.compile(char_class(CYRILLIC_RANGES))),
-    ("he", re.compile(r"[\u0590-\u05ff]")),
-    ("el", re.compile(r"[\u0370-\u03ff]")),
-    ("hi", re.compile(r"[\u0900-\u097f]")),
-    ("zh", re.compile(r"[\u4e00-\u9fff]")),
-    ("ja", re.compile(r"[\u3040-\u30ff]")),
-    ("ko", re.compile(r"[\uac00-\ud7af]")),
-    ("th", re.compile(r"[\u0e00-\u0e7f]")),
-)
-_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
-_URDU = re.compile(r"[ٹڈڑںےۓھہۃ]")
-_PERSIAN = frozenset("پچژگکی")
-_UKRAINIAN = re.compile(r"[іїєґІЇЄҐ]")
-_SAMPLE = 600
-_DETECT_SAMPLE = 160
-
-
-def detect_language(text: str) -> str | None:
-    """The language a text's dominant script implies (Latin → "en"); None for no letters."""
-    sample = text[:_DETECT_SAMPLE]
-    latin = len(_LATIN.findall(sample))
-    best, most = None, 0
-    for lang, pattern in _SCRIPTS:
-        count = len(pattern.findall(sample))
-        if count > most:
-            best, most = lang, count
-            if most > len(sample) // 2:
-                break  # a clear majority: no other script can win
-    if best is None and not latin:
-        return None
-    if best is None or latin > most:
-        return "en"
-    if best == "ar":
-        if _URDU.search(sample):
-            return "ur"
-        if len(set(sample) & _PERSIAN) >= 2:
-            return "fa"
-    if best == "ru" and _UKRAINIAN.search(sample):
-        return "uk"
-    return best
+_SAMPLE = 600  # characters of the summary and of the content the language guess reads
 
 
 def _entry_key(entry: RawEntry, link: str | None, title: str, date: datetime | None) -> str:
@@ -395,7 +352,7 @@ def read_entry(feed: FeedSource, parsed: ParsedFeed, head: EntryHead) -> Article
     language = (
         feed.language
         or parsed.language
-        or detect_language(f"{title} {summary[:_SAMPLE]} {content[:_SAMPLE]}")
+        or guess_language(f"{title} {summary[:_SAMPLE]} {content[:_SAMPLE]}")
     )
     return Article(
         key=head.key,

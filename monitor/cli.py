@@ -227,11 +227,11 @@ def _open_input(path: str) -> TextIO:
 def _article(
     key: str, title: str, text: str, language: str | None, feed: str, detect: bool = True
 ) -> Any:
-    from monitor.articles import detect_language
     from monitor.models import Article
+    from monitor.text import guess_language
 
     if detect:
-        language = language or detect_language(f"{title}\n{text}")
+        language = language or guess_language(f"{title}\n{text}")
     return Article(key=key, feed_id=feed, title=title, content=text, language=language)
 
 

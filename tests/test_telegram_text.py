@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from telegram.error import RetryAfter
 
 from monitor import text as tx
-from monitor.articles import detect_language
 from monitor.render.telegram_text import (
     ELLIPSIS,
     FSI,
@@ -144,7 +143,6 @@ def test_the_regex_class_and_char_script_agree(ch: str) -> None:
     ],
 )
 def test_the_language_guess_reads_scripts(text: str, language: str) -> None:
-    assert detect_language(text) == language
     assert tx.guess_language(text) == language
 
 
