@@ -1501,7 +1501,9 @@ def _index_keys_of(norm: str, cap: bool = False) -> frozenset[str]:
     return _token_keys(norm, sc, frozenset(), cap)
 
 
+@lru_cache(maxsize=1 << 16)
 def _norm_token(raw: str) -> str:
+    """A raw token as the scan normalises it (cached: news repeats its words)."""
     return "".join(tx._WORD_RE.findall(tx.normalize_token(raw)))
 
 
@@ -1511,9 +1513,10 @@ def text_index_keys(text: str) -> set[str]:
     raws = parts[1::3]
     if not raws:
         return set()
-    norms = [_norm_token(r) for r in raws]
+    norms = list(map(_norm_token, raws))
     keys: set[str] = set()
-    for norm, cap in {(n, r[:1].isupper()) for n, r in zip(norms, raws, strict=True)}:
+    capitalised = map(str.isupper, map(itemgetter(slice(0, 1)), raws))
+    for norm, cap in set(zip(norms, capitalised, strict=True)):
         if norm:
             keys.update(_index_keys_of(norm, cap))
     acc = list(accumulate(map(len, parts)))
@@ -1521,13 +1524,16 @@ def text_index_keys(text: str) -> set[str]:
     for i in range(len(norms) - 1):
         a, b = norms[i], norms[i + 1]
         # what Matcher._joined can join: a Latin/Cyrillic-range head, same script
-        if len(a) < 2 or len(b) < 2 or not "\x03" < a[0] < "\u0600":
+        if len(a) < 2 or len(b) < 2 or not "\x03" < a[0] < "\u0600" or b[0] >= "\u0600":
             continue
-        if tx.script(a) != tx.script(b):
+        if not _COMPOUND_GAP_RE.fullmatch(text, ends[i], starts[i + 1]):
             continue
-        if _COMPOUND_GAP_RE.fullmatch(text, ends[i], starts[i + 1]):
+        if _script(a) == _script(b):
             keys.update(_index_keys_of(a + b, raws[i][:1].isupper()))
     return keys
+
+
+_script = lru_cache(maxsize=1 << 16)(tx.script)  # per normalised word, for the index
 
 
 def article_index_keys(article: Article) -> frozenset[str]:
