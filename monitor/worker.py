@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,7 +51,7 @@ TICK_BUDGET = 5.0  # a tick may keep claiming this long while there is a backlog
 ONCE_RETRY_WINDOW = timedelta(seconds=90)  # `--once` waits this long for quick retries
 RETENTION = timedelta(days=30)  # entries gone from their feed this long are forgotten
 RELOAD_POLL_SECONDS = 2.0  # config files are checked this often (plus SIGHUP)
-SHUTDOWN_GRACE = 6.0  # seconds in-flight polls get to finish on SIGTERM
+SHUTDOWN_GRACE = 6.0  # seconds running polls and jobs get to finish on SIGTERM
 DIGEST_LEASE = timedelta(seconds=60)
 BOT_LEASE = timedelta(seconds=30)  # one worker answers Telegram commands; renewed every 10 s
 MIN_FEED_LEASE = timedelta(seconds=60)  # a claimed feed's lease, renewed every third of it
@@ -265,8 +266,9 @@ class Worker:
         )
         self.sender.outage = self.outage
         self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self._jobs: set[asyncio.Task[Any]] = set()  # scheduled jobs running now
         self.scheduler.add_job(
-            self._tick,
+            self._scheduled(self._tick),
             "interval",
             seconds=TICK_SECONDS,
             id="tick",
@@ -275,10 +277,19 @@ class Worker:
             next_run_time=self.clock(),
         )
         self.scheduler.add_job(
-            self._prune, "interval", hours=1, id="prune", next_run_time=self.clock()
+            self._scheduled(self._prune),
+            "interval",
+            hours=1,
+            id="prune",
+            next_run_time=self.clock(),
         )
         self.scheduler.add_job(
-            self._digests, "interval", seconds=30, id="digests", max_instances=1, coalesce=True
+            self._scheduled(self._digests),
+            "interval",
+            seconds=30,
+            id="digests",
+            max_instances=1,
+            coalesce=True,
         )
         tasks: list[asyncio.Task[Any]] = []
         try:
@@ -297,8 +308,7 @@ class Worker:
                 await self._start_extras(extras)
                 await self.stop.wait()
                 log.info("stopping: no new polls; finishing work in flight")
-                self.scheduler.shutdown(wait=False)
-                await self._finish_in_flight()
+                await self._stop_scheduler()
                 with contextlib.suppress(StorageError):  # unwritten: polled again after the lease
                     await self.unchanged.aclose()
         finally:
@@ -544,12 +554,49 @@ class Worker:
             return
         self.wake_sender.set()
 
-    async def _finish_in_flight(self) -> None:
-        if self.in_flight:
-            _done, pending = await asyncio.wait(self.in_flight, timeout=SHUTDOWN_GRACE)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+    def _scheduled(self, job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """``job`` as the scheduler runs it: tracked while it runs, quiet if stopped.
+
+        APScheduler's shutdown cancels the jobs still running and logs each as an
+        error with a traceback. The stop lets them finish first; one that outlives
+        the grace is cut short, which is no error: its database work runs in a
+        thread and completes, and claimed feeds are released as the worker stops.
+        """
+
+        @functools.wraps(job)
+        async def run() -> None:
+            task = asyncio.current_task()
+            assert task is not None  # the scheduler runs jobs as tasks
+            self._jobs.add(task)
+            try:
+                await job()
+            except asyncio.CancelledError:
+                if not self.stop.is_set():
+                    raise
+                log.debug("%s cut short by the stop", job.__name__)
+            finally:
+                self._jobs.discard(task)
+
+        return run
+
+    async def _stop_scheduler(self) -> None:
+        """No new jobs; running jobs and polls share one grace, then are cancelled.
+
+        A tick sees the stop within a second, but it may start polls until then,
+        so the tasks to wait for are read again after each one ends.
+        """
+        self.scheduler.pause()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHUTDOWN_GRACE
+        while (running := self.in_flight | self._jobs) and loop.time() < deadline:
+            await asyncio.wait(
+                running, timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED
+            )
+        late = self.in_flight | self._jobs
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        self.scheduler.shutdown(wait=False)
 
     async def _digests(self) -> None:
         channels = delivery_channels(self.settings, self.ruleset)

@@ -9,12 +9,15 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 
 import aiohttp
 import pytest
 
 from monitor.config import load_settings
 from monitor.deliver.notifier import ConsoleNotifier
+from monitor.models import utc_now
+from monitor.storage import Store
 from monitor.worker import Worker
 from tests.fakes.feedserver import Item, rss_feed
 
@@ -156,6 +159,51 @@ async def test_health_and_metrics(feed_server, write_config, sqlite_url, monkeyp
         assert "monitor_alerts_sent_total" in text
     finally:
         await run.stop()
+
+
+BACKLOG = 130  # due feeds: more than one tick may claim (the fetcher's concurrency × 2)
+
+
+async def test_a_stop_while_the_tick_works_through_a_backlog_ends_without_errors(
+    feed_server, write_config, sqlite_url, monkeypatch, caplog
+):
+    """SIGTERM while a tick still claims a backlog and its polls wait on a slow server.
+
+    The scheduler's shutdown used to cancel the running tick, and APScheduler
+    logged that as a job that "raised an exception", with a traceback.
+    """
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    caplog.set_level(logging.DEBUG)
+    tag = uuid.uuid4().hex
+    feeds = []
+    for n in range(BACKLOG):
+        body = rss_feed("Wire", [item(f"Talks in Astana, round {n}", f"{tag}-{n}")])
+        url = feed_server.add(f"/{tag}/{n}.xml", body, delay=1.0)  # 4 per host at a time
+        feeds.append(f"  - {{id: f{n}, url: '{url}', interval: 1s}}\n")
+    config = write_config(
+        "channels:\n  desk: {chat: '@desk'}\nfeeds:\n" + "".join(feeds) + "rules:\n" + ASTANA_RULE
+    )
+    run = Running(load_settings(config))
+    try:
+        # a tick that claims as many feeds as it has room for keeps claiming as polls end
+        await until(lambda: len(getattr(run.worker, "in_flight", ())) >= 100, "a full claim")
+    finally:
+        stopped_in = await run.stop()
+    assert stopped_in < 10
+    problems = [
+        f"{r.name} {r.levelname}: {r.getMessage()}"
+        for r in caplog.records
+        if r.levelno >= logging.ERROR or r.exc_info
+    ]
+    assert problems == []
+    assert "worker stopped" in caplog.text
+    # every lease was given back: another worker may claim all the feeds at once
+    store = Store(sqlite_url)
+    try:
+        later = utc_now() + timedelta(hours=1)
+        assert len(store.claim_due_feeds("next", later, timedelta(minutes=1), 1000)) == BACKLOG
+    finally:
+        store.close()
 
 
 def test_a_second_worker_on_the_same_sqlite_file_is_refused(write_config, sqlite_url, tmp_path):
