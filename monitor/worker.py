@@ -34,7 +34,7 @@ from monitor.exceptions import ConfigError, NotifyError, StorageError
 from monitor.fetch import DEFAULT_USER_AGENT, Fetcher, FetchSettings
 from monitor.fulltext import PageFetcher
 from monitor.match import REGEX_TIMEOUT
-from monitor.models import Channel, FeedSource, FeedState, utc_now
+from monitor.models import Alert, Channel, FeedSource, FeedState, utc_now
 from monitor.outage import OutageLog
 from monitor.pipeline import CPU_LOCK, PollOutcome, Ruleset, poll_feed
 from monitor.render import operator_alerts as operator
@@ -487,12 +487,7 @@ class Worker:
             message = operator.translation_down(stats.backend, stats.last_error, now)
         else:
             message = operator.translation_recovered(stats.backend, now)
-        try:
-            await asyncio.to_thread(self.store.queue_alert, message, now)
-        except StorageError as exc:
-            log.error("could not queue the operator alert about translation: %s", exc)
-            return
-        self.wake_sender.set()
+        await self._tell_operator(message, now, "about translation")
 
     async def _renew_lease(self, feed_id: str) -> None:
         """Keep a running poll's feed leased to us (see ``feed_lease``); ends with the poll."""
@@ -528,13 +523,8 @@ class Worker:
         self._regex_reported.add(term)
         now = self.clock()
         alert = operator.regex_timeout(term, REGEX_TIMEOUT, now)
-        try:
-            await asyncio.to_thread(self.store.queue_alert, alert, now)
-        except StorageError as exc:
-            log.error("could not queue the operator alert for term %r: %s", term, exc)
+        if not await self._tell_operator(alert, now, f"for term {term!r}"):
             self._regex_reported.discard(term)  # a later timeout (after a reload) tries again
-            return
-        self.wake_sender.set()
 
     async def _operator_feed_change(self, feed: FeedSource, outcome: PollOutcome) -> None:
         if not self.settings.telegram.admin_chat:
@@ -547,12 +537,17 @@ class Worker:
             message = operator.feed_recovered(feed.id, outcome.previous_errors, now)
         else:
             return
+        await self._tell_operator(message, now, f"for feed {feed.id}")
+
+    async def _tell_operator(self, alert: Alert, now: datetime, about: str) -> bool:
+        """Queue an operator alert and wake the sender; False (logged) if the store failed."""
         try:
-            await asyncio.to_thread(self.store.queue_alert, message, now)
+            await asyncio.to_thread(self.store.queue_alert, alert, now)
         except StorageError as exc:
-            log.error("could not queue the operator alert for feed %s: %s", feed.id, exc)
-            return
+            log.error("could not queue the operator alert %s: %s", about, exc)
+            return False
         self.wake_sender.set()
+        return True
 
     def _scheduled(self, job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         """``job`` as the scheduler runs it: tracked while it runs, quiet if stopped.
@@ -717,11 +712,7 @@ class Worker:
             )
             if self.settings.telegram.admin_chat:
                 now = self.clock()
-                with contextlib.suppress(StorageError):  # logged above; the worker goes on
-                    await asyncio.to_thread(
-                        self.store.queue_alert, operator.reload_failed(report, now), now
-                    )
-                self.wake_sender.set()
+                await self._tell_operator(operator.reload_failed(report, now), now, "on the reload")
             return False
         self._last_reload_error = None
         if settings.version == self.settings.version:

@@ -18,10 +18,11 @@ message is gone or too old is dropped with a log line, never resent as an alert.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections import defaultdict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -255,7 +256,6 @@ class Sender:
 
     async def _update_stories(self, chat: str, updates: list[StoryUpdate]) -> None:
         """Edit (or reply to) each story's first alert to show its later sources."""
-        loop = asyncio.get_running_loop()
         for update in updates:
             channel = self.channels.get(update.channel)
             if channel is None:
@@ -277,37 +277,54 @@ class Sender:
                     self.store.story_updated, update.id, update.source_count, now, now
                 )
                 continue
-            if self.paced:
-                while (wait := self.pacer.delay(chat, loop.time())) > 0:
-                    await asyncio.sleep(wait)
-            renewed = await asyncio.to_thread(
-                self.store.renew_channel, self.owner, channel.name, self.clock(), CHANNEL_LEASE
-            )
-            if not renewed:
-                self._owned.discard(channel.name)
-                return
             html, text = rendered
-            answer: Delivery | None = None
-            if self.paced:
-                self.pacer.start(chat)
-            try:
-                if mode == StoryMode.EDIT:
-                    answer = await self.notifier.edit(
-                        update.alert_id, update.message_id, html, text, channel
-                    )
-                else:
-                    answer = await self.notifier.send(
-                        update.alert_id,
-                        html,
-                        text,
-                        channel,
-                        silent=True,
-                        reply_to=update.message_id,
-                    )
-            finally:
-                if self.paced:
-                    self.pacer.answered(chat, loop.time(), answer is not None and answer.ok)
+            if mode == StoryMode.EDIT:
+                call = functools.partial(
+                    self.notifier.edit, update.alert_id, update.message_id, html, text, channel
+                )
+            else:
+                call = functools.partial(
+                    self.notifier.send,
+                    update.alert_id,
+                    html,
+                    text,
+                    channel,
+                    silent=True,
+                    reply_to=update.message_id,
+                )
+            answer = await self._paced_call(chat, channel, call)
+            if answer is None:
+                return
             await self._story_outcome(chat, channel, update, answer, mode)
+
+    async def _paced_call(
+        self, chat: str, channel: Channel, call: Callable[[], Awaitable[Delivery]]
+    ) -> Delivery | None:
+        """Wait for the chat's pace, renew the channel's lease, then make ``call``.
+
+        The lease is renewed right before the call, so it outlives it (the send
+        timeout is shorter than the lease). None: the lease lapsed and another
+        worker has taken the channel over, so nothing was sent.
+        """
+        loop = asyncio.get_running_loop()
+        if self.paced:
+            while (wait := self.pacer.delay(chat, loop.time())) > 0:
+                await asyncio.sleep(wait)
+        renewed = await asyncio.to_thread(
+            self.store.renew_channel, self.owner, channel.name, self.clock(), CHANNEL_LEASE
+        )
+        if not renewed:
+            self._owned.discard(channel.name)
+            return None
+        answer: Delivery | None = None
+        if self.paced:
+            self.pacer.start(chat)
+        try:
+            answer = await call()
+        finally:
+            if self.paced:
+                self.pacer.answered(chat, loop.time(), answer is not None and answer.ok)
+        return answer
 
     async def _story_outcome(
         self, chat: str, channel: Channel, update: StoryUpdate, answer: Delivery, mode: StoryMode
@@ -363,26 +380,12 @@ class Sender:
                 await asyncio.to_thread(self.store.hold_alert, alert.id)
                 self.stats.held += 1
                 continue
-            if self.paced:
-                while (wait := self.pacer.delay(chat, loop.time())) > 0:
-                    await asyncio.sleep(wait)
-            # renewed right before the send, so the lease outlives it (send timeout < lease)
-            renewed = await asyncio.to_thread(
-                self.store.renew_channel, self.owner, channel.name, self.clock(), CHANNEL_LEASE
+            silent = decision == Decision.SEND_SILENT
+            delivery = await self._paced_call(
+                chat, channel, functools.partial(self._deliver, alert, channel, silent)
             )
-            if not renewed:  # our lease lapsed and another worker took the channel over
-                self._owned.discard(channel.name)
+            if delivery is None:
                 return
-            answer: Delivery | None = None
-            if self.paced:
-                self.pacer.start(chat)
-            try:
-                silent = decision == Decision.SEND_SILENT
-                answer = await self._deliver(alert, channel, silent)
-            finally:
-                if self.paced:
-                    self.pacer.answered(chat, loop.time(), answer is not None and answer.ok)
-            delivery = answer
             now = self.clock()
             if delivery.ok:
                 await asyncio.to_thread(self.store.mark_sent, alert.id, now, delivery.message_id)
