@@ -72,8 +72,10 @@ from monitor.render.telegram_text import (
     esc,
     format_utc,
     href_attr,
+    merge_spans,
     retry_after_seconds,
     safe_link,
+    truncate,
 )
 from monitor.storage import OutboxAlert, Store
 from monitor.text import guess_language
@@ -907,12 +909,7 @@ def _highlighted(article: Article, matches: Sequence[Match]) -> list[str]:
 
 def _bold_spans(text: str, spans: Sequence[tuple[int, int]], limit: int) -> str:
     """``text`` escaped with merged ``spans`` bolded, cut so the HTML fits ``limit``."""
-    merged: list[list[int]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
+    merged = merge_spans(spans)
     keep = min(len(text), limit)
     for _ in range(12):  # escaping can grow the text up to 5×: shrink until it fits
         rendered = _render_spans(text[:keep], merged) + ("…" if keep < len(text) else "")
@@ -922,7 +919,7 @@ def _bold_spans(text: str, spans: Sequence[tuple[int, int]], limit: int) -> str:
     return "…"
 
 
-def _render_spans(visible: str, merged: Sequence[Sequence[int]]) -> str:
+def _render_spans(visible: str, merged: Sequence[tuple[int, int]]) -> str:
     out, pos = [], 0
     for start, end in merged:
         if start >= len(visible):
@@ -1011,8 +1008,8 @@ def _target(text: str) -> MuteTarget:
 
 
 def _cap(text: str, limit: int) -> str:
-    text = " ".join(text.split()) if "\n" in text else text
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """One line of at most ``limit`` characters, cut at a word (never inside a grapheme)."""
+    return truncate(" ".join(text.split()) if "\n" in text else text, limit)
 
 
 def _when(moment: datetime | None) -> str:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import regex
 from hypothesis import given
 from hypothesis import strategies as st
 from telegram.error import RetryAfter
@@ -16,10 +17,12 @@ from monitor import text as tx
 from monitor.render.telegram_text import (
     ELLIPSIS,
     FSI,
+    GRAPHEME_MAX,
     LRI,
     PDI,
     Segment,
     bold,
+    cut_before,
     esc,
     esc_segment,
     format_time,
@@ -80,6 +83,66 @@ def test_truncate_stays_within_the_limit_in_code_points(text: str, limit: int) -
 def test_truncate_counts_astral_characters_once() -> None:
     flags = "🇸🇾" * 10  # 20 code points (40 UTF-16 units)
     assert truncate(flags, 20) == flags
+
+
+def grapheme_starts(text: str) -> set[int]:
+    """Where Unicode's extended grapheme clusters start (the regex module's \\X)."""
+    starts, at = {0, len(text)}, 0
+    for cluster in regex.findall(r"\X", text):
+        at += len(cluster)
+        starts.add(at)
+    return starts
+
+
+# Text of the kinds a cut can land in: Arabic with its marks, emoji joined by ZWJ
+# and with skin tones or variation selectors, flags (regional indicator pairs).
+CLUSTER_PIECES = st.sampled_from(
+    [
+        "a",
+        "b",
+        " ",
+        "ب",
+        "ا",
+        "\u064e",
+        "\u0651",
+        "\u200d",
+        "👨",
+        "👩",
+        "👧",
+        "🏽",
+        "\ufe0f",
+        "❤",
+        "🇸",
+        "🇾",
+        "🇷",
+        "🇺",
+        "e\u0301",
+    ]
+)
+
+
+@given(st.lists(CLUSTER_PIECES, max_size=24).map("".join), st.integers(0, 40))
+def test_cut_before_never_splits_a_grapheme(text: str, limit: int) -> None:
+    cut = cut_before(text, limit)
+    assert 0 <= cut <= min(limit, len(text))
+    assert cut in grapheme_starts(text), (text, limit, cut)
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "kept"),
+    [
+        ("Talks in Astana👨\u200d👩\u200d👧resume", 20, "Talks in Astana"),  # family emoji
+        ("🇸🇾" * 10 + "x", 20, "🇸🇾" * 9),  # the cut falls between a flag's two letters
+        ("أستانا" + "\u064e" * 5000, 100, "أستانا" + "\u064e" * 93),  # hostile marks
+    ],
+)
+def test_truncate_keeps_graphemes_whole(text: str, limit: int, kept: str) -> None:
+    assert truncate(text, limit) == kept + ELLIPSIS
+
+
+def test_a_grapheme_longer_than_the_bound_is_cut_at_the_limit() -> None:
+    text = "x" + "\u0651" * (GRAPHEME_MAX * 3)
+    assert cut_before(text, GRAPHEME_MAX * 2) == GRAPHEME_MAX * 2
 
 
 @pytest.mark.parametrize(

@@ -64,9 +64,10 @@ from monitor.render.telegram_text import (
     esc_segment,
     format_time,
     href_attr,
-    joins_previous,
     link_text,
+    merge_spans,
     safe_link,
+    splits_grapheme,
     truncate,
 )
 from monitor.sentences import split_sentences
@@ -263,17 +264,6 @@ def render_sample_alert(channel: Channel, now: datetime | None = None) -> Alert:
 # Text cleaning with offset tracking
 
 
-def _merge(spans: Sequence[tuple[int, int]], touching: bool = True) -> list[tuple[int, int]]:
-    """Sorted spans with overlaps (and, if ``touching``, adjacent spans) joined."""
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(spans):
-        if merged and (start < merged[-1][1] or (touching and start == merged[-1][1])):
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
-
-
 def _hit_spans(article: Article, matches: Sequence[Match]) -> dict[str, list[tuple[int, int]]]:
     """Valid hit spans per field, merged; spans outside the field's text are ignored."""
     raw: dict[str, list[tuple[int, int]]] = {}
@@ -285,7 +275,7 @@ def _hit_spans(article: Article, matches: Sequence[Match]) -> dict[str, list[tup
             start, end = max(0, hit.start), min(length, hit.end)
             if start < end:
                 raw.setdefault(hit.field, []).append((start, end))
-    return {field: _merge(spans) for field, spans in raw.items()}
+    return {field: merge_spans(spans) for field, spans in raw.items()}
 
 
 def _segments(text: str, spans: Sequence[tuple[int, int]]) -> list[Segment]:
@@ -351,7 +341,7 @@ def _pick_sentences(
                 old = picked[i]
                 picked[i] = _Sentence(
                     old.text,
-                    tuple(_merge([*old.spans, *moved], touching=False)),
+                    tuple(merge_spans([*old.spans, *moved], touching=False)),
                     old.field,
                     old.index,
                 )
@@ -397,12 +387,12 @@ def _merge_prefix(old: _Sentence, text: str, spans: Sequence[tuple[int, int]]) -
         keep = len(_stem(old.text))
         moved = [(a, min(b, keep)) for a, b in old.spans if a < keep]
         return _Sentence(
-            text, tuple(_merge([*moved, *spans], touching=False)), old.field, old.index
+            text, tuple(merge_spans([*moved, *spans], touching=False)), old.field, old.index
         )
     keep = len(_stem(text))
     moved = [(a, min(b, keep)) for a, b in spans if a < keep]
     return _Sentence(
-        old.text, tuple(_merge([*old.spans, *moved], touching=False)), old.field, old.index
+        old.text, tuple(merge_spans([*old.spans, *moved], touching=False)), old.field, old.index
     )
 
 
@@ -492,7 +482,7 @@ def _cut_after(text: str, at: int, hit_start: int) -> int:
     if space >= 0:
         return space + 1
     cut = at
-    while cut < hit_start and joins_previous(text[cut]):
+    while cut < hit_start and splits_grapheme(text, cut):
         cut += 1
     return cut
 
@@ -636,7 +626,7 @@ def _carry_bold(text: str, terms: Sequence[str], had_hits: bool) -> tuple[tuple[
                 spans.append((at, end))
             at = text.find(term, end)
     if spans:
-        return tuple(_merge(spans))
+        return tuple(merge_spans(spans))
     return ((0, len(text)),) if had_hits and text else ()
 
 

@@ -48,6 +48,7 @@ __all__ = [
     "link_text",
     "retry_after_seconds",
     "safe_link",
+    "splits_grapheme",
     "truncate",
 ]
 
@@ -157,17 +158,71 @@ def joins_previous(ch: str) -> bool:
     )
 
 
+def merge_spans(spans: Sequence[tuple[int, int]], touching: bool = True) -> list[tuple[int, int]]:
+    """Sorted spans with overlaps (and, if ``touching``, adjacent spans) joined."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and (start < merged[-1][1] or (touching and start == merged[-1][1])):
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+#: How far a cut steps back to keep a grapheme whole; a longer one is hostile text
+#: (the longest real emoji sequences, skin tones and all, are about 11 code points).
+GRAPHEME_MAX = 32
+_ZWJ = "\u200d"
+
+
+def _pictographic(ch: str) -> bool:
+    """Roughly Unicode's Extended_Pictographic: what a zero-width joiner glues on."""
+    code = ord(ch)
+    return (
+        code >= 0x1F000
+        or 0x2190 <= code <= 0x21FF
+        or 0x2300 <= code <= 0x23FF
+        or 0x2600 <= code <= 0x27BF
+        or 0x2B00 <= code <= 0x2BFF
+        or code in (0xA9, 0xAE, 0x203C, 0x2049, 0x2122, 0x2139, 0x3030, 0x303D, 0x3297, 0x3299)
+    )
+
+
+def _regional(ch: str) -> bool:
+    return 0x1F1E6 <= ord(ch) <= 0x1F1FF
+
+
+def splits_grapheme(text: str, at: int) -> bool:
+    """Whether a cut before ``text[at]`` splits what a reader sees as one character:
+    a base and its marks, an emoji joined by ZWJ, or a flag's two regional letters."""
+    if at <= 0 or at >= len(text):
+        return False
+    ch, before = text[at], text[at - 1]
+    if joins_previous(ch) or (before == _ZWJ and _pictographic(ch)):
+        return True
+    if _regional(ch) and _regional(before):
+        run, i = 0, at - 1  # flags pair up from the start of the run
+        while i >= 0 and run < 4096 and _regional(text[i]):
+            run, i = run + 1, i - 1
+        return run % 2 == 1
+    return False
+
+
 def cut_before(text: str, limit: int, floor: int = 0) -> int:
-    """An index in ``floor..limit`` at a word boundary, else one that starts a grapheme."""
+    """An index in ``floor..limit`` at a word boundary, else one that starts a grapheme.
+
+    With no grapheme start within ``GRAPHEME_MAX`` (a run of thousands of marks),
+    the cut stays at ``limit`` rather than lose the whole run.
+    """
     if limit >= len(text):
         return len(text)
     space = text.rfind(" ", floor, limit + 1)
     if space > floor + (limit - floor) * 0.6:
         return space
     cut = limit
-    while cut > floor and joins_previous(text[cut]):
+    while cut > floor and limit - cut < GRAPHEME_MAX and splits_grapheme(text, cut):
         cut -= 1
-    return cut
+    return limit if cut > floor and splits_grapheme(text, cut) else cut
 
 
 def truncate(text: str, limit: int) -> str:
