@@ -45,6 +45,7 @@ import lxml.etree
 import lxml.html
 
 from monitor.exceptions import MonitorError
+from monitor.text import primary_subtag
 
 __all__ = [
     "MAX_BYTES",
@@ -592,7 +593,7 @@ def _language(tree: lxml.html.HtmlElement) -> str | None:
     """The primary subtag of ``<html lang>`` ("ar" for "ar-SY"), lower case."""
     root = tree.getroottree().getroot()
     value = root.get("lang") or root.get("xml:lang") or ""  # the HTML parser keeps "xml:" as is
-    primary = value.strip().lower().replace("_", "-").split("-", 1)[0]
+    primary = primary_subtag(value)
     return primary if _LANG.fullmatch(primary) else None
 
 

@@ -44,6 +44,7 @@ from lxml import etree
 from monitor.exceptions import ParseError
 from monitor.models import FetchResult, ParsedFeed, RawEntry
 from monitor.sanitize import clean_fields, scrub_char_refs
+from monitor.text import primary_subtag
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +230,7 @@ def _language_tag(value: Any) -> str | None:
     """ "ru-RU" → "ru"; anything that is not a plausible tag → None."""
     if not isinstance(value, str):
         return None
-    primary = value.strip().replace("_", "-").split("-")[0].lower()
+    primary = primary_subtag(value)
     return primary if primary.isalpha() and 2 <= len(primary) <= 3 else None
 
 

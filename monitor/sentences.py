@@ -26,7 +26,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from monitor.text import guess_language
+from monitor.text import guess_language, primary_subtag
 
 __all__ = ["split_sentences"]
 
@@ -82,7 +82,7 @@ def _language(code: str | None) -> str:
     """The language whose rules split ``code``'s text ("" for none given)."""
     if not code:
         return ""
-    base = code.replace("_", "-").split("-", 1)[0].lower()
+    base = primary_subtag(code)
     return base if base in _PREFIX_ABBREVIATIONS else _SPLIT_AS.get(base, "en")
 
 

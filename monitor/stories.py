@@ -17,7 +17,15 @@ from datetime import UTC, datetime, timedelta
 from rapidfuzz import fuzz, process
 
 from monitor.models import Alert, Article, Match
-from monitor.text import TOKEN_RE, guess_language, normalize_token, raw_tokens, script, words
+from monitor.text import (
+    TOKEN_RE,
+    guess_language,
+    normalize_token,
+    primary_subtag,
+    raw_tokens,
+    script,
+    words,
+)
 
 SAME_STORY_WINDOW = timedelta(hours=24)
 SAME_STORY_SCORE = 92.0  # rapidfuzz ratio of normalised titles
@@ -464,7 +472,7 @@ def make_candidate(
     directions = {_DIRECTIONS[w] for w in words(text) if w in _DIRECTIONS}
     return StoryCandidate(
         key=key,
-        language=(language or guess_language(text) or "").split("-")[0].lower(),
+        language=primary_subtag(language or guess_language(text)),
         title=title,
         lead=lead,
         published=published.astimezone(UTC),

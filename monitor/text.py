@@ -809,13 +809,18 @@ def guess_language(text: str) -> str | None:
     return best
 
 
+def primary_subtag(code: str | None) -> str:
+    """``ar-SY``, ``ar_sy``, `` AR `` → ``ar``; "" for no code."""
+    return (code or "").strip().replace("_", "-").split("-", 1)[0].lower()
+
+
 def language_matches(wanted: str, actual: str | None) -> bool:
     """``ar`` accepts ``ar``, ``ar-SY`` and ``ar_SY``; comparison is case-insensitive."""
     if actual is None:
         return False
     w = wanted.strip().lower().replace("_", "-")
     a = actual.strip().lower().replace("_", "-")
-    return a == w or a.split("-")[0] == w or w.split("-")[0] == a
+    return a == w or primary_subtag(a) == w or primary_subtag(w) == a
 
 
 __all__ = [

@@ -65,7 +65,7 @@ import aiohttp
 from monitor import __version__
 from monitor.exceptions import TranslateError
 from monitor.fetch import parse_retry_after
-from monitor.text import guess_language
+from monitor.text import guess_language, primary_subtag
 
 __all__ = [
     "BACKENDS",
@@ -209,7 +209,7 @@ def normalize_language(code: str) -> str:
 def _base(code: str | None) -> str | None:
     if not code:
         return None
-    return code.strip().replace("_", "-").split("-", 1)[0].lower() or None
+    return primary_subtag(code) or None
 
 
 def _script_family(base: str) -> str:

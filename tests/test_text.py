@@ -458,3 +458,19 @@ def test_the_written_out_mark_class_is_the_computed_one() -> None:
     if unicodedata.unidata_version == tx._MARKS_UNICODE:
         assert computed == tx._MARKS_14
     assert computed == tx._MARKS
+
+
+@pytest.mark.parametrize(
+    ("code", "primary"),
+    [
+        ("ar-SY", "ar"),
+        ("ar_sy", "ar"),
+        (" RU ", "ru"),
+        ("zh-Hant-TW", "zh"),
+        ("fa", "fa"),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_primary_subtag(code: str | None, primary: str) -> None:
+    assert tx.primary_subtag(code) == primary

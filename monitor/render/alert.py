@@ -72,6 +72,7 @@ from monitor.render.telegram_text import (
 )
 from monitor.sentences import split_sentences
 from monitor.stories import story_key
+from monitor.text import primary_subtag
 from monitor.translate import Translation, language_name
 
 __all__ = [
@@ -758,7 +759,7 @@ def rule_names(rules: tuple[str, ...]) -> list[str]:
 
 def base_language(code: str | None) -> str:
     """``ar-SY`` → ``ar``: the key of ``LABELS`` for a channel's language."""
-    return (code or "en").replace("_", "-").split("-", 1)[0].lower()
+    return primary_subtag(code) or "en"
 
 
 _SAMPLES: dict[str, dict[str, str]] = {

@@ -31,6 +31,7 @@ from monitor.render.telegram_text import (
     safe_link,
     truncate,
 )
+from monitor.text import primary_subtag
 
 __all__ = [
     "ALSO_LABELS",
@@ -74,8 +75,7 @@ def plain_length(html_text: str) -> int:
 
 
 def _label(language: str | None) -> str:
-    code = (language or "en").replace("_", "-").split("-", 1)[0].lower()
-    return ALSO_LABELS.get(code, ALSO_LABELS["en"])
+    return ALSO_LABELS.get(primary_subtag(language) or "en", ALSO_LABELS["en"])
 
 
 def _distinct(sources: Sequence[StorySource]) -> list[tuple[str, str | None, int]]:
