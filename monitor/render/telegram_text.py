@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 __all__ = [
     "ELLIPSIS",
     "FSI",
+    "GRAPHEME_MAX",
     "HREF_MAX",
     "LRI",
     "MAX_CAPTION_LENGTH",
@@ -46,6 +47,7 @@ __all__ = [
     "isolate",
     "joins_previous",
     "link_text",
+    "merge_spans",
     "retry_after_seconds",
     "safe_link",
     "splits_grapheme",
