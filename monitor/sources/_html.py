@@ -56,12 +56,6 @@ def parse_html(markup: bytes | str, encoding: str | None = None) -> etree._Eleme
     return root
 
 
-def has_class(element: etree._Element, name: str) -> bool:
-    """True when ``name`` is one of the element's classes."""
-    value = element.get("class")
-    return bool(value) and name in value.split()
-
-
 def classes(element: etree._Element) -> list[str]:
     """The element's class names."""
     return (element.get("class") or "").split()

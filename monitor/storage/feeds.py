@@ -240,20 +240,6 @@ def ensure_feeds(conn: sa.Connection, feeds: Sequence[tuple[str, str]]) -> None:
         conn.execute(stmt, missing)
 
 
-def success_values(now: datetime, status: int | None, next_poll: datetime) -> dict[str, Any]:
-    """Feed columns after any successful poll: errors cleared, lease released."""
-    return {
-        "last_poll": now,
-        "last_success": now,
-        "http_status": status,
-        "errors": 0,
-        "last_error": None,
-        "next_poll": next_poll,
-        "lease_owner": None,
-        "lease_until": None,
-    }
-
-
 def feed_state(row: Any) -> FeedState:
     return FeedState(
         feed_id=row.feed_id,
