@@ -69,6 +69,7 @@ from monitor.models import (
 )
 from monitor.pipeline import Ruleset
 from monitor.render.telegram_text import (
+    cut_before,
     esc,
     format_utc,
     href_attr,
@@ -912,7 +913,8 @@ def _bold_spans(text: str, spans: Sequence[tuple[int, int]], limit: int) -> str:
     merged = merge_spans(spans)
     keep = min(len(text), limit)
     for _ in range(12):  # escaping can grow the text up to 5×: shrink until it fits
-        rendered = _render_spans(text[:keep], merged) + ("…" if keep < len(text) else "")
+        shown = text[: cut_before(text, keep)]  # never inside a grapheme
+        rendered = _render_spans(shown, merged) + ("…" if len(shown) < len(text) else "")
         if len(rendered) <= limit:
             return rendered
         keep = keep * 2 // 3

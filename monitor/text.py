@@ -845,6 +845,7 @@ __all__ = [
     "normalize",
     "normalize_map",
     "normalize_token",
+    "primary_subtag",
     "raw_tokens",
     "resplit",
     "russian_is_name",

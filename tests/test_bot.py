@@ -518,6 +518,16 @@ def test_test_reply_is_always_valid_html_within_the_limit(text: str, spans):
     _valid_reply(render_test(article, matches, ruleset))
 
 
+def test_test_reply_cuts_a_long_text_between_flags_not_inside_one():
+    text = "Talks in Astana: " + "🇸🇾" * 1000  # odd prefix: a cut by count splits a flag
+    hit = Hit("Astana", "Astana", "content", 9, 15)
+    article = Article(key="k", feed_id="", title="", content=text, language="en")
+    reply = _valid_reply(render_test(article, [Match("astana", (hit,))], _tiny_ruleset()))
+    flags = reply[reply.index("🇸") : reply.index("…")]
+    assert flags and set(flags) == {"🇸", "🇾"} and len(flags) % 2 == 0
+    assert flags == "🇸🇾" * (len(flags) // 2)
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.text(max_size=300), min_size=1, max_size=80))
 def test_recent_reply_is_always_valid_html_within_the_limit(titles):
